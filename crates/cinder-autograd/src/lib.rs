@@ -1,0 +1,1 @@
+//! Autograd for Cinder: `Tensor` (a `DeviceTensor` plus a recorded graph node) and backward rules.

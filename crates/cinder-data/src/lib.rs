@@ -1,0 +1,1 @@
+//! Data sets and loading for Cinder: IDX (MNIST, Fashion-MNIST), CIFAR-10 binary, DataLoader.

@@ -1,0 +1,652 @@
+//! The GPU context: adapter choice, pipeline cache, batched asynchronous dispatch, upload and
+//! readback, and the buffer pool.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, MAX_PARAMS_BYTES, Params};
+use crate::pool::{Pool, size_class};
+use crate::tensor::DeviceTensor;
+
+/// Dispatches recorded before the pending commands are submitted without being asked.
+const MAX_PENDING_DISPATCHES: u32 = 512;
+/// Submissions allowed in flight before recording waits for the oldest (back-pressure).
+const MAX_IN_FLIGHT: usize = 4;
+/// Uploads allowed without a submit (many `write_buffer` calls without one corrupt uploads).
+const MAX_UPLOADS_PER_SUBMIT: u32 = 64;
+/// Default bound on the bytes the pool keeps for reuse.
+const DEFAULT_MAX_POOLED_BYTES: u64 = 2 << 30;
+
+/// A handle to one GPU (or lavapipe) device and its queue. Cheap to clone; every tensor holds
+/// one. [`Device::default`] returns the process-wide shared device.
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    immediate_size: u32,
+    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    state: Mutex<State>,
+    pool: Mutex<Pool>,
+    gpu_error: Arc<Mutex<Option<String>>>,
+}
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    pending: u32,
+    uploads: u32,
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
+    dispatches: u64,
+    submits: u64,
+}
+
+/// Memory held by a device's tensors and its pool, in bytes (size-class rounded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Bytes in buffers owned by live tensors.
+    pub live_bytes: u64,
+    /// Bytes in free buffers kept for reuse.
+    pub pooled_bytes: u64,
+}
+
+/// Counters of recorded work, for tests and benches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DispatchStats {
+    /// Kernel dispatches recorded since the device was created.
+    pub dispatches: u64,
+    /// Queue submissions since the device was created.
+    pub submits: u64,
+}
+
+static DEFAULT: OnceLock<std::result::Result<Device, (bool, String)>> = OnceLock::new();
+
+fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("CINDER_BACKEND") {
+        Err(_) => Ok(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "vulkan" => Ok(wgpu::Backends::VULKAN),
+            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+            "metal" => Ok(wgpu::Backends::METAL),
+            "dx12" => Ok(wgpu::Backends::DX12),
+            other => Err(Error::NoAdapter {
+                reason: format!("CINDER_BACKEND={other} is not one of vulkan, gl, metal, dx12"),
+            }),
+        },
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+impl Device {
+    /// The process-wide shared device, created on first use: a discrete GPU if there is one,
+    /// then an integrated one, then any adapter (lavapipe). `CINDER_ADAPTER=<substring>` picks an
+    /// adapter by name and `CINDER_BACKEND=vulkan|gl|metal|dx12` restricts backends.
+    /// Returns [`Error::NoAdapter`] (with the install command) when no adapter qualifies.
+    #[allow(clippy::should_implement_trait)]
+    pub fn default() -> Result<Device> {
+        let d = DEFAULT.get_or_init(|| {
+            Device::new().map_err(|e| match e {
+                Error::NoAdapter { reason } => (true, reason),
+                other => (false, other.to_string()),
+            })
+        });
+        match d {
+            Ok(dev) => Ok(dev.clone()),
+            Err((true, reason)) => Err(Error::NoAdapter {
+                reason: reason.clone(),
+            }),
+            Err((false, msg)) => Err(Error::DeviceRequest {
+                adapter: "default".into(),
+                reason: msg.clone(),
+            }),
+        }
+    }
+
+    /// Creates a new device (not the shared one), honouring `CINDER_ADAPTER` and
+    /// `CINDER_BACKEND`. Returns [`Error::NoAdapter`] when none qualifies and
+    /// [`Error::DeviceRequest`] when the adapter refuses to create a device.
+    pub fn new() -> Result<Device> {
+        let backends = backends_from_env()?;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let wanted = std::env::var("CINDER_ADAPTER")
+            .ok()
+            .map(|s| s.to_ascii_lowercase());
+        let mut seen = Vec::new();
+        let mut candidates = Vec::new();
+        for a in adapters {
+            let info = a.get_info();
+            seen.push(format!(
+                "{} ({:?}, {:?})",
+                info.name, info.device_type, info.backend
+            ));
+            if let Some(w) = &wanted
+                && !info.name.to_ascii_lowercase().contains(w)
+            {
+                continue;
+            }
+            if !a.features().contains(wgpu::Features::IMMEDIATES)
+                || (a.limits().max_immediate_size as usize) < MAX_PARAMS_BYTES
+            {
+                continue;
+            }
+            candidates.push(a);
+        }
+        candidates.sort_by_key(|a| {
+            let i = a.get_info();
+            (type_rank(i.device_type), backend_rank(i.backend))
+        });
+        let Some(adapter) = candidates.into_iter().next() else {
+            let filter = wanted
+                .map(|w| format!("CINDER_ADAPTER={w}; "))
+                .unwrap_or_default();
+            let seen = if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            };
+            return Err(Error::NoAdapter {
+                reason: format!(
+                    "{filter}adapters seen: {seen}; Cinder needs one with immediates of at least {MAX_PARAMS_BYTES} bytes"
+                ),
+            });
+        };
+        Self::from_adapter(adapter)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("cinder"),
+            required_features: wgpu::Features::IMMEDIATES,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let gpu_error = Arc::new(Mutex::new(None::<String>));
+        let sink = gpu_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_none() {
+                *g = Some(e.to_string());
+            }
+        }));
+        let pool = Pool::with_limit(DEFAULT_MAX_POOLED_BYTES);
+        Ok(Device {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                immediate_size: MAX_PARAMS_BYTES as u32,
+                info,
+                limits,
+                pipelines: Mutex::new(HashMap::new()),
+                state: Mutex::new(State::default()),
+                pool: Mutex::new(pool),
+                gpu_error,
+            }),
+        })
+    }
+
+    /// The adapter's name, backend, type and driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// True when the adapter is a CPU implementation (lavapipe, SwiftShader, WARP).
+    pub fn is_cpu(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The underlying wgpu device, for code that needs raw access.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The largest tensor, in bytes, a kernel can bind.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.inner
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.inner.limits.max_buffer_size)
+    }
+
+    /// Bytes held by live tensors and by the pool.
+    pub fn memory(&self) -> MemoryStats {
+        let p = lock(&self.inner.pool);
+        MemoryStats {
+            live_bytes: p.live_bytes,
+            pooled_bytes: p.pooled_bytes,
+        }
+    }
+
+    /// Dispatch and submit counters.
+    pub fn dispatch_stats(&self) -> DispatchStats {
+        let s = lock(&self.inner.state);
+        DispatchStats {
+            dispatches: s.dispatches,
+            submits: s.submits,
+        }
+    }
+
+    /// Frees every buffer kept in the pool (live tensors are untouched).
+    pub fn release_pool(&self) {
+        lock(&self.inner.pool).clear();
+    }
+
+    /// True when both handles refer to the same device.
+    pub fn same(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Returns a buffer of at least `bytes` bytes from the pool, or a new one.
+    /// Fails with [`Error::TooLarge`] past the binding limit, [`Error::OutOfMemory`] when the
+    /// device cannot allocate.
+    pub(crate) fn alloc(
+        &self,
+        op: &'static str,
+        shape: &[usize],
+        bytes: u64,
+    ) -> Result<(wgpu::Buffer, u64)> {
+        let limit = self.max_binding_bytes();
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                op,
+                shape: shape.to_vec(),
+                bytes,
+                limit,
+            });
+        }
+        let class = size_class(bytes).min(self.inner.limits.max_buffer_size.max(bytes));
+        if let Some(b) = lock(&self.inner.pool).take(class) {
+            return Ok((b, class));
+        }
+        let scope = self
+            .inner
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: class,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if pollster::block_on(scope.pop()).is_some() {
+            return Err(Error::OutOfMemory { op, bytes });
+        }
+        lock(&self.inner.pool).live_bytes += class;
+        Ok((buffer, class))
+    }
+
+    /// Returns a tensor's buffer to the pool.
+    pub(crate) fn recycle(&self, buffer: wgpu::Buffer, class: u64) {
+        lock(&self.inner.pool).give(class, buffer);
+    }
+
+    fn pipeline(&self, kernel: &Kernel) -> Result<Arc<Pipeline>> {
+        let key = kernel.cache_key();
+        if let Some(p) = lock(&self.inner.pipelines).get(&key) {
+            return Ok(p.clone());
+        }
+        let dev = &self.inner.device;
+        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.family),
+            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+        });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..kernel.reads + kernel.writes)
+            .map(|i| wgpu::BindGroupLayoutEntry {
+                binding: i,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: i < kernel.reads,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: None,
+            entries: &entries,
+        });
+        let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: self.inner.immediate_size,
+        });
+        let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &kernel.constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::DeviceLost(format!(
+                "compiling kernel {}: {err}",
+                key
+            )));
+        }
+        let p = Arc::new(Pipeline { pipeline, layout });
+        lock(&self.inner.pipelines).insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records one dispatch of `kernel` over `groups` workgroups, binding `inputs` read-only
+    /// and `outputs` read-write, with `params` as the kernel's immediates. Nothing runs until
+    /// the pending commands are submitted (readback, [`Device::sync`], or every few hundred
+    /// dispatches). Returns `Err` when the binding counts do not match the kernel, the
+    /// parameters are too large, a tensor lives on another device, or the kernel fails to
+    /// compile.
+    pub fn dispatch(
+        &self,
+        kernel: &Kernel,
+        inputs: &[&DeviceTensor],
+        outputs: &[&DeviceTensor],
+        params: &Params,
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
+        let op = kernel.entry;
+        if inputs.len() != kernel.reads as usize || outputs.len() != kernel.writes as usize {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}::{} takes {} inputs and {} outputs, given {} and {}",
+                    kernel.family,
+                    kernel.entry,
+                    kernel.reads,
+                    kernel.writes,
+                    inputs.len(),
+                    outputs.len()
+                ),
+                &[],
+            ));
+        }
+        if params.len() > self.inner.immediate_size as usize {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "{} bytes of parameters, over {}",
+                    params.len(),
+                    MAX_PARAMS_BYTES
+                ),
+                &[],
+            ));
+        }
+        for t in inputs.iter().chain(outputs) {
+            if !t.device().same(self) {
+                return Err(Error::invalid(
+                    op,
+                    "tensor lives on another device",
+                    t.shape(),
+                ));
+            }
+        }
+        if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
+            return Ok(());
+        }
+        let pipeline = self.pipeline(kernel)?;
+        let entries: Vec<wgpu::BindGroupEntry> = inputs
+            .iter()
+            .chain(outputs)
+            .enumerate()
+            .map(|(i, t)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: t.buffer(),
+                    offset: 0,
+                    size: wgpu::BufferSize::new(t.byte_len().max(4)),
+                }),
+            })
+            .collect();
+        let bind = self
+            .inner
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.layout,
+                entries: &entries,
+            });
+        let mut st = lock(&self.inner.state);
+        if st.pass.is_none() {
+            let enc = st.encoder.get_or_insert_with(|| {
+                self.inner
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+            });
+            let pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            st.pass = Some(pass);
+        }
+        let pass = st.pass.as_mut().expect("pass was just created");
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        if !params.is_empty() {
+            pass.set_immediates(0, params.bytes());
+        }
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        st.pending += 1;
+        st.dispatches += 1;
+        if st.pending >= MAX_PENDING_DISPATCHES {
+            self.submit_locked(&mut st);
+        }
+        Ok(())
+    }
+
+    /// Records a copy of `bytes` bytes between two tensors' buffers, in queue order.
+    pub(crate) fn copy_buffer(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut st = lock(&self.inner.state);
+        st.pass = None;
+        let enc = st.encoder.get_or_insert_with(|| {
+            self.inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes.next_multiple_of(4));
+        st.pending += 1;
+    }
+
+    fn submit_locked(&self, st: &mut State) {
+        st.pass = None; // ends the compute pass
+        let Some(enc) = st.encoder.take() else { return };
+        let idx = self.inner.queue.submit([enc.finish()]);
+        st.pending = 0;
+        st.uploads = 0;
+        st.submits += 1;
+        st.in_flight.push_back(idx);
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        while st.in_flight.len() > MAX_IN_FLIGHT {
+            let oldest = st.in_flight.pop_front().expect("non-empty");
+            let _ = self.inner.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(oldest),
+                timeout: None,
+            });
+        }
+    }
+
+    /// Submits every recorded command without waiting for it to run.
+    pub fn flush(&self) {
+        let mut st = lock(&self.inner.state);
+        self.submit_locked(&mut st);
+    }
+
+    /// Submits every recorded command and waits until the device has finished all of it.
+    /// Returns [`Error::DeviceLost`] if the device reported an error meanwhile.
+    pub fn sync(&self) -> Result<()> {
+        {
+            let mut st = lock(&self.inner.state);
+            self.submit_locked(&mut st);
+            st.in_flight.clear();
+        }
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.check_error()
+    }
+
+    fn check_error(&self) -> Result<()> {
+        match lock(&self.inner.gpu_error).take() {
+            Some(msg) => Err(Error::DeviceLost(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `data` to the start of `buffer`. Pending commands are submitted first, because
+    /// `queue.write_buffer` lands before the next submit and a recycled buffer may still be
+    /// read by them.
+    pub(crate) fn upload_bytes(&self, buffer: &wgpu::Buffer, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let mut st = lock(&self.inner.state);
+        if st.encoder.is_some() {
+            self.submit_locked(&mut st);
+        }
+        self.inner.queue.write_buffer(buffer, 0, data);
+        st.uploads += 1;
+        if st.uploads >= MAX_UPLOADS_PER_SUBMIT {
+            let idx = self.inner.queue.submit([]);
+            st.submits += 1;
+            st.in_flight.push_back(idx);
+            st.uploads = 0;
+        }
+    }
+
+    /// Reads the first `bytes` bytes of `buffer` back to the host, submitting and waiting.
+    pub(crate) fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let size = bytes.next_multiple_of(4);
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let idx = {
+            let mut st = lock(&self.inner.state);
+            st.pass = None;
+            let mut enc = st.encoder.take().unwrap_or_else(|| {
+                self.inner
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+            });
+            enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+            let idx = self.inner.queue.submit([enc.finish()]);
+            st.pending = 0;
+            st.uploads = 0;
+            st.submits += 1;
+            st.in_flight.clear();
+            idx
+        };
+        let done = Arc::new(Mutex::new(None));
+        let d2 = done.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            *d2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(idx),
+                timeout: None,
+            })
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        // The map callback runs on a later poll when the copy is the last thing submitted.
+        let mut tries = 0;
+        while lock(&done).is_none() && tries < 1000 {
+            let _ = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+            tries += 1;
+        }
+        self.check_error()?;
+        match lock(&done).take() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}")));
+            }
+            None => return Err(Error::DeviceLost("readback never completed".into())),
+        }
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::DeviceLost(e.to_string()))?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = &self.inner.info;
+        write!(
+            f,
+            "Device({} [{:?}, {:?}])",
+            i.name, i.backend, i.device_type
+        )
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panicked test thread must not wedge the
+/// shared device).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

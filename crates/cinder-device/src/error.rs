@@ -1,0 +1,132 @@
+//! Typed errors shared by every Cinder crate.
+
+use std::path::PathBuf;
+
+/// The result type of every fallible Cinder API.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in Cinder. Each variant names the op (or file) and the
+/// offending shapes or values, so a message alone is enough to find the bad call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable wgpu adapter was found.
+    #[error(
+        "no GPU adapter found ({reason}); on Debian/Ubuntu install the software Vulkan driver \
+         with `apt-get install libvulkan1 mesa-vulkan-drivers` (or run scripts/setup.sh)"
+    )]
+    NoAdapter {
+        /// Why no adapter qualified (filters in force, adapters seen).
+        reason: String,
+    },
+    /// Requesting the logical device from the adapter failed.
+    #[error("requesting a device from adapter {adapter} failed: {reason}")]
+    DeviceRequest {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's message.
+        reason: String,
+    },
+    /// Shapes that must agree (or broadcast) do not.
+    #[error("{op}: shape mismatch between {lhs:?} and {rhs:?}")]
+    ShapeMismatch {
+        /// The op that was called.
+        op: &'static str,
+        /// The first shape involved.
+        lhs: Vec<usize>,
+        /// The second shape involved.
+        rhs: Vec<usize>,
+    },
+    /// A tensor of the wrong element type was passed.
+    #[error("{op}: expected dtype {expected:?}, got {got:?}")]
+    DtypeMismatch {
+        /// The op that was called.
+        op: &'static str,
+        /// The dtype the op needs.
+        expected: crate::DType,
+        /// The dtype it was given.
+        got: crate::DType,
+    },
+    /// An axis index is not smaller than the tensor's rank.
+    #[error("{op}: axis {axis} out of range for a tensor of shape {shape:?}")]
+    AxisOutOfRange {
+        /// The op that was called.
+        op: &'static str,
+        /// The axis that was asked for.
+        axis: isize,
+        /// The tensor's shape.
+        shape: Vec<usize>,
+    },
+    /// An argument is invalid for another reason (the message says which).
+    #[error("{op}: {msg} (shape {shape:?})")]
+    InvalidArgument {
+        /// The op that was called.
+        op: &'static str,
+        /// What is wrong.
+        msg: String,
+        /// The shape of the main operand.
+        shape: Vec<usize>,
+    },
+    /// A tensor or buffer is larger than the device can bind or allocate.
+    #[error(
+        "{op}: {bytes} bytes requested for shape {shape:?}, over the device limit of {limit} bytes"
+    )]
+    TooLarge {
+        /// The op that was called.
+        op: &'static str,
+        /// The shape that was asked for.
+        shape: Vec<usize>,
+        /// Bytes requested.
+        bytes: u64,
+        /// The device's limit.
+        limit: u64,
+    },
+    /// The device ran out of memory.
+    #[error("{op}: out of device memory ({bytes} bytes requested)")]
+    OutOfMemory {
+        /// The op that was called.
+        op: &'static str,
+        /// Bytes requested.
+        bytes: u64,
+    },
+    /// The device was lost or a GPU command failed.
+    #[error("device lost or GPU error: {0}")]
+    DeviceLost(String),
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file's contents are not in the expected format.
+    #[error("{path}: bad format at {at}: {msg}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Where in the file (byte offset or field name).
+        at: String,
+        /// What was expected and what was found.
+        msg: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(op: &'static str, msg: impl Into<String>, shape: &[usize]) -> Self {
+        Error::InvalidArgument {
+            op,
+            msg: msg.into(),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Shorthand for [`Error::ShapeMismatch`].
+    pub fn shapes(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Self {
+        Error::ShapeMismatch {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Kernel descriptions, per-dispatch parameters and the shader sources.
+//!
+//! A [`Kernel`] names a WGSL file from `shaders/`, an entry point, template substitutions (for
+//! elementwise op families: `OP` becomes the op's expression) and WGSL `override` constants
+//! (workgroup and tile sizes). The device compiles each distinct kernel once and caches the
+//! pipeline. Bindings follow one convention in every shader: `@group(0)`, inputs first as
+//! `var<storage, read>`, then outputs as `var<storage, read_write>`. Per-dispatch parameters
+//! (shapes, strides, scalars) travel as immediates (`var<immediate> p: Params;`), at most
+//! [`MAX_PARAMS_BYTES`] bytes.
+
+/// Largest parameter block a kernel may declare (`var<immediate>`), in bytes.
+pub const MAX_PARAMS_BYTES: usize = 128;
+
+/// Threads per workgroup used by the 1-D kernels (elementwise, copies, random).
+pub const WORKGROUP_1D: u32 = 256;
+
+/// Most workgroups wgpu lets one dispatch dimension have.
+pub const MAX_GROUPS_PER_DIM: u32 = 65535;
+
+/// Every shader file: (family name, WGSL source).
+pub const SHADERS: &[(&str, &str)] = &[
+    (
+        "elementwise",
+        include_str!("../../../shaders/elementwise.wgsl"),
+    ),
+    ("reduce", include_str!("../../../shaders/reduce.wgsl")),
+    ("softmax", include_str!("../../../shaders/softmax.wgsl")),
+    ("matmul", include_str!("../../../shaders/matmul.wgsl")),
+    ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
+    ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
+    ("index", include_str!("../../../shaders/index.wgsl")),
+    ("layout", include_str!("../../../shaders/layout.wgsl")),
+    ("random", include_str!("../../../shaders/random.wgsl")),
+];
+
+/// Returns the WGSL source of a shader family, or `None` for an unknown name.
+pub fn shader_source(family: &str) -> Option<&'static str> {
+    SHADERS.iter().find(|(n, _)| *n == family).map(|(_, s)| *s)
+}
+
+/// One compute kernel: a shader family, an entry point and its specialization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Shader family (a file in `shaders/`, without `.wgsl`).
+    pub family: &'static str,
+    /// Entry point in that file.
+    pub entry: &'static str,
+    /// Template substitutions applied to the source, in order: (placeholder, text).
+    pub subst: Vec<(&'static str, String)>,
+    /// WGSL `override` constants.
+    pub constants: Vec<(&'static str, f64)>,
+    /// Number of read-only storage bindings (bindings `0..reads`).
+    pub reads: u32,
+    /// Number of read-write storage bindings (bindings `reads..reads + writes`).
+    pub writes: u32,
+}
+
+impl Kernel {
+    /// A kernel with no substitutions or constants.
+    pub fn new(family: &'static str, entry: &'static str, reads: u32, writes: u32) -> Self {
+        Kernel {
+            family,
+            entry,
+            subst: Vec::new(),
+            constants: Vec::new(),
+            reads,
+            writes,
+        }
+    }
+
+    /// Adds a template substitution (`placeholder` is replaced by `text` in the source).
+    pub fn with_subst(mut self, placeholder: &'static str, text: impl Into<String>) -> Self {
+        self.subst.push((placeholder, text.into()));
+        self
+    }
+
+    /// Sets a WGSL `override` constant.
+    pub fn with_constant(mut self, name: &'static str, value: f64) -> Self {
+        self.constants.push((name, value));
+        self
+    }
+
+    /// The WGSL text after substitutions; an unknown family gives an empty string, which
+    /// fails shader validation with a clear message.
+    pub fn source(&self) -> String {
+        let mut src = shader_source(self.family).unwrap_or("").to_string();
+        for (k, v) in &self.subst {
+            src = src.replace(k, v);
+        }
+        src
+    }
+
+    /// The pipeline-cache key: everything that changes the compiled pipeline.
+    pub(crate) fn cache_key(&self) -> String {
+        let mut key = format!("{}:{}", self.family, self.entry);
+        for (k, v) in &self.subst {
+            key.push_str(&format!("|{k}={v}"));
+        }
+        for (k, v) in &self.constants {
+            key.push_str(&format!("|{k}#{}", v.to_bits()));
+        }
+        key
+    }
+}
+
+/// Per-dispatch parameters, packed as 32-bit words in the order the WGSL `Params` struct
+/// declares its fields (all fields must be `u32`, `i32` or `f32`, or arrays of them).
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    words: Vec<u32>,
+}
+
+impl Params {
+    /// An empty parameter block.
+    pub fn new() -> Self {
+        Params {
+            words: Vec::with_capacity(32),
+        }
+    }
+    /// Appends a `u32` field.
+    pub fn u32(mut self, v: u32) -> Self {
+        self.words.push(v);
+        self
+    }
+    /// Appends a `u32` field from a `usize` (values above `u32::MAX` are the caller's bug:
+    /// ops check sizes before building parameters).
+    pub fn usize(self, v: usize) -> Self {
+        self.u32(v as u32)
+    }
+    /// Appends an `i32` field.
+    pub fn i32(self, v: i32) -> Self {
+        self.u32(v as u32)
+    }
+    /// Appends an `f32` field.
+    pub fn f32(self, v: f32) -> Self {
+        self.u32(v.to_bits())
+    }
+    /// Appends `n` `u32` fields taken from `vals` (missing entries are filled with `fill`).
+    pub fn array(mut self, vals: &[usize], n: usize, fill: u32) -> Self {
+        for i in 0..n {
+            self.words
+                .push(vals.get(i).map(|&v| v as u32).unwrap_or(fill));
+        }
+        self
+    }
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.words)
+    }
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.words.len() * 4
+    }
+    /// True when no field was added.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// Workgroup counts for `threads` invocations in groups of `wg`, folded into a 2-D grid when
+/// more than 65535 groups are needed. Shaders rebuild the linear index as
+/// `(wid.y * nwg.x + wid.x) * WG + lid.x` and guard the overhang.
+pub fn grid_1d(threads: usize, wg: u32) -> (u32, u32, u32) {
+    let groups = threads.div_ceil(wg as usize).max(1);
+    if groups <= MAX_GROUPS_PER_DIM as usize {
+        (groups as u32, 1, 1)
+    } else {
+        let x = MAX_GROUPS_PER_DIM as usize;
+        (x as u32, groups.div_ceil(x) as u32, 1)
+    }
+}

@@ -1,0 +1,17 @@
+//! Cinder's device layer: one wgpu device and queue ([`Device`]), a pipeline cache of WGSL
+//! kernels from `shaders/`, asynchronous dispatch batched into few submits, a size-class
+//! buffer pool, and [`DeviceTensor`] with every numeric kernel as a method.
+
+pub mod device;
+pub mod error;
+pub mod kernel;
+pub mod ops;
+mod pool;
+pub mod shape;
+pub mod tensor;
+
+pub use device::{Device, DispatchStats, MemoryStats};
+pub use error::{Error, Result};
+pub use kernel::{Kernel, Params};
+pub use ops::elementwise::{BinaryOp, UnaryOp};
+pub use tensor::{DType, DeviceTensor, Element};

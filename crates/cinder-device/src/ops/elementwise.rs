@@ -1,0 +1,731 @@
+//! Elementwise ops: unary maps, binary ops with numpy broadcasting, scalar variants, where,
+//! fill. Kernels in `shaders/elementwise.wgsl`; each op is one line in a table below.
+
+use crate::Device;
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::shape::{MAX_DIMS, broadcast_shapes, broadcast_strides, coalesce, strides};
+use crate::tensor::{DType, DeviceTensor};
+
+/// A unary map. Ops with parameters read them as `a` and `b` in their expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `|x|`
+    Abs,
+    /// `e^x`
+    Exp,
+    /// natural log (`-inf` at 0, NaN below)
+    Log,
+    /// square root
+    Sqrt,
+    /// `1 / sqrt(x)`
+    Rsqrt,
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
+    /// `max(x, 0)`
+    Relu,
+    /// `x > 0 ? x : a * x`
+    LeakyRelu,
+    /// `x > 0 ? x : a * (e^x - 1)`
+    Elu,
+    /// logistic sigmoid, stable for large |x|
+    Sigmoid,
+    /// hyperbolic tangent, stable for large |x|
+    Tanh,
+    /// exact (erf) GELU, as PyTorch's default
+    Gelu,
+    /// `log(1 + e^x)`, stable
+    Softplus,
+    /// `x * x`
+    Square,
+    /// `min(max(x, a), b)`
+    Clamp,
+    /// `x^a` with PyTorch's rules for negative bases
+    Powf,
+    /// `1 / x`
+    Recip,
+    /// derivative of relu: `x > 0 ? 1 : 0`
+    ReluMask,
+    /// derivative of leaky relu: `x > 0 ? 1 : a`
+    LeakyReluGrad,
+    /// derivative of elu: `x > 0 ? 1 : a * e^x`
+    EluGrad,
+    /// derivative of gelu
+    GeluGrad,
+    /// derivative of sigmoid from its output y: `y * (1 - y)`
+    SigmoidGradFromOutput,
+    /// derivative of tanh from its output y: `1 - y^2`
+    TanhGradFromOutput,
+    /// sign: -1, 0 or 1
+    Sign,
+    /// `a * x + b` (affine, used for scaling and shifting)
+    Affine,
+}
+
+impl UnaryOp {
+    /// Every unary op.
+    pub const ALL: [UnaryOp; 27] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu,
+        UnaryOp::Elu,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Gelu,
+        UnaryOp::Softplus,
+        UnaryOp::Square,
+        UnaryOp::Clamp,
+        UnaryOp::Powf,
+        UnaryOp::Recip,
+        UnaryOp::ReluMask,
+        UnaryOp::LeakyReluGrad,
+        UnaryOp::EluGrad,
+        UnaryOp::GeluGrad,
+        UnaryOp::SigmoidGradFromOutput,
+        UnaryOp::TanhGradFromOutput,
+        UnaryOp::Sign,
+        UnaryOp::Affine,
+    ];
+
+    /// The WGSL expression of the op in `x`, `a`, `b`.
+    pub fn expr(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "-x",
+            UnaryOp::Abs => "abs(x)",
+            UnaryOp::Exp => "exp(x)",
+            UnaryOp::Log => "log(x)",
+            UnaryOp::Sqrt => "sqrt(x)",
+            UnaryOp::Rsqrt => "inverseSqrt(x)",
+            UnaryOp::Sin => "sin(x)",
+            UnaryOp::Cos => "cos(x)",
+            UnaryOp::Relu => "max(x, 0.0)",
+            UnaryOp::LeakyRelu => "select(a * x, x, x > 0.0)",
+            UnaryOp::Elu => "select(a * (exp(x) - 1.0), x, x > 0.0)",
+            UnaryOp::Sigmoid => "sigmoid(x)",
+            UnaryOp::Tanh => "tanh_stable(x)",
+            UnaryOp::Gelu => "gelu(x)",
+            UnaryOp::Softplus => "softplus(x)",
+            UnaryOp::Square => "x * x",
+            UnaryOp::Clamp => "min(max(x, a), b)",
+            UnaryOp::Powf => "powf(x, a)",
+            UnaryOp::Recip => "1.0 / x",
+            UnaryOp::ReluMask => "b2f(x > 0.0)",
+            UnaryOp::LeakyReluGrad => "select(a, 1.0, x > 0.0)",
+            UnaryOp::EluGrad => "select(a * exp(x), 1.0, x > 0.0)",
+            UnaryOp::GeluGrad => "gelu_grad(x)",
+            UnaryOp::SigmoidGradFromOutput => "x * (1.0 - x)",
+            UnaryOp::TanhGradFromOutput => "1.0 - x * x",
+            UnaryOp::Sign => "sign(x)",
+            UnaryOp::Affine => "a * x + b",
+        }
+    }
+
+    /// A plain-Rust reference of the op, for tests and CPU fallbacks.
+    pub fn reference(self, x: f32, a: f32, b: f32) -> f32 {
+        let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let erf = |x: f32| libm_erf(x as f64) as f32;
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::LeakyRelu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
+            UnaryOp::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    a * (x.exp() - 1.0)
+                }
+            }
+            UnaryOp::Sigmoid => sig(x),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Gelu => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
+            UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            UnaryOp::Square => x * x,
+            UnaryOp::Clamp => x.max(a).min(b),
+            UnaryOp::Powf => x.powf(a),
+            UnaryOp::Recip => 1.0 / x,
+            UnaryOp::ReluMask => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::LeakyReluGrad => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    a
+                }
+            }
+            UnaryOp::EluGrad => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    a * x.exp()
+                }
+            }
+            UnaryOp::GeluGrad => {
+                0.5 * (1.0 + erf(x / std::f32::consts::SQRT_2))
+                    + x * (-0.5 * x * x).exp() / (2.0 * std::f32::consts::PI).sqrt()
+            }
+            UnaryOp::SigmoidGradFromOutput => x * (1.0 - x),
+            UnaryOp::TanhGradFromOutput => 1.0 - x * x,
+            UnaryOp::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::Affine => a * x + b,
+        }
+    }
+}
+
+/// erf in f64 (Abramowitz & Stegun 7.1.26 refined by one Newton step would be overkill:
+/// a series for small |x| and the continued fraction's complement otherwise).
+fn libm_erf(x: f64) -> f64 {
+    // High-accuracy erf via the complementary error function (W. J. Cody style rational
+    // approximation is long; a 1e-12 series/asymptotic split is enough for tests).
+    let ax = x.abs();
+    let r = if ax < 3.0 {
+        let mut sum = ax;
+        let mut term = ax;
+        let x2 = ax * ax;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -x2 / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc continued fraction (Lentz), accurate for ax >= 3.
+        let mut f = ax;
+        for k in (1..60).rev() {
+            f = ax + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt())
+    };
+    r.copysign(x)
+}
+
+/// A binary op with numpy broadcasting. Comparisons give 1.0 or 0.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `a ^ b` with PyTorch's rules for negative bases
+    Pow,
+    /// `max(a, b)`
+    Maximum,
+    /// `min(a, b)`
+    Minimum,
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+    /// relu backward: `b > 0 ? a : 0` (a = grad, b = input)
+    ReluBackward,
+    /// sigmoid backward from output: `a * b * (1 - b)` (a = grad, b = output)
+    SigmoidBackward,
+    /// tanh backward from output: `a * (1 - b^2)` (a = grad, b = output)
+    TanhBackward,
+}
+
+impl BinaryOp {
+    /// Every binary op.
+    pub const ALL: [BinaryOp; 16] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::ReluBackward,
+        BinaryOp::SigmoidBackward,
+        BinaryOp::TanhBackward,
+    ];
+
+    /// The op's name, as used in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+            BinaryOp::ReluBackward => "relu_backward",
+            BinaryOp::SigmoidBackward => "sigmoid_backward",
+            BinaryOp::TanhBackward => "tanh_backward",
+        }
+    }
+
+    /// The WGSL expression of the op in `a`, `b`.
+    pub fn expr(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "a + b",
+            BinaryOp::Sub => "a - b",
+            BinaryOp::Mul => "a * b",
+            BinaryOp::Div => "a / b",
+            BinaryOp::Pow => "powf(a, b)",
+            BinaryOp::Maximum => "max(a, b)",
+            BinaryOp::Minimum => "min(a, b)",
+            BinaryOp::Eq => "b2f(a == b)",
+            BinaryOp::Ne => "b2f(a != b)",
+            BinaryOp::Lt => "b2f(a < b)",
+            BinaryOp::Le => "b2f(a <= b)",
+            BinaryOp::Gt => "b2f(a > b)",
+            BinaryOp::Ge => "b2f(a >= b)",
+            BinaryOp::ReluBackward => "select(0.0, a, b > 0.0)",
+            BinaryOp::SigmoidBackward => "a * b * (1.0 - b)",
+            BinaryOp::TanhBackward => "a * (1.0 - b * b)",
+        }
+    }
+
+    /// A plain-Rust reference of the op, for tests.
+    pub fn reference(self, a: f32, b: f32) -> f32 {
+        let f = |c: bool| if c { 1.0 } else { 0.0 };
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => a.max(b),
+            BinaryOp::Minimum => a.min(b),
+            BinaryOp::Eq => f(a == b),
+            BinaryOp::Ne => f(a != b),
+            BinaryOp::Lt => f(a < b),
+            BinaryOp::Le => f(a <= b),
+            BinaryOp::Gt => f(a > b),
+            BinaryOp::Ge => f(a >= b),
+            BinaryOp::ReluBackward => {
+                if b > 0.0 {
+                    a
+                } else {
+                    0.0
+                }
+            }
+            BinaryOp::SigmoidBackward => a * b * (1.0 - b),
+            BinaryOp::TanhBackward => a * (1.0 - b * b),
+        }
+    }
+}
+
+fn unary_kernel(op: UnaryOp) -> Kernel {
+    Kernel::new("elementwise", "unary", 1, 1)
+        .with_subst("UNARY_OP", op.expr())
+        .with_subst("BINARY_OP", "a")
+}
+
+fn binary_kernel(entry: &'static str, op: BinaryOp, reads: u32) -> Kernel {
+    Kernel::new("elementwise", entry, reads, 1)
+        .with_subst("UNARY_OP", "x")
+        .with_subst("BINARY_OP", op.expr())
+}
+
+fn plain_kernel(entry: &'static str, reads: u32, writes: u32) -> Kernel {
+    Kernel::new("elementwise", entry, reads, writes)
+        .with_subst("UNARY_OP", "x")
+        .with_subst("BINARY_OP", "a")
+}
+
+/// Every kernel specialization of this family.
+pub fn kernels() -> Vec<Kernel> {
+    let mut v: Vec<Kernel> = UnaryOp::ALL.iter().map(|&op| unary_kernel(op)).collect();
+    for op in BinaryOp::ALL {
+        v.push(binary_kernel("binary", op, 2));
+        v.push(binary_kernel("binary_bcast", op, 2));
+        v.push(binary_kernel("binary_scalar", op, 1));
+    }
+    v.push(binary_kernel("binary_bcast", BinaryOp::Add, 2).with_subst("a + b", "a"));
+    v.push(plain_kernel("where_select", 3, 1));
+    v.push(plain_kernel("fill", 0, 1));
+    v
+}
+
+fn p1(n: usize, a: f32, b: f32, swap: bool) -> Params {
+    Params::new().usize(n).f32(a).f32(b).u32(swap as u32)
+}
+
+impl DeviceTensor {
+    /// A tensor of `shape` filled with `value`. Returns [`Error::TooLarge`] past the limit.
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<DeviceTensor> {
+        let out = DeviceTensor::uninit_for("full", device, shape, DType::F32)?;
+        let n = out.numel();
+        device.dispatch(
+            &plain_kernel("fill", 0, 1),
+            &[],
+            &[&out],
+            &p1(n, value, 0.0, false),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<DeviceTensor> {
+        Self::full(device, shape, 0.0)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(device: &Device, shape: &[usize]) -> Result<DeviceTensor> {
+        Self::full(device, shape, 1.0)
+    }
+
+    /// A zero tensor with this tensor's shape and device.
+    pub fn zeros_like(&self) -> Result<DeviceTensor> {
+        Self::zeros(self.device(), self.shape())
+    }
+
+    /// A one tensor with this tensor's shape and device.
+    pub fn ones_like(&self) -> Result<DeviceTensor> {
+        Self::ones(self.device(), self.shape())
+    }
+
+    /// Applies a unary op with parameters `a`, `b` (ignored by ops that take none).
+    /// Returns [`Error::DtypeMismatch`] for `u32` tensors.
+    pub fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<DeviceTensor> {
+        self.expect_dtype("unary", DType::F32)?;
+        let out = DeviceTensor::uninit_for("unary", self.device(), self.shape(), DType::F32)?;
+        let n = self.numel();
+        self.device().dispatch(
+            &unary_kernel(op),
+            &[self],
+            &[&out],
+            &p1(n, a, b, false),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// Applies a binary op with numpy broadcasting. Returns [`Error::ShapeMismatch`] when
+    /// the shapes do not broadcast and [`Error::DtypeMismatch`] for `u32` operands.
+    pub fn binary(&self, op: BinaryOp, rhs: &DeviceTensor) -> Result<DeviceTensor> {
+        let name = op.name();
+        self.expect_dtype(name, DType::F32)?;
+        rhs.expect_dtype(name, DType::F32)?;
+        let shape = broadcast_shapes(name, self.shape(), rhs.shape())?;
+        let out = DeviceTensor::uninit_for(name, self.device(), &shape, DType::F32)?;
+        let n = out.numel();
+        if self.shape() == rhs.shape() {
+            let k = binary_kernel("binary", op, 2);
+            self.device().dispatch(
+                &k,
+                &[self, rhs],
+                &[&out],
+                &p1(n, 0.0, 0.0, false),
+                grid_1d(n, WORKGROUP_1D),
+            )?;
+        } else {
+            bcast_dispatch(name, &binary_kernel("binary_bcast", op, 2), self, rhs, &out)?;
+        }
+        Ok(out)
+    }
+
+    /// Applies a binary op with a scalar right operand (`x op s`), or left operand when
+    /// `scalar_first` (`s op x`). Returns [`Error::DtypeMismatch`] for `u32` tensors.
+    pub fn binary_scalar(&self, op: BinaryOp, s: f32, scalar_first: bool) -> Result<DeviceTensor> {
+        self.expect_dtype(op.name(), DType::F32)?;
+        let out = DeviceTensor::uninit_for(op.name(), self.device(), self.shape(), DType::F32)?;
+        let n = self.numel();
+        let k = binary_kernel("binary_scalar", op, 1);
+        self.device().dispatch(
+            &k,
+            &[self],
+            &[&out],
+            &p1(n, s, 0.0, scalar_first),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// This tensor broadcast (copied) to `shape`. Returns [`Error::ShapeMismatch`] when it
+    /// does not broadcast to exactly `shape`.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<DeviceTensor> {
+        let b = broadcast_shapes("broadcast_to", self.shape(), shape)?;
+        if b != shape {
+            return Err(Error::shapes("broadcast_to", self.shape(), shape));
+        }
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        self.expect_dtype("broadcast_to", DType::F32)?;
+        let out = DeviceTensor::uninit_for("broadcast_to", self.device(), shape, DType::F32)?;
+        let k = binary_kernel("binary_bcast", BinaryOp::Add, 2).with_subst("a + b", "a");
+        bcast_dispatch("broadcast_to", &k, self, self, &out)?;
+        Ok(out)
+    }
+
+    /// `cond != 0 ? self : other`, elementwise with broadcasting of all three. Returns
+    /// [`Error::ShapeMismatch`] when the shapes do not broadcast.
+    pub fn where_cond(
+        cond: &DeviceTensor,
+        a: &DeviceTensor,
+        b: &DeviceTensor,
+    ) -> Result<DeviceTensor> {
+        for t in [cond, a, b] {
+            t.expect_dtype("where", DType::F32)?;
+        }
+        let shape = broadcast_shapes(
+            "where",
+            &broadcast_shapes("where", cond.shape(), a.shape())?,
+            b.shape(),
+        )?;
+        let (c, a, b) = (
+            cond.broadcast_to(&shape)?,
+            a.broadcast_to(&shape)?,
+            b.broadcast_to(&shape)?,
+        );
+        let out = DeviceTensor::uninit_for("where", c.device(), &shape, DType::F32)?;
+        let n = out.numel();
+        let k = plain_kernel("where_select", 3, 1);
+        c.device().dispatch(
+            &k,
+            &[&c, &a, &b],
+            &[&out],
+            &p1(n, 0.0, 0.0, false),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+}
+
+fn bcast_dispatch(
+    op: &'static str,
+    k: &Kernel,
+    a: &DeviceTensor,
+    b: &DeviceTensor,
+    out: &DeviceTensor,
+) -> Result<()> {
+    let shape = out.shape();
+    let (sh, st) = coalesce(
+        shape,
+        &[
+            broadcast_strides(a.shape(), shape),
+            broadcast_strides(b.shape(), shape),
+        ],
+    );
+    if sh.len() > MAX_DIMS {
+        return Err(Error::invalid(
+            op,
+            format!("more than {MAX_DIMS} non-mergeable broadcast dimensions"),
+            shape,
+        ));
+    }
+    let _ = strides; // contiguous strides come from broadcast_strides
+    let n = out.numel();
+    let params = Params::new()
+        .array(&sh, MAX_DIMS, 1)
+        .array(&st[0], MAX_DIMS, 0)
+        .array(&st[1], MAX_DIMS, 0)
+        .usize(n)
+        .usize(sh.len());
+    out.device()
+        .dispatch(k, &[a, b], &[out], &params, grid_1d(n, WORKGROUP_1D))
+}
+
+macro_rules! unary_methods {
+    ($($(#[$m:meta])* $name:ident => $op:ident),* $(,)?) => {
+        impl DeviceTensor {
+            $($(#[$m])* pub fn $name(&self) -> Result<DeviceTensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*
+        }
+    };
+}
+
+unary_methods! {
+    /// `-x`; `Err` for `u32` tensors.
+    neg => Neg,
+    /// `|x|`; `Err` for `u32` tensors.
+    abs => Abs,
+    /// `e^x`; `Err` for `u32` tensors.
+    exp => Exp,
+    /// Natural log; `Err` for `u32` tensors.
+    log => Log,
+    /// Square root; `Err` for `u32` tensors.
+    sqrt => Sqrt,
+    /// `1/sqrt(x)`; `Err` for `u32` tensors.
+    rsqrt => Rsqrt,
+    /// Sine; `Err` for `u32` tensors.
+    sin => Sin,
+    /// Cosine; `Err` for `u32` tensors.
+    cos => Cos,
+    /// `max(x, 0)`; `Err` for `u32` tensors.
+    relu => Relu,
+    /// Logistic sigmoid; `Err` for `u32` tensors.
+    sigmoid => Sigmoid,
+    /// Hyperbolic tangent; `Err` for `u32` tensors.
+    tanh => Tanh,
+    /// GELU (exact, erf form); `Err` for `u32` tensors.
+    gelu => Gelu,
+    /// `log(1 + e^x)`; `Err` for `u32` tensors.
+    softplus => Softplus,
+    /// `x^2`; `Err` for `u32` tensors.
+    square => Square,
+    /// `1/x`; `Err` for `u32` tensors.
+    recip => Recip,
+    /// Sign (-1, 0, 1); `Err` for `u32` tensors.
+    sign => Sign,
+    /// `x > 0 ? 1 : 0`, relu's derivative; `Err` for `u32` tensors.
+    relu_mask => ReluMask,
+    /// GELU's derivative; `Err` for `u32` tensors.
+    gelu_grad => GeluGrad,
+    /// `y (1 - y)` from a sigmoid output y; `Err` for `u32` tensors.
+    sigmoid_grad_from_output => SigmoidGradFromOutput,
+    /// `1 - y^2` from a tanh output y; `Err` for `u32` tensors.
+    tanh_grad_from_output => TanhGradFromOutput,
+}
+
+macro_rules! binary_methods {
+    ($($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)?) => {
+        impl DeviceTensor {
+            $(
+                $(#[$m])* pub fn $name(&self, rhs: &DeviceTensor) -> Result<DeviceTensor> { self.binary(BinaryOp::$op, rhs) }
+                $(#[$m])* #[doc = "Scalar right operand."] pub fn $sname(&self, s: f32) -> Result<DeviceTensor> { self.binary_scalar(BinaryOp::$op, s, false) }
+            )*
+        }
+    };
+}
+
+binary_methods! {
+    /// `a + b` with broadcasting; `Err` when shapes do not broadcast.
+    add, add_scalar => Add,
+    /// `a - b` with broadcasting; `Err` when shapes do not broadcast.
+    sub, sub_scalar => Sub,
+    /// `a * b` with broadcasting; `Err` when shapes do not broadcast.
+    mul, mul_scalar => Mul,
+    /// `a / b` with broadcasting; `Err` when shapes do not broadcast.
+    div, div_scalar => Div,
+    /// `a ^ b` with broadcasting; `Err` when shapes do not broadcast.
+    pow, pow_scalar => Pow,
+    /// `max(a, b)` with broadcasting; `Err` when shapes do not broadcast.
+    maximum, maximum_scalar => Maximum,
+    /// `min(a, b)` with broadcasting; `Err` when shapes do not broadcast.
+    minimum, minimum_scalar => Minimum,
+    /// `a == b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    eq, eq_scalar => Eq,
+    /// `a != b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    ne, ne_scalar => Ne,
+    /// `a < b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    lt, lt_scalar => Lt,
+    /// `a <= b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    le, le_scalar => Le,
+    /// `a > b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    gt, gt_scalar => Gt,
+    /// `a >= b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
+    ge, ge_scalar => Ge,
+}
+
+impl DeviceTensor {
+    /// `s - x`; `Err` for `u32` tensors.
+    pub fn rsub_scalar(&self, s: f32) -> Result<DeviceTensor> {
+        self.binary_scalar(BinaryOp::Sub, s, true)
+    }
+    /// `s / x`; `Err` for `u32` tensors.
+    pub fn rdiv_scalar(&self, s: f32) -> Result<DeviceTensor> {
+        self.binary_scalar(BinaryOp::Div, s, true)
+    }
+    /// `x > 0 ? x : slope * x`; `Err` for `u32` tensors.
+    pub fn leaky_relu(&self, slope: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::LeakyRelu, slope, 0.0)
+    }
+    /// Leaky relu's derivative: `x > 0 ? 1 : slope`.
+    pub fn leaky_relu_grad(&self, slope: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::LeakyReluGrad, slope, 0.0)
+    }
+    /// `x > 0 ? x : alpha (e^x - 1)`; `Err` for `u32` tensors.
+    pub fn elu(&self, alpha: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::Elu, alpha, 0.0)
+    }
+    /// ELU's derivative: `x > 0 ? 1 : alpha e^x`.
+    pub fn elu_grad(&self, alpha: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::EluGrad, alpha, 0.0)
+    }
+    /// `min(max(x, lo), hi)`; `Err` when `lo > hi` or for `u32` tensors.
+    pub fn clamp(&self, lo: f32, hi: f32) -> Result<DeviceTensor> {
+        if lo > hi {
+            return Err(Error::invalid(
+                "clamp",
+                format!("min {lo} > max {hi}"),
+                self.shape(),
+            ));
+        }
+        self.unary(UnaryOp::Clamp, lo, hi)
+    }
+    /// `x^e` (PyTorch's `pow` with a float exponent); `Err` for `u32` tensors.
+    pub fn powf(&self, e: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::Powf, e, 0.0)
+    }
+    /// `a * x + b`; `Err` for `u32` tensors.
+    pub fn affine(&self, a: f32, b: f32) -> Result<DeviceTensor> {
+        self.unary(UnaryOp::Affine, a, b)
+    }
+    /// relu backward: `input > 0 ? grad : 0`, with `self` the incoming gradient.
+    pub fn relu_backward(&self, input: &DeviceTensor) -> Result<DeviceTensor> {
+        self.binary(BinaryOp::ReluBackward, input)
+    }
+    /// sigmoid backward from its output: `grad * y * (1 - y)`, with `self` the gradient.
+    pub fn sigmoid_backward(&self, output: &DeviceTensor) -> Result<DeviceTensor> {
+        self.binary(BinaryOp::SigmoidBackward, output)
+    }
+    /// tanh backward from its output: `grad * (1 - y^2)`, with `self` the gradient.
+    pub fn tanh_backward(&self, output: &DeviceTensor) -> Result<DeviceTensor> {
+        self.binary(BinaryOp::TanhBackward, output)
+    }
+}

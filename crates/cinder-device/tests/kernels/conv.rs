@@ -1,0 +1,1 @@
+//! conv kernels against CPU references (not written yet).

@@ -1,0 +1,107 @@
+//! Device-level behaviour: adapter, pooling, batching, errors.
+
+use super::common::*;
+use cinder_device::{DType, DeviceTensor, Error};
+
+#[test]
+fn adapter_and_limits_are_the_adapters_own() {
+    let d = dev();
+    assert!(
+        d.max_binding_bytes() >= 128 << 20,
+        "{}",
+        d.max_binding_bytes()
+    );
+    assert!(!d.adapter_info().name.is_empty());
+}
+
+#[test]
+fn upload_readback_roundtrip_f32_and_u32() {
+    let d = dev();
+    let t = DeviceTensor::from_slice(&d, &[1.5f32, -2.0, 3.25], &[3]).unwrap();
+    assert_eq!(read(&t), vec![1.5, -2.0, 3.25]);
+    let u = DeviceTensor::from_slice(&d, &[7u32, 0, u32::MAX], &[3, 1]).unwrap();
+    assert_eq!(u.dtype(), DType::U32);
+    assert_eq!(read_u32(&u), vec![7, 0, u32::MAX]);
+    assert!(matches!(
+        u.to_vec::<f32>(),
+        Err(Error::DtypeMismatch { .. })
+    ));
+    let e = DeviceTensor::from_slice(&d, &[] as &[f32], &[0, 3]).unwrap();
+    assert_eq!(read(&e), Vec::<f32>::new());
+}
+
+#[test]
+fn reshape_is_free_and_checked() {
+    let t = tensor(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let r = t.reshape(&[3, 2]).unwrap();
+    assert!(r.same_storage(&t));
+    assert!(matches!(
+        t.reshape(&[4, 2]),
+        Err(Error::ShapeMismatch { op: "reshape", .. })
+    ));
+    assert!(matches!(
+        DeviceTensor::from_slice(&dev(), &[1.0f32], &[2]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn too_large_is_an_error_not_a_panic() {
+    let d = dev();
+    let limit = d.max_binding_bytes();
+    let n = (limit / 4 + 1) as usize;
+    match DeviceTensor::zeros(&d, &[n]) {
+        Err(Error::TooLarge { op, bytes, .. }) => {
+            assert_eq!(op, "full");
+            assert!(bytes > limit);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        DeviceTensor::zeros(&d, &[usize::MAX / 2, 4]),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn pool_reuses_buffers_and_reuse_is_ordered() {
+    let d = dev();
+    // Chains of ops whose temporaries are recycled while earlier kernels are still pending:
+    // the result must be as if every op ran alone.
+    let x = tensor(&(0..1000).map(|i| i as f32).collect::<Vec<_>>(), &[1000]);
+    let mut y = x.clone();
+    for _ in 0..50 {
+        y = y.add_scalar(1.0).unwrap().mul_scalar(1.0).unwrap();
+    }
+    let want: Vec<f32> = (0..1000).map(|i| i as f32 + 50.0).collect();
+    assert_eq!(read(&y), want);
+    // Upload into a recycled buffer while kernels reading its previous tenant are pending.
+    let a = tensor(&[1.0; 64], &[64]);
+    let b = a.add_scalar(1.0).unwrap();
+    drop(a);
+    let c = tensor(&[5.0; 64], &[64]);
+    assert_eq!(read(&b), vec![2.0; 64]);
+    assert_eq!(read(&c), vec![5.0; 64]);
+    assert!(d.memory().live_bytes > 0);
+}
+
+#[test]
+fn dispatches_share_submits() {
+    let d = dev();
+    let x = tensor(&[1.0; 16], &[16]);
+    let before = d.dispatch_stats();
+    let mut y = x.clone();
+    for _ in 0..100 {
+        y = y.add_scalar(0.5).unwrap();
+    }
+    let after = d.dispatch_stats();
+    assert!(after.dispatches - before.dispatches >= 100);
+    // Other test threads may submit too, but 100 dispatches must not cost 100 submits.
+    assert!(
+        after.submits - before.submits < 50,
+        "{:?} -> {:?}",
+        before,
+        after
+    );
+    assert_eq!(read(&y), vec![51.0; 16]);
+}

@@ -1,0 +1,1 @@
+//! index kernels against CPU references (not written yet).

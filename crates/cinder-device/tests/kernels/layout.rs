@@ -1,0 +1,1 @@
+//! layout kernels against CPU references (not written yet).

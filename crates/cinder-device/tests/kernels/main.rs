@@ -1,0 +1,14 @@
+//! Every kernel against a plain CPU reference, one module per kernel family.
+
+mod common;
+mod conv;
+mod device;
+mod elementwise;
+mod index;
+mod layout;
+mod matmul;
+mod pool;
+mod random;
+mod reduce;
+mod shaders;
+mod softmax;

@@ -1,0 +1,1 @@
+//! matmul kernels against CPU references (not written yet).

@@ -1,0 +1,1 @@
+//! pool kernels against CPU references (not written yet).

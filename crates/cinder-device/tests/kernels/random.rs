@@ -1,0 +1,1 @@
+//! random kernels against CPU references (not written yet).

@@ -1,0 +1,1 @@
+//! reduce kernels against CPU references (not written yet).

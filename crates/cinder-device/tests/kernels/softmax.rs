@@ -1,0 +1,1 @@
+//! softmax kernels against CPU references (not written yet).

@@ -1,0 +1,1 @@
+//! Models built on Cinder: MLP, LeNet-5, VGG, ResNet, generative models and classical GPU pipelines.

@@ -1,0 +1,1 @@
+//! Neural-network building blocks for Cinder: modules, initializers, losses, optimizers, checkpoints.

@@ -1,0 +1,1 @@
+// conv2d kernels: not written yet.

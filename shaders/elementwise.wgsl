@@ -1,0 +1,182 @@
+// Elementwise kernels: unary maps, binary ops (same shape, broadcast, scalar), where, fill.
+// Template placeholders, replaced per op by the host: UNARY_OP (an expression in x, a, b)
+// and BINARY_OP (an expression in a, b). Every entry point writes every output element.
+
+override WG: u32 = 256u;
+
+// Unary, scalar-binary and fill parameters.
+struct P1 {
+    n: u32,
+    a: f32,
+    b: f32,
+    swap: u32,
+}
+
+// Broadcast-binary parameters: output shape and per-operand strides, outermost first.
+struct PB {
+    shape: array<vec4<u32>, 2>,
+    sa: array<vec4<u32>, 2>,
+    sb: array<vec4<u32>, 2>,
+    n: u32,
+    rank: u32,
+}
+
+var<immediate> p1: P1;
+var<immediate> pb: PB;
+
+@group(0) @binding(0) var<storage, read> in0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out1: array<f32>;
+@group(0) @binding(1) var<storage, read> in1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(2) var<storage, read> in2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;
+@group(0) @binding(0) var<storage, read_write> out0: array<f32>;
+
+const SQRT_2: f32 = 1.4142135623730951;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+
+fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+fn sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+fn tanh_stable(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+fn erf_approx(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+    return sign(x) * y;
+}
+
+fn gelu(x: f32) -> f32 {
+    return 0.5 * x * (1.0 + erf_approx(x / SQRT_2));
+}
+
+fn gelu_grad(x: f32) -> f32 {
+    return 0.5 * (1.0 + erf_approx(x / SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+}
+
+// log(1 + y), accurate for small y (Goldberg's trick: the rounding of 1 + y cancels).
+fn log1p(y: f32) -> f32 {
+    let u = 1.0 + y;
+    return select(log(u) * (y / (u - 1.0)), y, u == 1.0);
+}
+
+fn softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log1p(exp(-abs(x)));
+}
+
+// x^e with PyTorch's meaning for negative bases and integer exponents.
+fn powf(x: f32, e: f32) -> f32 {
+    if (e == 0.0) {
+        return 1.0;
+    }
+    if (x == 0.0) {
+        return select(0.0, bitcast<f32>(0x7f800000u), e < 0.0); // 0^-e = inf
+    }
+    let r = pow(abs(x), e);
+    if (x > 0.0) {
+        return r;
+    }
+    if (floor(e) != e) {
+        return bitcast<f32>(0x7fc00000u); // NaN, as PyTorch
+    }
+    let odd = (abs(e) % 2.0) == 1.0;
+    return select(r, -r, odd);
+}
+
+fn b2f(c: bool) -> f32 {
+    return select(0.0, 1.0, c);
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p1.n) {
+        return;
+    }
+    let x = in0[i];
+    let a = p1.a;
+    let b = p1.b;
+    out1[i] = UNARY_OP;
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p1.n) {
+        return;
+    }
+    let a = in0[i];
+    let b = in1[i];
+    out2[i] = BINARY_OP;
+}
+
+@compute @workgroup_size(WG)
+fn binary_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p1.n) {
+        return;
+    }
+    let x = in0[i];
+    let s = p1.a;
+    let swap = p1.swap != 0u;
+    let a = select(x, s, swap);
+    let b = select(s, x, swap);
+    out1[i] = BINARY_OP;
+}
+
+@compute @workgroup_size(WG)
+fn binary_bcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= pb.n) {
+        return;
+    }
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var k = i32(pb.rank) - 1; k >= 0; k--) {
+        let d = u32(k);
+        let dim = pb.shape[d / 4u][d % 4u];
+        let c = rem % dim;
+        rem = rem / dim;
+        ia += c * pb.sa[d / 4u][d % 4u];
+        ib += c * pb.sb[d / 4u][d % 4u];
+    }
+    let a = in0[ia];
+    let b = in1[ib];
+    out2[i] = BINARY_OP;
+}
+
+// out = cond != 0 ? a : b, all three contiguous and of one shape.
+@compute @workgroup_size(WG)
+fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p1.n) {
+        return;
+    }
+    out3[i] = select(in2[i], in1[i], in0[i] != 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p1.n) {
+        return;
+    }
+    out0[i] = p1.a;
+}

@@ -1,0 +1,1 @@
+// layout kernels: not written yet.

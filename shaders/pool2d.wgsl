@@ -1,0 +1,1 @@
+// pool2d kernels: not written yet.

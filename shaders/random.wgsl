@@ -1,0 +1,1 @@
+// random kernels: not written yet.
