@@ -77,7 +77,15 @@ pub fn kernels() -> Vec<Kernel> {
 }
 
 /// Parameters in the order of `struct P` in `reduce.wgsl`.
-fn params(len: usize, inner: usize, n_out: usize, chunk: usize, op: ROp, corr: f32, total: usize) -> Params {
+fn params(
+    len: usize,
+    inner: usize,
+    n_out: usize,
+    chunk: usize,
+    op: ROp,
+    corr: f32,
+    total: usize,
+) -> Params {
     Params::new()
         .usize(len)
         .usize(inner)
@@ -309,8 +317,8 @@ impl DeviceTensor {
         self.reduce_all("var_all", ROp::Var, corr)
     }
 
-    /// Sum over several `axes` (negative allowed, any order); `keepdim` keeps them with size
-    /// 1. An empty list returns the tensor unchanged (sharing its storage; unlike PyTorch's
+    /// Sum over several `axes` (negative allowed, any order); with `keepdim` they stay as
+    /// size-1 dimensions. An empty list returns the tensor unchanged (sharing its storage; unlike PyTorch's
     /// `dim=[]`, which sums everything). Adjacent reduced axes are merged, so the cost is one
     /// reduction per run of reduced axes. Returns [`Error::AxisOutOfRange`] for a bad axis,
     /// [`Error::InvalidArgument`] for a repeated axis and [`Error::DtypeMismatch`] for `u32`
@@ -382,8 +390,8 @@ impl DeviceTensor {
     pub fn sum_to_shape(&self, shape: &[usize]) -> Result<DeviceTensor> {
         let name = "sum_to_shape";
         let src = self.shape();
-        let ok = shape.len() <= src.len()
-            && broadcast_shapes(name, shape, src).is_ok_and(|b| b == src);
+        let ok =
+            shape.len() <= src.len() && broadcast_shapes(name, shape, src).is_ok_and(|b| b == src);
         if !ok {
             return Err(Error::shapes(name, src, shape));
         }

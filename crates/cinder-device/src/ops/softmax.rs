@@ -58,11 +58,7 @@ fn run(
     if rows == 0 || len == 0 {
         return Ok(out);
     }
-    let params = Params::new()
-        .usize(len)
-        .usize(inner)
-        .usize(rows)
-        .u32(mode);
+    let params = Params::new().usize(len).usize(inner).usize(rows).u32(mode);
     let per_row = len <= ROWS_MAX_LEN || (rows >= ROWS_MANY && len <= ROWS_MAX_LEN_MANY);
     let (entry, groups) = match (backward, per_row) {
         (false, true) => ("softmax_rows", grid_1d(rows, WG)),
