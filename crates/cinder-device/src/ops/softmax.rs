@@ -15,9 +15,11 @@ use crate::tensor::{DType, DeviceTensor};
 const WG: u32 = 256;
 /// Rows at most this long always use one invocation per row.
 const ROWS_MAX_LEN: usize = 256;
-/// With at least this many rows, rows up to `ROWS_MAX_LEN_MANY` use one invocation each.
-const ROWS_MANY: usize = 4096;
-const ROWS_MAX_LEN_MANY: usize = 4096;
+/// With at least this many rows, rows up to this long use one invocation each: (rows, max
+/// len) on GPUs, and on CPU adapters (lavapipe), whose emulated barriers make the
+/// workgroup-per-row kernel the slower one there.
+const ROWS_MANY_GPU: (usize, usize) = (4096, 4096);
+const ROWS_MANY_CPU: (usize, usize) = (512, 16384);
 
 fn kernel(entry: &'static str, reads: u32) -> Kernel {
     Kernel::new("softmax", entry, reads, 1)
@@ -59,7 +61,12 @@ fn run(
         return Ok(out);
     }
     let params = Params::new().usize(len).usize(inner).usize(rows).u32(mode);
-    let per_row = len <= ROWS_MAX_LEN || (rows >= ROWS_MANY && len <= ROWS_MAX_LEN_MANY);
+    let (many, many_len) = if dev.is_cpu() {
+        ROWS_MANY_CPU
+    } else {
+        ROWS_MANY_GPU
+    };
+    let per_row = len <= ROWS_MAX_LEN || (rows >= many && len <= many_len);
     let (entry, groups) = match (backward, per_row) {
         (false, true) => ("softmax_rows", grid_1d(rows, WG)),
         (false, false) => ("softmax_wg", grid_1d(rows, 1)),
