@@ -6,7 +6,8 @@
 //! short axis run one invocation per output (`reduce_rows`); a long axis with few outputs
 //! (whole-tensor reductions included) runs a tree: each workgroup reduces a chunk of the axis
 //! in workgroup memory into a partial state, and further passes combine the states until one
-//! is left. Nothing is read back to choose a path: the choice depends on the shape only.
+//! is left. Nothing is read back to choose a path: the choice depends on the shape and on
+//! whether the adapter is a CPU one (lavapipe), where barriers are expensive.
 //!
 //! Empty axes (length 0): `sum` gives 0; `mean` and `var` give NaN (as PyTorch); `max`, `min`,
 //! `argmax`, `argmin` and `logsumexp` return [`Error::InvalidArgument`].
@@ -28,10 +29,11 @@ const CHUNK_IN: usize = WG * 64;
 const CHUNK_ST: usize = 32;
 /// Axes at most this long always use one invocation per output.
 const ROWS_MAX_LEN: usize = 256;
-/// With at least this many outputs, axes up to `ROWS_MAX_LEN_MANY` use one invocation per
-/// output: (outputs, max len) on GPUs, and on CPU adapters (lavapipe), where barriers are
-/// emulated and cost far more than a serial loop (measured there: summing axis 0 of
-/// [4096, 1024] took 3.4 ms with one invocation per output, 30 ms with a workgroup per output).
+/// (outputs, len): with at least this many outputs, axes up to this long also use one
+/// invocation per output. Separate values for GPUs and for CPU adapters (lavapipe), where
+/// barriers are emulated and cost far more than a serial loop (measured there: summing
+/// axis 0 of [4096, 1024] took 3.4 ms with one invocation per output, 30 ms with a
+/// workgroup per output).
 const ROWS_MANY_GPU: (usize, usize) = (4096, 4096);
 const ROWS_MANY_CPU: (usize, usize) = (512, 16384);
 
