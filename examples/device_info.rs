@@ -15,9 +15,15 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::default()?;
     let info = dev.adapter_info();
     let lim = dev.limits();
-    println!("adapter:  {} ({:?}, {:?})", info.name, info.device_type, info.backend);
+    println!(
+        "adapter:  {} ({:?}, {:?})",
+        info.name, info.device_type, info.backend
+    );
     println!("driver:   {} {}", info.driver, info.driver_info);
-    println!("max storage binding: {} MiB", lim.max_storage_buffer_binding_size >> 20);
+    println!(
+        "max storage binding: {} MiB",
+        lim.max_storage_buffer_binding_size >> 20
+    );
     println!("max buffer:          {} MiB", lim.max_buffer_size >> 20);
     println!(
         "workgroups/dim: {}, invocations/workgroup: {}, workgroup memory: {} KiB, immediates: {} B",
@@ -29,9 +35,17 @@ fn main() -> anyhow::Result<()> {
 
     // Correctness: a small product against the CPU.
     let (m, k, p) = (37usize, 29usize, 41usize);
-    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
-    let b: Vec<f32> = (0..k * p).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
-    let c = DeviceTensor::from_slice(&dev, &a, &[m, k])?.matmul(&DeviceTensor::from_slice(&dev, &b, &[k, p])?)?;
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    let b: Vec<f32> = (0..k * p)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    let c = DeviceTensor::from_slice(&dev, &a, &[m, k])?.matmul(&DeviceTensor::from_slice(
+        &dev,
+        &b,
+        &[k, p],
+    )?)?;
     let got = c.to_vec::<f32>()?;
     let mut max_err = 0f32;
     for i in 0..m {
@@ -56,7 +70,10 @@ fn main() -> anyhow::Result<()> {
     dev.sync()?;
     let secs = t0.elapsed().as_secs_f64() / reps as f64;
     let gflops = 2.0 * (n as f64).powi(3) / secs / 1e9;
-    println!("matmul {n}x{n}x{n}: {:.2} ms, {gflops:.2} GFLOP/s", secs * 1e3);
+    println!(
+        "matmul {n}x{n}x{n}: {:.2} ms, {gflops:.2} GFLOP/s",
+        secs * 1e3
+    );
     println!(
         "{{\"adapter\":\"{}\",\"matmul_n\":{n},\"matmul_gflops\":{gflops:.3},\"matmul_max_abs_error\":{max_err:e}}}",
         info.name.replace('"', "'")

@@ -1,8 +1,329 @@
-//! layout ops (not written yet).
+//! Layout ops: permute/transpose, narrow/slice, concat, constant pad, arange, eye and dtype
+//! casts. Kernels in `shaders/layout.wgsl`; copies move raw 32-bit words, so they work on
+//! `f32` and `u32` tensors alike.
 
-use crate::Kernel;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::shape::{MAX_DIMS, coalesce, normalize_axis, numel, strides};
+use crate::tensor::{DType, DeviceTensor};
+
+fn k(entry: &'static str, reads: u32) -> Kernel {
+    Kernel::new("layout", entry, reads, 1)
+}
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    Vec::new()
+    vec![
+        k("strided_read", 1),
+        k("strided_write", 1),
+        k("pad_constant", 1),
+        k("arange_f32", 0),
+        k("arange_u32", 0),
+        k("eye", 0),
+        k("cast_f32_u32", 1),
+        k("cast_u32_f32", 1),
+    ]
+}
+
+fn p1(n: usize, a: f32, b: f32, cols: usize) -> Params {
+    Params::new().usize(n).f32(a).f32(b).usize(cols)
+}
+
+/// Records `dst[view(i)] = src[i]` (`write`) or `dst[i] = src[view(i)]` over `shape`, after
+/// merging dimensions.
+fn strided(
+    op: &'static str,
+    write: bool,
+    src: &DeviceTensor,
+    dst: &DeviceTensor,
+    shape: &[usize],
+    view_strides: &[usize],
+    base: usize,
+) -> Result<()> {
+    let n = numel(shape);
+    if n == 0 {
+        return Ok(());
+    }
+    let (sh, st) = coalesce(shape, &[view_strides.to_vec()]);
+    if sh.len() > MAX_DIMS {
+        return Err(Error::invalid(
+            op,
+            format!("more than {MAX_DIMS} non-mergeable dimensions"),
+            shape,
+        ));
+    }
+    let params = Params::new()
+        .array(&sh, MAX_DIMS, 1)
+        .array(&st[0], MAX_DIMS, 0)
+        .usize(n)
+        .usize(sh.len())
+        .usize(base)
+        .u32(0);
+    let entry = if write {
+        "strided_write"
+    } else {
+        "strided_read"
+    };
+    src.device().dispatch(
+        &k(entry, 1),
+        &[src],
+        &[dst],
+        &params,
+        grid_1d(n, WORKGROUP_1D),
+    )
+}
+
+impl DeviceTensor {
+    /// The tensor with its dimensions reordered: output dimension `i` is input dimension
+    /// `dims[i]` (a copy). Returns `Err` when `dims` is not a permutation of `0..rank`.
+    pub fn permute(&self, dims: &[usize]) -> Result<DeviceTensor> {
+        let r = self.rank();
+        let mut seen = vec![false; r];
+        if dims.len() != r
+            || dims
+                .iter()
+                .any(|&d| d >= r || std::mem::replace(&mut seen[d], true))
+        {
+            return Err(Error::invalid(
+                "permute",
+                format!("{dims:?} is not a permutation of 0..{r}"),
+                self.shape(),
+            ));
+        }
+        if dims.iter().enumerate().all(|(i, &d)| i == d) {
+            return Ok(self.clone());
+        }
+        let in_strides = strides(self.shape());
+        let out_shape: Vec<usize> = dims.iter().map(|&d| self.shape()[d]).collect();
+        let view: Vec<usize> = dims.iter().map(|&d| in_strides[d]).collect();
+        let out = DeviceTensor::uninit_for("permute", self.device(), &out_shape, self.dtype())?;
+        strided("permute", false, self, &out, &out_shape, &view, 0)?;
+        Ok(out)
+    }
+
+    /// Swaps two dimensions (negative indices allowed), as a copy. Returns
+    /// [`Error::AxisOutOfRange`] for a bad dimension.
+    pub fn transpose(&self, d0: isize, d1: isize) -> Result<DeviceTensor> {
+        let a = normalize_axis("transpose", d0, self.shape())?;
+        let b = normalize_axis("transpose", d1, self.shape())?;
+        let mut dims: Vec<usize> = (0..self.rank()).collect();
+        dims.swap(a, b);
+        self.permute(&dims)
+    }
+
+    /// The transpose of a 2-D tensor. Returns `Err` for other ranks.
+    pub fn t(&self) -> Result<DeviceTensor> {
+        if self.rank() != 2 {
+            return Err(Error::invalid("t", "t() needs a 2-D tensor", self.shape()));
+        }
+        self.transpose(0, 1)
+    }
+
+    /// Elements `start..start + len` along `axis` (a copy). Returns `Err` when the range
+    /// leaves the dimension or the axis is out of range.
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<DeviceTensor> {
+        let a = normalize_axis("narrow", axis, self.shape())?;
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape()[a])
+        {
+            return Err(Error::invalid(
+                "narrow",
+                format!(
+                    "range {start}..{} outside dimension {a} of size {}",
+                    start.saturating_add(len),
+                    self.shape()[a]
+                ),
+                self.shape(),
+            ));
+        }
+        if len == self.shape()[a] {
+            return Ok(self.clone());
+        }
+        let mut out_shape = self.shape().to_vec();
+        out_shape[a] = len;
+        let st = strides(self.shape());
+        let out = DeviceTensor::uninit_for("narrow", self.device(), &out_shape, self.dtype())?;
+        strided("narrow", false, self, &out, &out_shape, &st, start * st[a])?;
+        Ok(out)
+    }
+
+    /// Elements `start..end` along `axis` (a copy), as Python's `x[start:end]` with
+    /// non-negative bounds. Returns `Err` when `start > end` or `end` is past the dimension.
+    pub fn slice(&self, axis: isize, start: usize, end: usize) -> Result<DeviceTensor> {
+        if start > end {
+            return Err(Error::invalid(
+                "slice",
+                format!("start {start} > end {end}"),
+                self.shape(),
+            ));
+        }
+        self.narrow(axis, start, end - start)
+    }
+
+    /// Joins tensors along `axis`; all must share dtype, rank and every other dimension.
+    /// Returns `Err` on an empty list, a shape or dtype mismatch, or a bad axis.
+    pub fn concat(tensors: &[&DeviceTensor], axis: isize) -> Result<DeviceTensor> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "no tensors to concatenate", &[]))?;
+        let a = normalize_axis("concat", axis, first.shape())?;
+        let mut out_shape = first.shape().to_vec();
+        out_shape[a] = 0;
+        for t in tensors {
+            t.expect_dtype("concat", first.dtype())?;
+            let same_rest = t.rank() == first.rank()
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(d, (x, y))| d == a || x == y);
+            if !same_rest {
+                return Err(Error::shapes("concat", first.shape(), t.shape()));
+            }
+            out_shape[a] += t.shape()[a];
+        }
+        let out = DeviceTensor::uninit_for("concat", first.device(), &out_shape, first.dtype())?;
+        let st = strides(&out_shape);
+        let mut at = 0;
+        for t in tensors {
+            strided("concat", true, t, &out, t.shape(), &st, at * st[a])?;
+            at += t.shape()[a];
+        }
+        Ok(out)
+    }
+
+    /// Constant padding. `pads` holds one `(before, after)` pair per dimension, outermost
+    /// first; a list shorter than the rank pads the *last* `pads.len()` dimensions (so
+    /// `[(1, 1), (2, 2)]` on an NCHW tensor pads H by 1 and W by 2, as
+    /// `F.pad(x, (2, 2, 1, 1))`). New cells hold `value` (truncated for u32 tensors). Returns
+    /// `Err` when `pads` is longer than the rank or the rank exceeds the kernel's limit.
+    pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<DeviceTensor> {
+        let r = self.rank();
+        if pads.len() > r {
+            return Err(Error::invalid(
+                "pad",
+                format!("{} pad pairs for rank {r}", pads.len()),
+                self.shape(),
+            ));
+        }
+        if r > MAX_DIMS {
+            return Err(Error::invalid(
+                "pad",
+                format!("rank above {MAX_DIMS}"),
+                self.shape(),
+            ));
+        }
+        let mut before = vec![0; r];
+        let mut out_shape = self.shape().to_vec();
+        for (i, &(b, e)) in pads.iter().enumerate() {
+            let d = r - pads.len() + i;
+            before[d] = b;
+            out_shape[d] += b + e;
+        }
+        let out = DeviceTensor::uninit_for("pad", self.device(), &out_shape, self.dtype())?;
+        let n = out.numel();
+        if n == 0 {
+            return Ok(out);
+        }
+        let bits = match self.dtype() {
+            DType::F32 => value.to_bits(),
+            DType::U32 => value.max(0.0) as u32,
+        };
+        // A scalar pads like a rank-1 tensor of one element.
+        let (os, bs, is) = if r == 0 {
+            (vec![1], vec![0], vec![1])
+        } else {
+            (out_shape.clone(), before, self.shape().to_vec())
+        };
+        let params = Params::new()
+            .array(&os, MAX_DIMS, 1)
+            .array(&bs, MAX_DIMS, 0)
+            .array(&is, MAX_DIMS, 1)
+            .usize(n)
+            .usize(os.len())
+            .u32(bits)
+            .u32(0);
+        self.device().dispatch(
+            &k("pad_constant", 1),
+            &[self],
+            &[&out],
+            &params,
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// `[start, start + step, ...]` up to (excluding) `end`, as f32. Returns `Err` when
+    /// `step` is zero or has the wrong sign for the range.
+    pub fn arange(device: &Device, start: f32, end: f32, step: f32) -> Result<DeviceTensor> {
+        if step == 0.0 || !step.is_finite() || (end - start) * step < 0.0 {
+            return Err(Error::invalid(
+                "arange",
+                format!("bad range {start}..{end} step {step}"),
+                &[],
+            ));
+        }
+        let n = ((end as f64 - start as f64) / step as f64).ceil().max(0.0) as usize;
+        let out = DeviceTensor::uninit_for("arange", device, &[n], DType::F32)?;
+        device.dispatch(
+            &k("arange_f32", 0),
+            &[],
+            &[&out],
+            &p1(n, start, step, 1),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// `[0, 1, ..., n - 1]` as u32. Returns [`Error::TooLarge`] past the device limit.
+    pub fn arange_u32(device: &Device, n: usize) -> Result<DeviceTensor> {
+        let out = DeviceTensor::uninit_for("arange_u32", device, &[n], DType::U32)?;
+        device.dispatch(
+            &k("arange_u32", 0),
+            &[],
+            &[&out],
+            &p1(n, 0.0, 0.0, 1),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// The `n x m` identity-like matrix (ones on the main diagonal), f32.
+    pub fn eye(device: &Device, n: usize, m: usize) -> Result<DeviceTensor> {
+        let out = DeviceTensor::uninit_for("eye", device, &[n, m], DType::F32)?;
+        let total = n * m;
+        device.dispatch(
+            &k("eye", 0),
+            &[],
+            &[&out],
+            &p1(total, 0.0, 0.0, m.max(1)),
+            grid_1d(total, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
+
+    /// The tensor converted to `dtype`. f32 to u32 truncates toward zero; negative values
+    /// and NaN give 0 and values past `u32::MAX` saturate. Same dtype returns `self`.
+    pub fn to_dtype(&self, dtype: DType) -> Result<DeviceTensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let entry = if dtype == DType::U32 {
+            "cast_f32_u32"
+        } else {
+            "cast_u32_f32"
+        };
+        let out = DeviceTensor::uninit_for("to_dtype", self.device(), self.shape(), dtype)?;
+        let n = self.numel();
+        self.device().dispatch(
+            &k(entry, 1),
+            &[self],
+            &[&out],
+            &p1(n, 0.0, 0.0, 1),
+            grid_1d(n, WORKGROUP_1D),
+        )?;
+        Ok(out)
+    }
 }
