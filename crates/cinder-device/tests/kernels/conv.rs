@@ -1,1 +1,223 @@
-//! conv kernels against CPU references (not written yet).
+//! conv2d, its backward kernels and conv_transpose2d against CPU loops.
+
+use super::common::*;
+use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
+use cinder_device::{DeviceTensor, Error};
+
+type Sh = [usize; 4];
+
+/// Image cell touched by output position `o` and tap `k`, if inside.
+fn tap(o: usize, k: usize, s: usize, p: usize, d: usize, size: usize) -> Option<usize> {
+    let v = (o * s + k * d) as isize - p as isize;
+    (v >= 0 && (v as usize) < size).then_some(v as usize)
+}
+
+fn out_size(h: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
+    (h + 2 * p - d * (k - 1) - 1) / s + 1
+}
+
+/// Visits every (n, o, c, oy, ox, kh, kw, iy, ix) term of a convolution.
+fn each_term(
+    xs: Sh,
+    ws: Sh,
+    p: &Conv2dParams,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    let oh = out_size(xs[2], ws[2], p.stride.0, p.padding.0, p.dilation.0);
+    let ow = out_size(xs[3], ws[3], p.stride.1, p.padding.1, p.dilation.1);
+    for n in 0..xs[0] {
+        for o in 0..ws[0] {
+            for c in 0..xs[1] {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for kh in 0..ws[2] {
+                            for kw in 0..ws[3] {
+                                let (Some(iy), Some(ix)) = (
+                                    tap(oy, kh, p.stride.0, p.padding.0, p.dilation.0, xs[2]),
+                                    tap(ox, kw, p.stride.1, p.padding.1, p.dilation.1, xs[3]),
+                                ) else {
+                                    continue;
+                                };
+                                let xi = ((n * xs[1] + c) * xs[2] + iy) * xs[3] + ix;
+                                let wi = ((o * ws[1] + c) * ws[2] + kh) * ws[3] + kw;
+                                let yi = ((n * ws[0] + o) * oh + oy) * ow + ox;
+                                f(xi, wi, yi, 0, 0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn cases() -> Vec<(Sh, Sh, Conv2dParams)> {
+    let p = |s: (usize, usize), pd: (usize, usize), d: (usize, usize)| Conv2dParams {
+        stride: s,
+        padding: pd,
+        dilation: d,
+        groups: 1,
+    };
+    vec![
+        ([2, 3, 7, 6], [4, 3, 3, 3], p((1, 1), (1, 1), (1, 1))),
+        ([1, 2, 9, 8], [3, 2, 3, 2], p((2, 3), (0, 1), (1, 1))),
+        ([3, 1, 10, 11], [2, 1, 3, 3], p((2, 2), (2, 1), (2, 2))),
+        ([2, 1, 28, 28], [6, 1, 5, 5], p((1, 1), (2, 2), (1, 1))),
+        ([1, 5, 4, 4], [1, 5, 1, 1], Conv2dParams::default()),
+    ]
+}
+
+#[test]
+fn conv2d_forward_and_backward_match_cpu() {
+    let mut r = rng(40);
+    for (xs, ws, p) in cases() {
+        let (x, xv) = rand_tensor(&mut r, &xs);
+        let (w, wv) = rand_tensor(&mut r, &ws);
+        let (b, bv) = rand_tensor(&mut r, &[ws[0]]);
+        let y = x.conv2d(&w, Some(&b), &p).unwrap();
+        let ys: Sh = y.shape().try_into().unwrap();
+        let plane = ys[2] * ys[3];
+        let mut want: Vec<f32> = (0..y.numel()).map(|i| bv[(i / plane) % ws[0]]).collect();
+        each_term(xs, ws, &p, |xi, wi, yi, _, _| want[yi] += xv[xi] * wv[wi]);
+        assert_close(&read(&y), &want, 1e-4, 1e-4);
+
+        let (g, gv) = rand_tensor(&mut r, &ys);
+        let gx = DeviceTensor::conv2d_backward_input(&g, &w, &xs, &p).unwrap();
+        let gw = DeviceTensor::conv2d_backward_weight(&g, &x, &ws, &p).unwrap();
+        let gb = DeviceTensor::conv2d_backward_bias(&g).unwrap();
+        let mut want_gx = vec![0.0f32; xv.len()];
+        let mut want_gw = vec![0.0f32; wv.len()];
+        each_term(xs, ws, &p, |xi, wi, yi, _, _| {
+            want_gx[xi] += gv[yi] * wv[wi];
+            want_gw[wi] += gv[yi] * xv[xi];
+        });
+        let want_gb: Vec<f32> = (0..ws[0])
+            .map(|o| {
+                (0..gv.len())
+                    .filter(|i| (i / plane) % ws[0] == o)
+                    .map(|i| gv[i])
+                    .sum()
+            })
+            .collect();
+        assert_close(&read(&gx), &want_gx, 1e-4, 1e-4);
+        assert_close(&read(&gw), &want_gw, 1e-3, 1e-4);
+        assert_close(&read(&gb), &want_gb, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_cpu_scatter() {
+    let mut r = rng(41);
+    let tp = |s, pd, op, d| ConvTranspose2dParams {
+        stride: s,
+        padding: pd,
+        output_padding: op,
+        dilation: d,
+        groups: 1,
+    };
+    for (xs, ws, p) in [
+        (
+            [2, 3, 4, 5],
+            [3, 2, 3, 3],
+            tp((2, 2), (1, 1), (1, 1), (1, 1)),
+        ),
+        (
+            [1, 2, 3, 3],
+            [2, 4, 4, 4],
+            tp((2, 2), (1, 1), (0, 0), (1, 1)),
+        ),
+        (
+            [2, 1, 5, 4],
+            [1, 3, 3, 2],
+            tp((1, 2), (0, 1), (0, 1), (2, 1)),
+        ),
+    ] {
+        let (x, xv) = rand_tensor(&mut r, &xs);
+        let (w, wv) = rand_tensor(&mut r, &ws);
+        let y = x.conv_transpose2d(&w, None, &p).unwrap();
+        let oh = (xs[2] - 1) * p.stride.0 + p.dilation.0 * (ws[2] - 1) + p.output_padding.0 + 1
+            - 2 * p.padding.0;
+        let ow = (xs[3] - 1) * p.stride.1 + p.dilation.1 * (ws[3] - 1) + p.output_padding.1 + 1
+            - 2 * p.padding.1;
+        let ys = [xs[0], ws[1], oh, ow];
+        assert_eq!(y.shape(), &ys);
+        let (g, gv) = rand_tensor(&mut r, &ys);
+        let mut want = vec![0.0f32; ys.iter().product()];
+        let mut want_gx = vec![0.0f32; xv.len()];
+        let mut want_gw = vec![0.0f32; wv.len()];
+        for n in 0..xs[0] {
+            for ci in 0..xs[1] {
+                for iy in 0..xs[2] {
+                    for ix in 0..xs[3] {
+                        for co in 0..ws[1] {
+                            for kh in 0..ws[2] {
+                                for kw in 0..ws[3] {
+                                    let (Some(oy), Some(ox)) = (
+                                        tap(iy, kh, p.stride.0, p.padding.0, p.dilation.0, oh),
+                                        tap(ix, kw, p.stride.1, p.padding.1, p.dilation.1, ow),
+                                    ) else {
+                                        continue;
+                                    };
+                                    let xi = ((n * xs[1] + ci) * xs[2] + iy) * xs[3] + ix;
+                                    let wi = ((ci * ws[1] + co) * ws[2] + kh) * ws[3] + kw;
+                                    let yi = ((n * ws[1] + co) * oh + oy) * ow + ox;
+                                    want[yi] += xv[xi] * wv[wi];
+                                    want_gx[xi] += gv[yi] * wv[wi];
+                                    want_gw[wi] += gv[yi] * xv[xi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_close(&read(&y), &want, 1e-4, 1e-4);
+        let gx = DeviceTensor::conv_transpose2d_backward_input(&g, &w, &xs, &p).unwrap();
+        let gw = DeviceTensor::conv_transpose2d_backward_weight(&g, &x, &ws, &p).unwrap();
+        assert_close(&read(&gx), &want_gx, 1e-4, 1e-4);
+        assert_close(&read(&gw), &want_gw, 1e-3, 1e-4);
+    }
+}
+
+#[test]
+fn conv_misuse_is_an_error() {
+    let x = DeviceTensor::zeros(&dev(), &[1, 3, 5, 5]).unwrap();
+    let w = DeviceTensor::zeros(&dev(), &[2, 4, 3, 3]).unwrap();
+    let p = Conv2dParams::default();
+    assert!(matches!(
+        x.conv2d(&w, None, &p),
+        Err(Error::ShapeMismatch { op: "conv2d", .. })
+    ));
+    let big = DeviceTensor::zeros(&dev(), &[2, 3, 7, 7]).unwrap();
+    assert!(matches!(
+        x.conv2d(&big, None, &p),
+        Err(Error::InvalidArgument { op: "conv2d", .. })
+    ));
+    let flat = DeviceTensor::zeros(&dev(), &[3, 5, 5]).unwrap();
+    assert!(matches!(
+        flat.conv2d(&big, None, &p),
+        Err(Error::ShapeMismatch { op: "conv2d", .. })
+    ));
+    let grouped = Conv2dParams { groups: 3, ..p };
+    assert!(matches!(
+        x.conv2d(&big, None, &grouped),
+        Err(Error::InvalidArgument { op: "conv2d", .. })
+    ));
+    let u = DeviceTensor::from_slice(&dev(), &[0u32; 75], &[1, 3, 5, 5]).unwrap();
+    assert!(matches!(
+        u.conv2d(&big, None, &p),
+        Err(Error::DtypeMismatch { op: "conv2d", .. })
+    ));
+    let wt = DeviceTensor::zeros(&dev(), &[3, 2, 3, 3]).unwrap();
+    let bad = ConvTranspose2dParams {
+        output_padding: (1, 1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        x.conv_transpose2d(&wt, None, &bad),
+        Err(Error::InvalidArgument {
+            op: "conv_transpose2d",
+            ..
+        })
+    ));
+}
