@@ -14,4 +14,5 @@ pub use device::{Device, DispatchStats, MemoryStats};
 pub use error::{Error, Result};
 pub use kernel::{Kernel, Params};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
+pub use ops::matmul::MatmulKernel;
 pub use tensor::{DType, DeviceTensor, Element};

@@ -5,13 +5,67 @@ use crate::kernel::{Kernel, Params};
 use crate::shape::numel;
 use crate::tensor::{DType, DeviceTensor};
 
+/// Which matmul kernel to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// The blocked kernel on CPU adapters, the tiled one on GPUs.
+    Auto,
+    /// One output per invocation (the reference).
+    Naive,
+    /// 8 x 16 outputs per invocation from global memory, no barriers (best on lavapipe).
+    Blocked,
+    /// 64 x 64 workgroup-memory tiles (best on GPUs).
+    Tiled,
+}
+
+const LOAD_B_VEC4: &str = "let q0 = (b0 + kk * p.n) / 4u;
+        let qmax = p.n / 4u - 1u;
+        let qc = col0 / 4u;
+        bq[0] = b4[q0 + min(qc, qmax)];
+        bq[1] = b4[q0 + min(qc + 1u, qmax)];
+        bq[2] = b4[q0 + min(qc + 2u, qmax)];
+        bq[3] = b4[q0 + min(qc + 3u, qmax)];";
+
+const LOAD_B_SCALAR: &str = "let r0 = b0 + kk * p.n;
+        let last = p.n - 1u;
+        for (var j = 0u; j < 4u; j++) {
+            let cc = col0 + j * 4u;
+            bq[j] = vec4<f32>(b[r0 + min(cc, last)], b[r0 + min(cc + 1u, last)],
+                              b[r0 + min(cc + 2u, last)], b[r0 + min(cc + 3u, last)]);
+        }";
+
 fn naive() -> Kernel {
-    Kernel::new("matmul", "matmul_naive", 2, 1)
+    Kernel::new("matmul", "matmul_naive", 2, 1).with_subst("BLOCKED_LOAD_B", "")
+}
+
+fn blocked(ta: bool, vec4_b: bool) -> Kernel {
+    Kernel::new("matmul", "matmul_blocked", 2, 1)
+        .with_subst("BLOCKED_LOAD_B", if vec4_b { LOAD_B_VEC4 } else { LOAD_B_SCALAR })
+        .with_constant("TA", ta as u32 as f64)
+}
+
+fn tiled(ta: bool, tb: bool) -> Kernel {
+    Kernel::new("matmul", "matmul_tiled", 2, 1)
+        .with_subst("BLOCKED_LOAD_B", "")
+        .with_constant("TA", ta as u32 as f64)
+        .with_constant("TB", tb as u32 as f64)
 }
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    vec![naive()]
+    let mut v = vec![naive()];
+    for ta in [false, true] {
+        for x in [false, true] {
+            v.push(blocked(ta, x));
+            v.push(tiled(ta, x));
+        }
+    }
+    v
+}
+
+fn groups_ok(g: (u32, u32, u32)) -> bool {
+    let max = crate::kernel::MAX_GROUPS_PER_DIM;
+    g.0 <= max && g.1 <= max && g.2 <= max
 }
 
 impl DeviceTensor {
@@ -27,12 +81,13 @@ impl DeviceTensor {
     /// set, without materializing the transpose: `self` is `[..., M, K]` (`[..., K, M]` if
     /// `trans_a`), `rhs` is `[..., K, N]` (`[..., N, K]` if `trans_b`). Errors as
     /// [`DeviceTensor::matmul`].
-    pub fn matmul_t(
-        &self,
-        rhs: &DeviceTensor,
-        trans_a: bool,
-        trans_b: bool,
-    ) -> Result<DeviceTensor> {
+    pub fn matmul_t(&self, rhs: &DeviceTensor, trans_a: bool, trans_b: bool) -> Result<DeviceTensor> {
+        self.matmul_with(rhs, trans_a, trans_b, MatmulKernel::Auto)
+    }
+
+    /// [`DeviceTensor::matmul_t`] with an explicit kernel choice (for tests and benches).
+    /// Errors as [`DeviceTensor::matmul`].
+    pub fn matmul_with(&self, rhs: &DeviceTensor, trans_a: bool, trans_b: bool, kernel: MatmulKernel) -> Result<DeviceTensor> {
         let op = "matmul";
         self.expect_dtype(op, DType::F32)?;
         rhs.expect_dtype(op, DType::F32)?;
@@ -81,27 +136,48 @@ impl DeviceTensor {
         }
         let a_stride = if numel(ba) == 1 { 0 } else { m * ka };
         let b_stride = if numel(bb) == 1 { 0 } else { ka * n };
-        let params = Params::new()
-            .usize(m)
-            .usize(n)
-            .usize(ka)
-            .usize(batch)
-            .usize(a_stride)
-            .usize(b_stride)
-            .u32(trans_a as u32)
-            .u32(trans_b as u32);
-        let groups = (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32);
-        if groups.0 > crate::kernel::MAX_GROUPS_PER_DIM
-            || groups.1 > crate::kernel::MAX_GROUPS_PER_DIM
-        {
-            return Err(Error::invalid(
-                op,
-                "matrix too large for one dispatch",
-                &out_shape,
-            ));
+        let params = |tb: bool| {
+            Params::new()
+                .usize(m)
+                .usize(n)
+                .usize(ka)
+                .usize(batch)
+                .usize(a_stride)
+                .usize(b_stride)
+                .u32(trans_a as u32)
+                .u32(tb as u32)
+        };
+        let kernel = match kernel {
+            MatmulKernel::Auto if self.device().is_cpu() => MatmulKernel::Blocked,
+            MatmulKernel::Auto => MatmulKernel::Tiled,
+            k => k,
+        };
+        let too_big = || Error::invalid(op, "matrix too large for one dispatch", &out_shape);
+        match kernel {
+            MatmulKernel::Blocked => {
+                // The blocked kernel streams rows of B: give it B untransposed.
+                let b = if trans_b { rhs.transpose(-1, -2)? } else { rhs.clone() };
+                let g = ((n.div_ceil(16).div_ceil(8)) as u32, (m.div_ceil(8).div_ceil(4)) as u32, batch as u32);
+                if !groups_ok(g) {
+                    return Err(too_big());
+                }
+                self.device().dispatch(&blocked(trans_a, n % 4 == 0), &[self, &b], &[&out], &params(false), g)?;
+            }
+            MatmulKernel::Tiled => {
+                let g = (n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
+                if !groups_ok(g) {
+                    return Err(too_big());
+                }
+                self.device().dispatch(&tiled(trans_a, trans_b), &[self, rhs], &[&out], &params(trans_b), g)?;
+            }
+            _ => {
+                let g = (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32);
+                if !groups_ok(g) {
+                    return Err(too_big());
+                }
+                self.device().dispatch(&naive(), &[self, rhs], &[&out], &params(trans_b), g)?;
+            }
         }
-        self.device()
-            .dispatch(&naive(), &[self, rhs], &[&out], &params, groups)?;
         Ok(out)
     }
 }

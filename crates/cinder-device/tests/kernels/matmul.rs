@@ -1,6 +1,7 @@
-//! Matmul against a CPU triple loop.
+//! Matmul, every kernel and transpose combination, against a CPU triple loop.
 
 use super::common::*;
+use cinder_device::{DeviceTensor, Error, MatmulKernel};
 
 fn cpu(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f32> {
     let mut c = vec![0.0; m * n];
@@ -18,23 +19,22 @@ fn cpu(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: bool, tb: bool) -
     c
 }
 
+const KERNELS: [MatmulKernel; 4] = [MatmulKernel::Auto, MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Tiled];
+
 #[test]
-fn matmul_with_transposes_matches_cpu() {
+fn every_kernel_and_transpose_matches_cpu() {
     let mut r = rng(10);
-    for &(m, k, n) in &[
-        (1, 1, 1),
-        (3, 5, 7),
-        (17, 33, 9),
-        (64, 64, 64),
-        (65, 31, 130),
-    ] {
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 64, 64), (65, 31, 130), (129, 70, 257), (8, 19, 16)] {
         for ta in [false, true] {
             for tb in [false, true] {
                 let (a, av) = rand_tensor(&mut r, &(if ta { [k, m] } else { [m, k] }));
                 let (b, bv) = rand_tensor(&mut r, &(if tb { [n, k] } else { [k, n] }));
-                let c = a.matmul_t(&b, ta, tb).unwrap();
-                assert_eq!(c.shape(), &[m, n]);
-                assert_close(&read(&c), &cpu(&av, &bv, m, k, n, ta, tb), 1e-5, 1e-4);
+                let want = cpu(&av, &bv, m, k, n, ta, tb);
+                for kern in KERNELS {
+                    let c = a.matmul_with(&b, ta, tb, kern).unwrap();
+                    assert_eq!(c.shape(), &[m, n]);
+                    assert_close(&read(&c), &want, 1e-5, 1e-4);
+                }
             }
         }
     }
@@ -45,12 +45,51 @@ fn batched_matmul_with_broadcast_batch() {
     let mut r = rng(11);
     let (a, av) = rand_tensor(&mut r, &[2, 3, 4, 5]);
     let (b, bv) = rand_tensor(&mut r, &[5, 6]);
-    let c = a.matmul(&b).unwrap();
-    assert_eq!(c.shape(), &[2, 3, 4, 6]);
-    let got = read(&c);
-    for bi in 0..6 {
-        let want = cpu(&av[bi * 20..(bi + 1) * 20], &bv, 4, 5, 6, false, false);
-        assert_close(&got[bi * 24..(bi + 1) * 24], &want, 1e-5, 1e-4);
+    let (b3, b3v) = rand_tensor(&mut r, &[6, 5, 6]);
+    for kern in KERNELS {
+        let c = a.matmul_with(&b, false, false, kern).unwrap();
+        assert_eq!(c.shape(), &[2, 3, 4, 6]);
+        let got = read(&c);
+        let c3 = a.reshape(&[6, 4, 5]).unwrap().matmul_with(&b3, false, false, kern).unwrap();
+        let got3 = read(&c3);
+        for bi in 0..6 {
+            let want = cpu(&av[bi * 20..(bi + 1) * 20], &bv, 4, 5, 6, false, false);
+            assert_close(&got[bi * 24..(bi + 1) * 24], &want, 1e-5, 1e-4);
+            let want3 = cpu(&av[bi * 20..(bi + 1) * 20], &b3v[bi * 30..(bi + 1) * 30], 4, 5, 6, false, false);
+            assert_close(&got3[bi * 24..(bi + 1) * 24], &want3, 1e-5, 1e-4);
+        }
+        // a shared left operand: [4, 5] x [6, 5, 6]
+        let l = a.narrow(0, 0, 1).unwrap().reshape(&[3, 4, 5]).unwrap().narrow(0, 0, 1).unwrap().reshape(&[4, 5]).unwrap();
+        let c4 = l.matmul_with(&b3, false, false, kern).unwrap();
+        assert_eq!(c4.shape(), &[6, 4, 6]);
+        let want4 = cpu(&av[..20], &b3v[30..60], 4, 5, 6, false, false);
+        assert_close(&read(&c4)[24..48], &want4, 1e-5, 1e-4);
     }
-    assert!(a.matmul(&tensor(&[0.0; 12], &[2, 6])).is_err());
+}
+
+#[test]
+fn empty_inner_dimension_gives_zeros() {
+    let a = DeviceTensor::zeros(&dev(), &[3, 0]).unwrap();
+    let b = DeviceTensor::zeros(&dev(), &[0, 4]).unwrap();
+    let c = a.matmul(&b).unwrap();
+    assert_eq!(c.shape(), &[3, 4]);
+    assert_eq!(read(&c), vec![0.0; 12]);
+}
+
+#[test]
+fn matmul_misuse_is_an_error() {
+    let a = tensor(&[0.0; 6], &[2, 3]);
+    match a.matmul(&tensor(&[0.0; 8], &[2, 4])) {
+        Err(Error::ShapeMismatch { op, lhs, rhs }) => {
+            assert_eq!(op, "matmul");
+            assert_eq!((lhs, rhs), (vec![2, 3], vec![2, 4]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(a.matmul(&tensor(&[0.0; 3], &[3])), Err(Error::ShapeMismatch { op: "matmul", .. })));
+    let u = DeviceTensor::from_slice(&dev(), &[0u32; 6], &[3, 2]).unwrap();
+    assert!(matches!(a.matmul(&u), Err(Error::DtypeMismatch { op: "matmul", .. })));
+    let b = tensor(&[0.0; 24], &[2, 3, 4]);
+    let c = tensor(&[0.0; 36], &[3, 3, 4]);
+    assert!(matches!(b.matmul_t(&c, true, false), Err(Error::ShapeMismatch { op: "matmul", .. })));
 }
