@@ -21,7 +21,9 @@ fn filled(d: &Device, shape: &[usize], seed: u64) -> DeviceTensor {
 fn matmul(c: &mut Criterion) {
     let d = dev();
     let mut g = c.benchmark_group("matmul");
-    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
     for n in [128usize, 256, 512, 1024] {
         g.throughput(Throughput::Elements((2 * n * n * n) as u64)); // FLOPs: read "elem/s" as FLOP/s
         let a = filled(&d, &[n, n], 1);
@@ -39,8 +41,20 @@ fn matmul(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("cpu_sgemm", n), &n, |bch, _| {
             bch.iter(|| unsafe {
                 matrixmultiply::sgemm(
-                    n, n, n, 1.0, ha.as_ptr(), n as isize, 1, hb.as_ptr(), n as isize, 1, 0.0,
-                    hc.as_mut_ptr(), n as isize, 1,
+                    n,
+                    n,
+                    n,
+                    1.0,
+                    ha.as_ptr(),
+                    n as isize,
+                    1,
+                    hb.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    hc.as_mut_ptr(),
+                    n as isize,
+                    1,
                 );
             })
         });
@@ -51,16 +65,31 @@ fn matmul(c: &mut Criterion) {
 fn conv(c: &mut Criterion) {
     let d = dev();
     let mut g = c.benchmark_group("conv2d");
-    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
     // (name, input NCHW, weight OCKK, padding)
     let cases: [(&str, [usize; 4], [usize; 4], usize); 2] = [
-        ("lenet_c1_64x1x28x28_6x5x5_p2", [64, 1, 28, 28], [6, 1, 5, 5], 2),
-        ("vgg_8x64x32x32_64x3x3_p1", [8, 64, 32, 32], [64, 64, 3, 3], 1),
+        (
+            "lenet_c1_64x1x28x28_6x5x5_p2",
+            [64, 1, 28, 28],
+            [6, 1, 5, 5],
+            2,
+        ),
+        (
+            "vgg_8x64x32x32_64x3x3_p1",
+            [8, 64, 32, 32],
+            [64, 64, 3, 3],
+            1,
+        ),
     ];
     for (name, xs, ws, pad) in cases {
         let x = filled(&d, &xs, 3);
         let w = filled(&d, &ws, 4);
-        let p = Conv2dParams { padding: (pad, pad), ..Default::default() };
+        let p = Conv2dParams {
+            padding: (pad, pad),
+            ..Default::default()
+        };
         let y = x.conv2d(&w, None, &p).unwrap();
         let gy = filled(&d, y.shape(), 5);
         let oh = y.shape()[2];
@@ -90,7 +119,9 @@ fn conv(c: &mut Criterion) {
 fn softmax_and_sum(c: &mut Criterion) {
     let d = dev();
     let mut g = c.benchmark_group("reduce");
-    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     let n = 1 << 20;
     g.throughput(Throughput::Elements(n as u64));
     let x = filled(&d, &[1024, 1024], 6);

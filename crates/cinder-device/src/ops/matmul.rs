@@ -40,7 +40,10 @@ fn naive() -> Kernel {
 
 fn blocked(ta: bool, vec4_b: bool) -> Kernel {
     Kernel::new("matmul", "matmul_blocked", 2, 1)
-        .with_subst("BLOCKED_LOAD_B", if vec4_b { LOAD_B_VEC4 } else { LOAD_B_SCALAR })
+        .with_subst(
+            "BLOCKED_LOAD_B",
+            if vec4_b { LOAD_B_VEC4 } else { LOAD_B_SCALAR },
+        )
         .with_constant("TA", ta as u32 as f64)
 }
 
@@ -81,13 +84,24 @@ impl DeviceTensor {
     /// set, without materializing the transpose: `self` is `[..., M, K]` (`[..., K, M]` if
     /// `trans_a`), `rhs` is `[..., K, N]` (`[..., N, K]` if `trans_b`). Errors as
     /// [`DeviceTensor::matmul`].
-    pub fn matmul_t(&self, rhs: &DeviceTensor, trans_a: bool, trans_b: bool) -> Result<DeviceTensor> {
+    pub fn matmul_t(
+        &self,
+        rhs: &DeviceTensor,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Result<DeviceTensor> {
         self.matmul_with(rhs, trans_a, trans_b, MatmulKernel::Auto)
     }
 
     /// [`DeviceTensor::matmul_t`] with an explicit kernel choice (for tests and benches).
     /// Errors as [`DeviceTensor::matmul`].
-    pub fn matmul_with(&self, rhs: &DeviceTensor, trans_a: bool, trans_b: bool, kernel: MatmulKernel) -> Result<DeviceTensor> {
+    pub fn matmul_with(
+        &self,
+        rhs: &DeviceTensor,
+        trans_a: bool,
+        trans_b: bool,
+        kernel: MatmulKernel,
+    ) -> Result<DeviceTensor> {
         let op = "matmul";
         self.expect_dtype(op, DType::F32)?;
         rhs.expect_dtype(op, DType::F32)?;
@@ -156,26 +170,47 @@ impl DeviceTensor {
         match kernel {
             MatmulKernel::Blocked => {
                 // The blocked kernel streams rows of B: give it B untransposed.
-                let b = if trans_b { rhs.transpose(-1, -2)? } else { rhs.clone() };
-                let g = ((n.div_ceil(16).div_ceil(8)) as u32, (m.div_ceil(8).div_ceil(4)) as u32, batch as u32);
+                let b = if trans_b {
+                    rhs.transpose(-1, -2)?
+                } else {
+                    rhs.clone()
+                };
+                let g = (
+                    (n.div_ceil(16).div_ceil(8)) as u32,
+                    (m.div_ceil(8).div_ceil(4)) as u32,
+                    batch as u32,
+                );
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
-                self.device().dispatch(&blocked(trans_a, n % 4 == 0), &[self, &b], &[&out], &params(false), g)?;
+                self.device().dispatch(
+                    &blocked(trans_a, n % 4 == 0),
+                    &[self, &b],
+                    &[&out],
+                    &params(false),
+                    g,
+                )?;
             }
             MatmulKernel::Tiled => {
                 let g = (n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
-                self.device().dispatch(&tiled(trans_a, trans_b), &[self, rhs], &[&out], &params(trans_b), g)?;
+                self.device().dispatch(
+                    &tiled(trans_a, trans_b),
+                    &[self, rhs],
+                    &[&out],
+                    &params(trans_b),
+                    g,
+                )?;
             }
             _ => {
                 let g = (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32);
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
-                self.device().dispatch(&naive(), &[self, rhs], &[&out], &params(trans_b), g)?;
+                self.device()
+                    .dispatch(&naive(), &[self, rhs], &[&out], &params(trans_b), g)?;
             }
         }
         Ok(out)

@@ -29,10 +29,8 @@ fn draw(
     device: &Device,
     shape: &[usize],
     dtype: DType,
-    seed: u64,
-    offset: u64,
-    a: f32,
-    b: f32,
+    (seed, offset): (u64, u64),
+    (a, b): (f32, f32),
 ) -> Result<DeviceTensor> {
     let out = DeviceTensor::uninit_for(op, device, shape, dtype)?;
     let n = out.numel();
@@ -63,10 +61,8 @@ impl DeviceTensor {
             device,
             shape,
             DType::U32,
-            seed,
-            offset,
-            0.0,
-            0.0,
+            (seed, offset),
+            (0.0, 0.0),
         )
     }
 
@@ -80,7 +76,7 @@ impl DeviceTensor {
         seed: u64,
         offset: u64,
     ) -> Result<DeviceTensor> {
-        if !(lo <= hi) || !lo.is_finite() || !hi.is_finite() {
+        if !lo.is_finite() || !hi.is_finite() || lo > hi {
             return Err(Error::invalid(
                 "rand_uniform",
                 format!("bad range [{lo}, {hi})"),
@@ -93,10 +89,8 @@ impl DeviceTensor {
             device,
             shape,
             DType::F32,
-            seed,
-            offset,
-            lo,
-            hi,
+            (seed, offset),
+            (lo, hi),
         )
     }
 
@@ -110,7 +104,7 @@ impl DeviceTensor {
         seed: u64,
         offset: u64,
     ) -> Result<DeviceTensor> {
-        if !(std >= 0.0) || !std.is_finite() || !mean.is_finite() {
+        if !std.is_finite() || !mean.is_finite() || std < 0.0 {
             return Err(Error::invalid(
                 "rand_normal",
                 format!("bad mean {mean} / std {std}"),
@@ -123,10 +117,8 @@ impl DeviceTensor {
             device,
             shape,
             DType::F32,
-            seed,
-            offset,
-            mean,
-            std,
+            (seed, offset),
+            (mean, std),
         )
     }
 
@@ -152,10 +144,8 @@ impl DeviceTensor {
             device,
             shape,
             DType::F32,
-            seed,
-            offset,
-            p,
-            0.0,
+            (seed, offset),
+            (p, 0.0),
         )
     }
 }

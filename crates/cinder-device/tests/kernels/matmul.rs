@@ -19,12 +19,25 @@ fn cpu(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: bool, tb: bool) -
     c
 }
 
-const KERNELS: [MatmulKernel; 4] = [MatmulKernel::Auto, MatmulKernel::Naive, MatmulKernel::Blocked, MatmulKernel::Tiled];
+const KERNELS: [MatmulKernel; 4] = [
+    MatmulKernel::Auto,
+    MatmulKernel::Naive,
+    MatmulKernel::Blocked,
+    MatmulKernel::Tiled,
+];
 
 #[test]
 fn every_kernel_and_transpose_matches_cpu() {
     let mut r = rng(10);
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 64, 64), (65, 31, 130), (129, 70, 257), (8, 19, 16)] {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 33, 9),
+        (64, 64, 64),
+        (65, 31, 130),
+        (129, 70, 257),
+        (8, 19, 16),
+    ] {
         for ta in [false, true] {
             for tb in [false, true] {
                 let (a, av) = rand_tensor(&mut r, &(if ta { [k, m] } else { [m, k] }));
@@ -50,16 +63,36 @@ fn batched_matmul_with_broadcast_batch() {
         let c = a.matmul_with(&b, false, false, kern).unwrap();
         assert_eq!(c.shape(), &[2, 3, 4, 6]);
         let got = read(&c);
-        let c3 = a.reshape(&[6, 4, 5]).unwrap().matmul_with(&b3, false, false, kern).unwrap();
+        let c3 = a
+            .reshape(&[6, 4, 5])
+            .unwrap()
+            .matmul_with(&b3, false, false, kern)
+            .unwrap();
         let got3 = read(&c3);
         for bi in 0..6 {
             let want = cpu(&av[bi * 20..(bi + 1) * 20], &bv, 4, 5, 6, false, false);
             assert_close(&got[bi * 24..(bi + 1) * 24], &want, 1e-5, 1e-4);
-            let want3 = cpu(&av[bi * 20..(bi + 1) * 20], &b3v[bi * 30..(bi + 1) * 30], 4, 5, 6, false, false);
+            let want3 = cpu(
+                &av[bi * 20..(bi + 1) * 20],
+                &b3v[bi * 30..(bi + 1) * 30],
+                4,
+                5,
+                6,
+                false,
+                false,
+            );
             assert_close(&got3[bi * 24..(bi + 1) * 24], &want3, 1e-5, 1e-4);
         }
         // a shared left operand: [4, 5] x [6, 5, 6]
-        let l = a.narrow(0, 0, 1).unwrap().reshape(&[3, 4, 5]).unwrap().narrow(0, 0, 1).unwrap().reshape(&[4, 5]).unwrap();
+        let l = a
+            .narrow(0, 0, 1)
+            .unwrap()
+            .reshape(&[3, 4, 5])
+            .unwrap()
+            .narrow(0, 0, 1)
+            .unwrap()
+            .reshape(&[4, 5])
+            .unwrap();
         let c4 = l.matmul_with(&b3, false, false, kern).unwrap();
         assert_eq!(c4.shape(), &[6, 4, 6]);
         let want4 = cpu(&av[..20], &b3v[30..60], 4, 5, 6, false, false);
@@ -86,10 +119,19 @@ fn matmul_misuse_is_an_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(a.matmul(&tensor(&[0.0; 3], &[3])), Err(Error::ShapeMismatch { op: "matmul", .. })));
+    assert!(matches!(
+        a.matmul(&tensor(&[0.0; 3], &[3])),
+        Err(Error::ShapeMismatch { op: "matmul", .. })
+    ));
     let u = DeviceTensor::from_slice(&dev(), &[0u32; 6], &[3, 2]).unwrap();
-    assert!(matches!(a.matmul(&u), Err(Error::DtypeMismatch { op: "matmul", .. })));
+    assert!(matches!(
+        a.matmul(&u),
+        Err(Error::DtypeMismatch { op: "matmul", .. })
+    ));
     let b = tensor(&[0.0; 24], &[2, 3, 4]);
     let c = tensor(&[0.0; 36], &[3, 3, 4]);
-    assert!(matches!(b.matmul_t(&c, true, false), Err(Error::ShapeMismatch { op: "matmul", .. })));
+    assert!(matches!(
+        b.matmul_t(&c, true, false),
+        Err(Error::ShapeMismatch { op: "matmul", .. })
+    ));
 }
