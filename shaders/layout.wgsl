@@ -43,10 +43,6 @@ var<immediate> p1: P1;
 @group(0) @binding(0) var<storage, read_write> out_f: array<f32>;
 @group(0) @binding(0) var<storage, read_write> out_u: array<u32>;
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 fn at(a: array<vec4<u32>, 2>, d: u32) -> u32 {
     return a[d / 4u][d % 4u];
 }
@@ -68,7 +64,7 @@ fn strided_offset(i: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn strided_read(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= ps.n) {
         return;
     }
@@ -79,7 +75,7 @@ fn strided_read(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn strided_write(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= ps.n) {
         return;
     }
@@ -89,7 +85,7 @@ fn strided_write(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn pad_constant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= pp.n) {
         return;
     }
@@ -115,7 +111,7 @@ fn pad_constant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn arange_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p1.n) {
         return;
     }
@@ -125,7 +121,7 @@ fn arange_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn arange_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p1.n) {
         return;
     }
@@ -135,7 +131,7 @@ fn arange_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn eye(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p1.n) {
         return;
     }
@@ -146,7 +142,7 @@ fn eye(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(WG)
 fn cast_f32_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p1.n) {
         return;
     }
@@ -157,7 +153,7 @@ fn cast_f32_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn cast_u32_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p1.n) {
         return;
     }

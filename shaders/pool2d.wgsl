@@ -32,14 +32,10 @@ var<immediate> p: P;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(1) var<storage, read_write> gx1: array<f32>;
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -76,7 +72,7 @@ fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -118,7 +114,7 @@ fn avg_divisor(oy: u32, ox: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -146,7 +142,7 @@ fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }

@@ -21,10 +21,6 @@ var<immediate> p: P;
 @group(0) @binding(0) var<storage, read_write> out_f: array<f32>;
 @group(0) @binding(0) var<storage, read_write> out_u: array<u32>;
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // (high, low) words of the 64-bit product a * b, from 16-bit halves.
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     let a_lo = a & 0xffffu;
@@ -69,7 +65,7 @@ fn unit(x: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -80,7 +76,7 @@ fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -91,7 +87,7 @@ fn uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }
@@ -106,7 +102,7 @@ fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn bernoulli(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
+    let i = grid_index(wid, nwg, lid, WG);
     if (i >= p.n) {
         return;
     }

@@ -17,7 +17,10 @@ pub const WORKGROUP_1D: u32 = 256;
 /// Most workgroups wgpu lets one dispatch dimension have.
 pub const MAX_GROUPS_PER_DIM: u32 = 65535;
 
-/// Every shader file: (family name, WGSL source).
+/// Helpers prepended to every shader family's source (`shaders/common.wgsl`).
+pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+/// Every shader family: (family name, WGSL source, without [`COMMON`]).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "elementwise",
@@ -80,10 +83,11 @@ impl Kernel {
         self
     }
 
-    /// The WGSL text after substitutions; an unknown family gives an empty string, which
-    /// fails shader validation with a clear message.
+    /// The WGSL text: [`COMMON`], then the family's file after substitutions. An unknown
+    /// family gives only [`COMMON`], which has no entry point and fails pipeline creation
+    /// with a clear message.
     pub fn source(&self) -> String {
-        let mut src = shader_source(self.family).unwrap_or("").to_string();
+        let mut src = format!("{COMMON}\n{}", shader_source(self.family).unwrap_or(""));
         for (k, v) in &self.subst {
             src = src.replace(k, v);
         }
@@ -158,8 +162,9 @@ impl Params {
 }
 
 /// Workgroup counts for `threads` invocations in groups of `wg`, folded into a 2-D grid when
-/// more than 65535 groups are needed. Shaders rebuild the linear index as
-/// `(wid.y * nwg.x + wid.x) * WG + lid.x` and guard the overhang.
+/// more than 65535 groups are needed. Shaders rebuild the linear index with
+/// `grid_index(workgroup_id, num_workgroups, local_invocation_index, WG)` from
+/// `shaders/common.wgsl` and guard the overhang.
 pub fn grid_1d(threads: usize, wg: u32) -> (u32, u32, u32) {
     let groups = threads.div_ceil(wg as usize).max(1);
     if groups <= MAX_GROUPS_PER_DIM as usize {
