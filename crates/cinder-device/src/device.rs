@@ -31,6 +31,7 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     immediate_size: u32,
+    unchecked_shaders: bool,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     state: Mutex<State>,
     pool: Mutex<Pool>,
@@ -109,6 +110,7 @@ impl Device {
     /// The process-wide shared device, created on first use: a discrete GPU if there is one,
     /// then an integrated one, then any adapter (lavapipe). `CINDER_ADAPTER=<substring>` picks an
     /// adapter by name and `CINDER_BACKEND=vulkan|gl|metal|dx12` restricts backends.
+    /// `CINDER_UNCHECKED_SHADERS=1` compiles kernels without naga's runtime bounds checks.
     /// Returns [`Error::NoAdapter`] (with the install command) when no adapter qualifies.
     #[allow(clippy::should_implement_trait)]
     pub fn default() -> Result<Device> {
@@ -213,6 +215,8 @@ impl Device {
                 device,
                 queue,
                 immediate_size: MAX_PARAMS_BYTES as u32,
+                unchecked_shaders: std::env::var("CINDER_UNCHECKED_SHADERS")
+                    .is_ok_and(|v| v == "1"),
                 info,
                 limits,
                 pipelines: Mutex::new(HashMap::new()),
@@ -332,10 +336,20 @@ impl Device {
         }
         let dev = &self.inner.device;
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let desc = wgpu::ShaderModuleDescriptor {
             label: Some(kernel.family),
             source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-        });
+        };
+        let module = if self.inner.unchecked_shaders {
+            // SAFETY: opted into with CINDER_UNCHECKED_SHADERS=1. Every Cinder kernel guards
+            // its own indices (tested with the checks on); the flag drops naga's runtime
+            // bounds checks, which cost about 15% on lavapipe.
+            unsafe {
+                dev.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+            }
+        } else {
+            dev.create_shader_module(desc)
+        };
         let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..kernel.reads + kernel.writes)
             .map(|i| wgpu::BindGroupLayoutEntry {
                 binding: i,

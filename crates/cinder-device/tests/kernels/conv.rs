@@ -231,7 +231,10 @@ fn columns_past_the_binding_limit_are_chunked_over_the_batch() {
     let n = (limit / (64 * 9 * 1024 * 4)) + 8;
     let x = DeviceTensor::rand_uniform(&d, &[n, 64, 32, 32], -1.0, 1.0, 1, 0).unwrap();
     let w = DeviceTensor::rand_uniform(&d, &[4, 64, 3, 3], -1.0, 1.0, 2, 0).unwrap();
-    let p = Conv2dParams { padding: (1, 1), ..Default::default() };
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
     let y = x.conv2d(&w, None, &p).unwrap();
     let g = DeviceTensor::rand_uniform(&d, y.shape(), -1.0, 1.0, 3, 0).unwrap();
     let gx = DeviceTensor::conv2d_backward_input(&g, &w, x.shape(), &p).unwrap();
@@ -241,11 +244,27 @@ fn columns_past_the_binding_limit_are_chunked_over_the_batch() {
     for (start, len) in [(0, half), (half, n - half)] {
         let xs = x.narrow(0, start, len).unwrap();
         let gs = g.narrow(0, start, len).unwrap();
-        assert_close(&read(&y.narrow(0, start, len).unwrap()), &read(&xs.conv2d(&w, None, &p).unwrap()), 1e-5, 1e-5);
+        assert_close(
+            &read(&y.narrow(0, start, len).unwrap()),
+            &read(&xs.conv2d(&w, None, &p).unwrap()),
+            1e-5,
+            1e-5,
+        );
         let gxs = DeviceTensor::conv2d_backward_input(&gs, &w, xs.shape(), &p).unwrap();
-        assert_close(&read(&gx.narrow(0, start, len).unwrap()), &read(&gxs), 1e-5, 1e-5);
-        gw_parts.push(read(&DeviceTensor::conv2d_backward_weight(&gs, &xs, w.shape(), &p).unwrap()));
+        assert_close(
+            &read(&gx.narrow(0, start, len).unwrap()),
+            &read(&gxs),
+            1e-5,
+            1e-5,
+        );
+        gw_parts.push(read(
+            &DeviceTensor::conv2d_backward_weight(&gs, &xs, w.shape(), &p).unwrap(),
+        ));
     }
-    let want: Vec<f32> = gw_parts[0].iter().zip(&gw_parts[1]).map(|(a, b)| a + b).collect();
+    let want: Vec<f32> = gw_parts[0]
+        .iter()
+        .zip(&gw_parts[1])
+        .map(|(a, b)| a + b)
+        .collect();
     assert_close(&read(&gw), &want, 1e-2, 1e-4);
 }
