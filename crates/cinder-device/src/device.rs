@@ -74,18 +74,46 @@ pub struct DispatchStats {
 
 static DEFAULT: OnceLock<std::result::Result<Device, (bool, String)>> = OnceLock::new();
 
-fn backends_from_env() -> Result<wgpu::Backends> {
-    match std::env::var("CINDER_BACKEND") {
-        Err(_) => Ok(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU),
-        Ok(v) => match v.to_ascii_lowercase().as_str() {
-            "vulkan" => Ok(wgpu::Backends::VULKAN),
-            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
-            "metal" => Ok(wgpu::Backends::METAL),
-            "dx12" => Ok(wgpu::Backends::DX12),
-            other => Err(Error::NoAdapter {
-                reason: format!("CINDER_BACKEND={other} is not one of vulkan, gl, metal, dx12"),
-            }),
-        },
+/// How to choose an adapter. [`DeviceOptions::from_env`] reads `CINDER_ADAPTER`,
+/// `CINDER_BACKEND` and `CINDER_UNCHECKED_SHADERS`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceOptions {
+    /// Case-insensitive substring the adapter's name must contain.
+    pub adapter: Option<String>,
+    /// Backend to restrict to: `vulkan`, `gl`, `metal` or `dx12`.
+    pub backend: Option<String>,
+    /// Compile kernels without naga's runtime bounds checks.
+    pub unchecked_shaders: bool,
+}
+
+impl DeviceOptions {
+    /// Options from the environment: `CINDER_ADAPTER`, `CINDER_BACKEND`,
+    /// `CINDER_UNCHECKED_SHADERS=1`.
+    pub fn from_env() -> Self {
+        DeviceOptions {
+            adapter: std::env::var("CINDER_ADAPTER")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            backend: std::env::var("CINDER_BACKEND")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            unchecked_shaders: std::env::var("CINDER_UNCHECKED_SHADERS").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    fn backends(&self) -> Result<wgpu::Backends> {
+        match &self.backend {
+            None => Ok(wgpu::Backends::all() - wgpu::Backends::BROWSER_WEBGPU),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "vulkan" => Ok(wgpu::Backends::VULKAN),
+                "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+                "metal" => Ok(wgpu::Backends::METAL),
+                "dx12" => Ok(wgpu::Backends::DX12),
+                other => Err(Error::NoAdapter {
+                    reason: format!("backend {other} is not one of vulkan, gl, metal, dx12"),
+                }),
+            },
+        }
     }
 }
 
@@ -132,18 +160,21 @@ impl Device {
         }
     }
 
-    /// Creates a new device (not the shared one), honouring `CINDER_ADAPTER` and
-    /// `CINDER_BACKEND`. Returns [`Error::NoAdapter`] when none qualifies and
-    /// [`Error::DeviceRequest`] when the adapter refuses to create a device.
+    /// Creates a new device (not the shared one) with [`DeviceOptions::from_env`].
+    /// Returns [`Error::NoAdapter`] when none qualifies and [`Error::DeviceRequest`] when the
+    /// adapter refuses to create a device.
     pub fn new() -> Result<Device> {
-        let backends = backends_from_env()?;
+        Self::with_options(&DeviceOptions::from_env())
+    }
+
+    /// Creates a new device chosen by `options`. Errors as [`Device::new`].
+    pub fn with_options(options: &DeviceOptions) -> Result<Device> {
+        let backends = options.backends()?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        let wanted = std::env::var("CINDER_ADAPTER")
-            .ok()
-            .map(|s| s.to_ascii_lowercase());
+        let wanted = options.adapter.as_ref().map(|s| s.to_ascii_lowercase());
         let mut seen = Vec::new();
         let mut candidates = Vec::new();
         for a in adapters {
@@ -170,7 +201,7 @@ impl Device {
         });
         let Some(adapter) = candidates.into_iter().next() else {
             let filter = wanted
-                .map(|w| format!("CINDER_ADAPTER={w}; "))
+                .map(|w| format!("adapter name filter {w:?}; "))
                 .unwrap_or_default();
             let seen = if seen.is_empty() {
                 "none".to_string()
@@ -183,10 +214,10 @@ impl Device {
                 ),
             });
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, options.unchecked_shaders)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+    fn from_adapter(adapter: wgpu::Adapter, unchecked_shaders: bool) -> Result<Device> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
@@ -215,8 +246,7 @@ impl Device {
                 device,
                 queue,
                 immediate_size: MAX_PARAMS_BYTES as u32,
-                unchecked_shaders: std::env::var("CINDER_UNCHECKED_SHADERS")
-                    .is_ok_and(|v| v == "1"),
+                unchecked_shaders,
                 info,
                 limits,
                 pipelines: Mutex::new(HashMap::new()),

@@ -10,7 +10,7 @@ mod pool;
 pub mod shape;
 pub mod tensor;
 
-pub use device::{Device, DispatchStats, MemoryStats};
+pub use device::{Device, DeviceOptions, DispatchStats, MemoryStats};
 pub use error::{Error, Result};
 pub use kernel::{Kernel, Params};
 pub use ops::elementwise::{BinaryOp, UnaryOp};

@@ -1,7 +1,7 @@
 //! Device-level behaviour: adapter, pooling, batching, errors.
 
 use super::common::*;
-use cinder_device::{DType, DeviceTensor, Error};
+use cinder_device::{DType, Device, DeviceOptions, DeviceTensor, Error};
 
 #[test]
 fn adapter_and_limits_are_the_adapters_own() {
@@ -104,4 +104,31 @@ fn dispatches_share_submits() {
         after
     );
     assert_eq!(read(&y), vec![51.0; 16]);
+}
+
+#[test]
+fn no_matching_adapter_is_a_clear_error() {
+    let opts = DeviceOptions {
+        adapter: Some("no-such-adapter-anywhere".into()),
+        ..Default::default()
+    };
+    match Device::with_options(&opts) {
+        Err(e @ Error::NoAdapter { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("apt-get install") && msg.contains("mesa-vulkan-drivers"),
+                "{msg}"
+            );
+            assert!(msg.contains("no-such-adapter-anywhere"), "{msg}");
+        }
+        other => panic!("expected NoAdapter, got {other:?}"),
+    }
+    let bad = DeviceOptions {
+        backend: Some("directx9".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Device::with_options(&bad),
+        Err(Error::NoAdapter { .. })
+    ));
 }
