@@ -14,6 +14,8 @@
 //! # Ok::<(), cinder::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub use cinder_autograd as autograd;
 pub use cinder_data as data;
 pub use cinder_device as device;

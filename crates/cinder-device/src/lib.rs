@@ -2,6 +2,8 @@
 //! kernels from `shaders/`, asynchronous dispatch batched into few submits, a size-class
 //! buffer pool, and [`DeviceTensor`] with every numeric kernel as a method.
 
+#![warn(missing_docs)]
+
 pub mod device;
 pub mod error;
 pub mod kernel;
