@@ -31,67 +31,88 @@ var<immediate> p: P;
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 
-// dst = columns of images n0.. of src; one invocation per column element.
+// a / b for a < 2^24 through an f32 division, corrected to the exact quotient. CPU adapters
+// vectorize float division but not integer division, which dominated these kernels there.
+// The host keeps every dividend below 2^24.
+fn udiv(a: u32, b: u32) -> u32 {
+    var q = u32(f32(a) / f32(b));
+    q -= select(0u, 1u, q * b > a);
+    q += select(0u, 1u, (q + 1u) * b <= a);
+    return q;
+}
+
+// dst = columns of images n0.. of src. Grid: x over column (output position), y over row
+// (channel and tap), z over the images of the chunk, so few indices need a division.
 @compute @workgroup_size(WG)
-fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    let row = gid.y;
+    let b = gid.z;
+    let npos = p.oh * p.ow;
+    if (q >= npos) {
         return;
     }
-    let q = p.oh * p.ow;
     let kk = p.kh * p.kw;
-    let col = i % q;
-    let row = (i / q) % (p.c * kk);
-    let b = i / (q * p.c * kk);
-    let ch = row / kk;
-    let tap_h = (row % kk) / p.kw;
-    let tap_w = row % p.kw;
-    let y = i32((col / p.ow) * p.sh + tap_h * p.dh) - i32(p.ph);
-    let x = i32((col % p.ow) * p.sw + tap_w * p.dw) - i32(p.pw);
+    let ch = udiv(row, kk);
+    let tap = row - ch * kk;
+    let tap_h = udiv(tap, p.kw);
+    let tap_w = tap - tap_h * p.kw;
+    let oy = udiv(q, p.ow);
+    let ox = q - oy * p.ow;
+    let y = i32(oy * p.sh + tap_h * p.dh) - i32(p.ph);
+    let x = i32(ox * p.sw + tap_w * p.dw) - i32(p.pw);
     var v = 0.0;
     if (y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
         v = src[(((p.n0 + b) * p.c + ch) * p.h + u32(y)) * p.w + u32(x)];
     }
-    dst[i] = v;
+    dst[(b * p.c * kk + row) * npos + q] = v;
+}
+
+// Output position along one axis reached by image coordinate `t` (already shifted by the
+// padding and the tap), or -1 when none: t must be a non-negative multiple of the stride.
+fn grid_pos(t: i32, stride: u32, size: u32) -> i32 {
+    if (t < 0) {
+        return -1;
+    }
+    var o = u32(t);
+    if (stride != 1u) {
+        let d = udiv(o, stride);
+        if (d * stride != o) {
+            return -1;
+        }
+        o = d;
+    }
+    return select(-1, i32(o), o < size);
 }
 
 // dst = image gathered from columns src: each image cell sums the taps that touch it.
+// Grid: x over the cells of a plane, y over channels, z over images.
 @compute @workgroup_size(WG)
-fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let cell = gid.x;
+    let ch = gid.y;
+    let b = gid.z;
+    if (cell >= p.h * p.w) {
         return;
     }
-    let x = i % p.w;
-    let y = (i / p.w) % p.h;
-    let ch = (i / (p.w * p.h)) % p.c;
-    let b = i / (p.w * p.h * p.c);
+    let y = udiv(cell, p.w);
+    let x = cell - y * p.w;
     let q = p.oh * p.ow;
     let kk = p.kh * p.kw;
     var acc = 0.0;
     for (var th = 0u; th < p.kh; th++) {
-        let ty = i32(y + p.ph) - i32(th * p.dh);
-        if (ty < 0 || (u32(ty) % p.sh) != 0u) {
-            continue;
-        }
-        let oy = u32(ty) / p.sh;
-        if (oy >= p.oh) {
+        let oy = grid_pos(i32(y + p.ph) - i32(th * p.dh), p.sh, p.oh);
+        if (oy < 0) {
             continue;
         }
         for (var tw = 0u; tw < p.kw; tw++) {
-            let tx = i32(x + p.pw) - i32(tw * p.dw);
-            if (tx < 0 || (u32(tx) % p.sw) != 0u) {
-                continue;
-            }
-            let ox = u32(tx) / p.sw;
-            if (ox >= p.ow) {
+            let ox = grid_pos(i32(x + p.pw) - i32(tw * p.dw), p.sw, p.ow);
+            if (ox < 0) {
                 continue;
             }
             let row = ch * kk + th * p.kw + tw;
-            acc += src[(b * p.c * kk + row) * q + oy * p.ow + ox];
+            acc += src[(b * p.c * kk + row) * q + u32(oy) * p.ow + u32(ox)];
         }
     }
-    dst[i] = acc;
+    dst[((b * p.c + ch) * p.h + y) * p.w + x] = acc;
 }

@@ -3,6 +3,9 @@
 // tensors alike, bit for bit.
 
 override WG: u32 = 256u;
+// Dimensions of the strided view, fixed per pipeline so the index loop unrolls and the
+// shape and strides are read at constant positions.
+override RANK: u32 = 8u;
 
 // A strided view: out (or in, for `strided_write`) is walked in row-major order over `shape`,
 // the other side at `base + sum(coord[d] * strides[d])`.
@@ -51,7 +54,7 @@ fn at(a: array<vec4<u32>, 2>, d: u32) -> u32 {
 fn strided_offset(i: u32) -> u32 {
     var rem = i;
     var off = ps.base;
-    for (var k = i32(ps.rank) - 1; k >= 0; k--) {
+    for (var k = i32(RANK) - 1; k >= 0; k--) {
         let d = u32(k);
         let dim = at(ps.shape, d);
         off += (rem % dim) * at(ps.strides, d);
@@ -158,4 +161,28 @@ fn cast_u32_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     dst_f[i] = f32(src[i]);
+}
+
+struct PT {
+    rows: u32,
+    cols: u32,
+    batch: u32,
+    pad0: u32,
+}
+
+var<immediate> pt: PT;
+
+// dst[b, j, i] = src[b, i, j] for src [batch, rows, cols]: a 3-D grid (x over rows, y over
+// cols, z over batch) in 16 x 16 blocks, so no index needs a division and neighbouring
+// invocations share cache lines on both sides.
+@compute @workgroup_size(16, 16, 1)
+fn transpose2d(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let j = gid.y;
+    let b = gid.z;
+    if (i >= pt.rows || j >= pt.cols || b >= pt.batch) {
+        return;
+    }
+    let plane = pt.rows * pt.cols;
+    dst[b * plane + j * pt.rows + i] = src[b * plane + i * pt.cols + j];
 }

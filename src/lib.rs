@@ -26,5 +26,7 @@ pub use cinder_device::{DType, Device, DeviceTensor, Error, Result};
 
 /// The names most programs need: `use cinder::prelude::*;`.
 pub mod prelude {
-    pub use cinder_device::{BinaryOp, DType, Device, DeviceTensor, Error, Result, UnaryOp};
+    pub use cinder_device::{
+        BinaryOp, DType, Device, DeviceTensor, Error, MatmulKernel, Result, UnaryOp,
+    };
 }

@@ -10,7 +10,7 @@
 //! that no bound buffer exceeds the device's binding limit.
 
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, MAX_GROUPS_PER_DIM, Params, WORKGROUP_1D};
 use crate::tensor::{DType, DeviceTensor};
 
 /// Stride, padding, dilation and groups of a 2-D convolution, as (height, width) pairs.
@@ -163,7 +163,39 @@ fn chunk(op: &'static str, dev_limit: u64, g: &Geom, n: usize) -> Result<usize> 
             limit: dev_limit,
         });
     }
-    Ok(((dev_limit / per.max(1)) as usize).clamp(1, n.max(1)))
+    // The chunk's images are the grid's z dimension: at most 65535 of them.
+    Ok(((dev_limit / per.max(1)) as usize)
+        .clamp(1, n.max(1))
+        .min(MAX_GROUPS_PER_DIM as usize))
+}
+
+/// Workgroups for a grid of `x` invocations (in groups of 256) by `y` by `z`, or `Err`
+/// when a dimension passes the 65535 limit.
+fn grid_3d(
+    op: &'static str,
+    x: usize,
+    y: usize,
+    z: usize,
+    shape: &[usize],
+) -> Result<(u32, u32, u32)> {
+    // The kernels divide indices below 2^24 exactly through f32 (`udiv` in conv2d.wgsl).
+    if x >= 1 << 24 || y >= 1 << 24 {
+        return Err(Error::invalid(
+            op,
+            "a plane or a column count of 2^24 or more",
+            shape,
+        ));
+    }
+    let g = (x.div_ceil(WORKGROUP_1D as usize), y, z);
+    let max = MAX_GROUPS_PER_DIM as usize;
+    if g.0 > max || g.1 > max || g.2 > max {
+        return Err(Error::invalid(
+            op,
+            "more than 65535 workgroups along one grid dimension",
+            shape,
+        ));
+    }
+    Ok((g.0 as u32, g.1 as u32, g.2 as u32))
 }
 
 /// Columns of images `n0..n0 + nb` of `x`: `[nb, C*KH*KW, OH*OW]`.
@@ -175,13 +207,13 @@ fn im2col(
     nb: usize,
 ) -> Result<DeviceTensor> {
     let cols = DeviceTensor::uninit_for(op, x.device(), &[nb, g.rows(), g.cols()], DType::F32)?;
-    let n = cols.numel();
+    let groups = grid_3d(op, g.cols(), g.rows(), nb, x.shape())?;
     x.device().dispatch(
         &k("im2col"),
         &[x],
         &[&cols],
-        &g.params(n, n0),
-        grid_1d(n, WORKGROUP_1D),
+        &g.params(cols.numel(), n0),
+        groups,
     )?;
     Ok(cols)
 }
@@ -189,13 +221,13 @@ fn im2col(
 /// Image `[nb, C, H, W]` summed from columns `[nb, C*KH*KW, OH*OW]`.
 fn col2im(op: &'static str, cols: &DeviceTensor, g: &Geom, nb: usize) -> Result<DeviceTensor> {
     let img = DeviceTensor::uninit_for(op, cols.device(), &[nb, g.c, g.h, g.w], DType::F32)?;
-    let n = img.numel();
+    let groups = grid_3d(op, g.h * g.w, g.c, nb, cols.shape())?;
     cols.device().dispatch(
         &k("col2im"),
         &[cols],
         &[&img],
-        &g.params(n, 0),
-        grid_1d(n, WORKGROUP_1D),
+        &g.params(img.numel(), 0),
+        groups,
     )?;
     Ok(img)
 }

@@ -14,16 +14,21 @@ fn k(entry: &'static str, reads: u32) -> Kernel {
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    vec![
-        k("strided_read", 1),
-        k("strided_write", 1),
+    let mut v: Vec<Kernel> = (1..=MAX_DIMS)
+        .flat_map(|r| {
+            ["strided_read", "strided_write"].map(|e| k(e, 1).with_constant("RANK", r as f64))
+        })
+        .collect();
+    v.extend([
+        k("transpose2d", 1),
         k("pad_constant", 1),
         k("arange_f32", 0),
         k("arange_u32", 0),
         k("eye", 0),
         k("cast_f32_u32", 1),
         k("cast_u32_f32", 1),
-    ]
+    ]);
+    v
 }
 
 fn p1(n: usize, a: f32, b: f32, cols: usize) -> Params {
@@ -94,11 +99,40 @@ impl DeviceTensor {
         if dims.iter().enumerate().all(|(i, &d)| i == d) {
             return Ok(self.clone());
         }
-        let in_strides = strides(self.shape());
         let out_shape: Vec<usize> = dims.iter().map(|&d| self.shape()[d]).collect();
+        if r >= 2 && dims[..r - 2].iter().enumerate().all(|(i, &d)| i == d) {
+            return self.transpose_last2(out_shape);
+        }
+        let in_strides = strides(self.shape());
         let view: Vec<usize> = dims.iter().map(|&d| in_strides[d]).collect();
         let out = DeviceTensor::uninit_for("permute", self.device(), &out_shape, self.dtype())?;
         strided("permute", false, self, &out, &out_shape, &view, 0)?;
+        Ok(out)
+    }
+
+    /// Swaps the last two dimensions with the division-free batched transpose kernel.
+    fn transpose_last2(&self, out_shape: Vec<usize>) -> Result<DeviceTensor> {
+        let r = self.rank();
+        let (rows, cols) = (self.shape()[r - 2], self.shape()[r - 1]);
+        let batch = numel(&self.shape()[..r - 2]);
+        let out = DeviceTensor::uninit_for("permute", self.device(), &out_shape, self.dtype())?;
+        let groups = (rows.div_ceil(16), cols.div_ceil(16), batch);
+        let max = crate::kernel::MAX_GROUPS_PER_DIM as usize;
+        if out.numel() == 0 {
+            return Ok(out);
+        }
+        if groups.0 > max || groups.1 > max || groups.2 > max {
+            // Too many blocks for one grid: the general strided copy folds any size.
+            let in_strides = strides(self.shape());
+            let mut view = in_strides.clone();
+            view.swap(r - 2, r - 1);
+            strided("permute", false, self, &out, &out_shape, &view, 0)?;
+            return Ok(out);
+        }
+        let p = Params::new().usize(rows).usize(cols).usize(batch).u32(0);
+        let g = (groups.0 as u32, groups.1 as u32, groups.2 as u32);
+        self.device()
+            .dispatch(&k("transpose2d", 1), &[self], &[&out], &p, g)?;
         Ok(out)
     }
 

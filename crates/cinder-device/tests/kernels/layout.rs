@@ -183,3 +183,17 @@ fn layout_misuse_is_an_error() {
         Err(Error::AxisOutOfRange { .. })
     ));
 }
+
+#[test]
+fn transpose_of_many_small_matrices_uses_the_general_path() {
+    // 70,000 batched 2 x 3 matrices: more blocks than one grid dimension holds.
+    let mut r = rng(22);
+    let (t, x) = rand_tensor(&mut r, &[70_000, 2, 3]);
+    let got = read(&t.transpose(-1, -2).unwrap());
+    assert_eq!(got, cpu_permute(&x, &[70_000, 2, 3], &[0, 2, 1]));
+    let (t, x) = rand_tensor(&mut r, &[3, 37, 21]);
+    assert_eq!(
+        read(&t.transpose(1, 2).unwrap()),
+        cpu_permute(&x, &[3, 37, 21], &[0, 2, 1])
+    );
+}
