@@ -132,3 +132,48 @@ fn no_matching_adapter_is_a_clear_error() {
         Err(Error::NoAdapter { .. })
     ));
 }
+
+#[test]
+fn hundreds_of_uploads_without_a_readback_all_land() {
+    let d = dev();
+    let tensors: Vec<DeviceTensor> = (0..300)
+        .map(|i| DeviceTensor::from_slice(&d, &[i as f32; 33], &[33]).unwrap())
+        .collect();
+    for (i, t) in tensors.iter().enumerate() {
+        assert_eq!(read(t), vec![i as f32; 33], "upload {i}");
+    }
+}
+
+#[test]
+fn memory_is_flat_across_repeated_steps() {
+    // A private device, so other test threads do not move its counters.
+    let d = Device::with_options(&DeviceOptions::default()).unwrap();
+    let w = DeviceTensor::full(&d, &[64, 64], 0.01).unwrap();
+    let x = DeviceTensor::full(&d, &[32, 64], 1.0).unwrap();
+    let step = || {
+        let h = x.matmul(&w).unwrap().relu().unwrap();
+        let y = h.matmul_t(&w, false, true).unwrap().add(&x).unwrap();
+        y.sum_all().unwrap()
+    };
+    let baseline = d.memory().live_bytes;
+    let mut after_warmup = None;
+    for i in 0..200 {
+        drop(step());
+        if i == 9 {
+            d.sync().unwrap();
+            after_warmup = Some(d.memory());
+        }
+    }
+    d.sync().unwrap();
+    let end = d.memory();
+    assert_eq!(
+        end.live_bytes, baseline,
+        "every temporary went back to the pool"
+    );
+    assert_eq!(
+        end.pooled_bytes,
+        after_warmup.unwrap().pooled_bytes,
+        "the pool stopped growing after warm-up"
+    );
+    assert_eq!(step().to_scalar().unwrap(), step().to_scalar().unwrap());
+}
