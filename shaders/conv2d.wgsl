@@ -23,7 +23,7 @@ struct P {
     dh: u32,
     dw: u32,
     n0: u32,    // first image of this chunk (im2col reads images n0..)
-    pad0: u32,
+    o: u32,     // output channels (conv_direct)
 }
 
 var<immediate> p: P;
@@ -39,6 +39,47 @@ fn udiv(a: u32, b: u32) -> u32 {
     q -= select(0u, 1u, q * b > a);
     q += select(0u, 1u, (q + 1u) * b <= a);
     return q;
+}
+
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> dw: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dy: array<f32>;
+
+// Direct convolution for short reductions (C * KH * KW small): out[n, o, oy, ox] sums
+// x * w over channels and taps. Grid: x over output positions, y over output channels,
+// z over images. No column buffer.
+@compute @workgroup_size(WG)
+fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    let o = gid.y;
+    let b = gid.z;
+    let npos = p.oh * p.ow;
+    if (q >= npos) {
+        return;
+    }
+    let oy = udiv(q, p.ow);
+    let ox = q - oy * p.ow;
+    let y0 = i32(oy * p.sh) - i32(p.ph);
+    let x0 = i32(ox * p.sw) - i32(p.pw);
+    var acc = 0.0;
+    for (var ch = 0u; ch < p.c; ch++) {
+        let plane = (b * p.c + ch) * p.h;
+        let wbase = (o * p.c + ch) * p.kh * p.kw;
+        for (var th = 0u; th < p.kh; th++) {
+            let y = y0 + i32(th * p.dh);
+            if (y < 0 || y >= i32(p.h)) {
+                continue;
+            }
+            let row = (plane + u32(y)) * p.w;
+            for (var tw = 0u; tw < p.kw; tw++) {
+                let x = x0 + i32(tw * p.dw);
+                if (x >= 0 && x < i32(p.w)) {
+                    acc = fma(dx[row + u32(x)], dw[wbase + th * p.kw + tw], acc);
+                }
+            }
+        }
+    }
+    dy[(b * p.o + o) * npos + q] = acc;
 }
 
 // dst = columns of images n0.. of src. Grid: x over column (output position), y over row

@@ -1,7 +1,8 @@
 //! 2-D convolution (NCHW) and its transpose, with the kernels their backward passes need.
 //!
 //! Everything is im2col / col2im (`shaders/conv2d.wgsl`) around the batched matmul:
-//! - forward: `y[n] = W[O, C*KH*KW] @ cols(x)[n]`, which is already NCHW;
+//! - forward: `y[n] = W[O, C*KH*KW] @ cols(x)[n]`, which is already NCHW (a direct kernel
+//!   instead when `C*KH*KW` is at most 32, as in a first layer on 1- or 3-channel images);
 //! - grad of input: `col2im(W^T @ dy[n])` (a gather: each input cell sums the taps that
 //!   touch it, no atomics);
 //! - grad of weight: `sum_n dy[n] @ cols(x)[n]^T`.
@@ -70,8 +71,16 @@ fn k(entry: &'static str) -> Kernel {
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    vec![k("im2col"), k("col2im")]
+    vec![k("im2col"), k("col2im"), direct()]
 }
+
+fn direct() -> Kernel {
+    Kernel::new("conv2d", "conv_direct", 2, 1)
+}
+
+/// Longest reduction (C * KH * KW) the direct kernel takes; longer ones go through
+/// im2col + matmul, whose register blocking reuses each load.
+const DIRECT_MAX_REDUCTION: usize = 32;
 
 /// Image/grid geometry shared by im2col and col2im.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +105,9 @@ impl Geom {
         self.oh * self.ow
     }
     fn params(&self, n: usize, n0: usize) -> Params {
+        self.params_o(n, n0, 0)
+    }
+    fn params_o(&self, n: usize, n0: usize, o: usize) -> Params {
         Params::new()
             .usize(n)
             .usize(self.c)
@@ -112,7 +124,7 @@ impl Geom {
             .usize(self.dilation.0)
             .usize(self.dilation.1)
             .usize(n0)
-            .u32(0)
+            .usize(o)
     }
 }
 
@@ -315,13 +327,27 @@ impl DeviceTensor {
             return Err(Error::shapes(op, &xs, &ws));
         }
         let g = conv_geom(op, xs, ws, p)?;
-        let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
-        let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
-        let y = chunked(xs[0], per, |n0, nb| {
-            let cols = im2col(op, self, &g, n0, nb)?;
-            w2.matmul(&cols)
-        })?;
-        let y = y.reshape(&[xs[0], ws[0], g.oh, g.ow])?;
+        let y = if g.rows() <= DIRECT_MAX_REDUCTION {
+            let y = DeviceTensor::uninit_for(
+                op,
+                self.device(),
+                &[xs[0], ws[0], g.oh, g.ow],
+                DType::F32,
+            )?;
+            let groups = grid_3d(op, g.cols(), ws[0], xs[0], &xs)?;
+            let params = g.params_o(y.numel(), 0, ws[0]);
+            self.device()
+                .dispatch(&direct(), &[self, weight], &[&y], &params, groups)?;
+            y
+        } else {
+            let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+            let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
+            let y = chunked(xs[0], per, |n0, nb| {
+                let cols = im2col(op, self, &g, n0, nb)?;
+                w2.matmul(&cols)
+            })?;
+            y.reshape(&[xs[0], ws[0], g.oh, g.ow])?
+        };
         match bias {
             None => Ok(y),
             Some(b) => {

@@ -64,6 +64,9 @@ fn cases() -> Vec<(Sh, Sh, Conv2dParams)> {
         ([3, 1, 10, 11], [2, 1, 3, 3], p((2, 2), (2, 1), (2, 2))),
         ([2, 1, 28, 28], [6, 1, 5, 5], p((1, 1), (2, 2), (1, 1))),
         ([1, 5, 4, 4], [1, 5, 1, 1], Conv2dParams::default()),
+        // reductions (C*KH*KW) above 32 take im2col + matmul instead of the direct kernel
+        ([2, 4, 9, 7], [5, 4, 3, 3], p((2, 1), (1, 1), (1, 2))),
+        ([2, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
     ]
 }
 
