@@ -46,12 +46,13 @@ fn udiv(a: u32, b: u32) -> u32 {
 @group(0) @binding(2) var<storage, read_write> dy: array<f32>;
 
 // Direct convolution for short reductions (C * KH * KW small): out[n, o, oy, ox] sums
-// x * w over channels and taps. Grid: x over output positions, y over output channels,
-// z over images. No column buffer.
+// x * w over channels and taps. Each invocation computes 8 output channels of one position
+// (lavapipe's cost is per invocation, so each one should do more than a few FMAs). Grid: x
+// over output positions, y over blocks of 8 output channels, z over images.
 @compute @workgroup_size(WG)
 fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
-    let o = gid.y;
+    let o0 = gid.y * 8u;
     let b = gid.z;
     let npos = p.oh * p.ow;
     if (q >= npos) {
@@ -61,25 +62,42 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = q - oy * p.ow;
     let y0 = i32(oy * p.sh) - i32(p.ph);
     let x0 = i32(ox * p.sw) - i32(p.pw);
-    var acc = 0.0;
+    let red = p.c * p.kh * p.kw;
+    // Clamped channel rows: reads stay in bounds, extra channels are not stored.
+    var wrow: array<u32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        wrow[j] = min(o0 + j, p.o - 1u) * red;
+    }
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        acc[j] = 0.0;
+    }
     for (var ch = 0u; ch < p.c; ch++) {
         let plane = (b * p.c + ch) * p.h;
-        let wbase = (o * p.c + ch) * p.kh * p.kw;
         for (var th = 0u; th < p.kh; th++) {
             let y = y0 + i32(th * p.dh);
             if (y < 0 || y >= i32(p.h)) {
                 continue;
             }
             let row = (plane + u32(y)) * p.w;
+            let tap0 = (ch * p.kh + th) * p.kw;
             for (var tw = 0u; tw < p.kw; tw++) {
                 let x = x0 + i32(tw * p.dw);
                 if (x >= 0 && x < i32(p.w)) {
-                    acc = fma(dx[row + u32(x)], dw[wbase + th * p.kw + tw], acc);
+                    let v = dx[row + u32(x)];
+                    for (var j = 0u; j < 8u; j++) {
+                        acc[j] = fma(v, dw[wrow[j] + tap0 + tw], acc[j]);
+                    }
                 }
             }
         }
     }
-    dy[(b * p.o + o) * npos + q] = acc;
+    for (var j = 0u; j < 8u; j++) {
+        let o = o0 + j;
+        if (o < p.o) {
+            dy[(b * p.o + o) * npos + q] = acc[j];
+        }
+    }
 }
 
 // dst = columns of images n0.. of src. Grid: x over column (output position), y over row

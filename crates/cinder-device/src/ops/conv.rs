@@ -334,7 +334,7 @@ impl DeviceTensor {
                 &[xs[0], ws[0], g.oh, g.ow],
                 DType::F32,
             )?;
-            let groups = grid_3d(op, g.cols(), ws[0], xs[0], &xs)?;
+            let groups = grid_3d(op, g.cols(), ws[0].div_ceil(8), xs[0], &xs)?;
             let params = g.params_o(y.numel(), 0, ws[0]);
             self.device()
                 .dispatch(&direct(), &[self, weight], &[&y], &params, groups)?;
