@@ -1,5 +1,5 @@
 //! Kernel benchmarks on the current adapter: matmul (against a CPU sgemm in the same run),
-//! LeNet- and VGG-sized conv2d forward and backward, softmax and sum over 1M elements.
+//! LeNet- and VGG-sized conv2d forward and backward, softmax, sum and add over 1M elements.
 //!
 //! `cargo bench --bench kernels`. Each iteration records the op and waits for the device
 //! (`sync`), so the figures are GPU time plus one submit, not recording time.
@@ -133,6 +133,13 @@ fn softmax_and_sum(c: &mut Criterion) {
         })
     });
     let flat = x.reshape(&[n]).unwrap();
+    g.bench_function("add_1M", |b| {
+        b.iter(|| {
+            let y = flat.add(&flat).unwrap();
+            d.sync().unwrap();
+            y
+        })
+    });
     g.bench_function("sum_all_1M", |b| {
         b.iter(|| {
             let y = flat.sum_all().unwrap();

@@ -93,13 +93,7 @@ fn b2f(c: bool) -> f32 {
     return select(0.0, 1.0, c);
 }
 
-@compute @workgroup_size(WG)
-fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-         @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
-    }
+fn unary_at(i: u32) {
     let x = in0[i];
     let a = p1.a;
     let b = p1.b;
@@ -107,24 +101,40 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 @compute @workgroup_size(WG)
-fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        unary_at(i);
     }
+}
+
+fn binary_at(i: u32) {
     let a = in0[i];
     let b = in1[i];
     out2[i] = BINARY_OP;
 }
 
 @compute @workgroup_size(WG)
-fn binary_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        binary_at(i);
     }
+}
+
+fn binary_scalar_at(i: u32) {
     let x = in0[i];
     let s = p1.a;
     let swap = p1.swap != 0u;
@@ -134,12 +144,20 @@ fn binary_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 @compute @workgroup_size(WG)
-fn binary_bcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= pb.n) {
-        return;
+fn binary_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        binary_scalar_at(i);
     }
+}
+
+fn binary_bcast_at(i: u32) {
     var rem = i;
     var ia = 0u;
     var ib = 0u;
@@ -156,23 +174,53 @@ fn binary_bcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     out2[i] = BINARY_OP;
 }
 
+@compute @workgroup_size(WG)
+fn binary_bcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= pb.n) {
+            break;
+        }
+        binary_bcast_at(i);
+    }
+}
+
 // out = cond != 0 ? a : b, all three contiguous and of one shape.
+fn where_select_at(i: u32) {
+    out3[i] = select(in2[i], in1[i], in0[i] != 0.0);
+}
+
 @compute @workgroup_size(WG)
 fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        where_select_at(i);
     }
-    out3[i] = select(in2[i], in1[i], in0[i] != 0.0);
+}
+
+fn fill_at(i: u32) {
+    out0[i] = p1.a;
 }
 
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        fill_at(i);
     }
-    out0[i] = p1.a;
 }

@@ -32,27 +32,29 @@ var<immediate> p: P;
 @group(0) @binding(1) var<storage, read_write> onehot: array<f32>;
 
 // out[o, j, i] = src[o, idx[o, j, i], i]   (torch.gather; out has the index's shape)
-@compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
-    }
+fn gather_at(i: u32) {
     let inner = i % p.inner;
     let o = i / (p.inner * p.len_idx);
     let l = idx[i];
     dst[i] = select(0u, src[(o * p.len_in + l) * p.inner + inner], l < p.len_in);
 }
 
-// out[o, j, i] = src[o, idx[j], i]   (index_select with a 1-D index)
 @compute @workgroup_size(WG)
-fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        gather_at(i);
     }
+}
+
+// out[o, j, i] = src[o, idx[j], i]   (index_select with a 1-D index)
+fn index_select_at(i: u32) {
     let inner = i % p.inner;
     let j = (i / p.inner) % p.len_idx;
     let o = i / (p.inner * p.len_idx);
@@ -60,14 +62,22 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     dst[i] = select(0u, src[(o * p.len_in + l) * p.inner + inner], l < p.len_in);
 }
 
-// out[o, l, i] = base[o, l, i] + sum_j [idx[o, j, i] == l] src[o, j, i]   (torch.scatter_add)
 @compute @workgroup_size(WG)
-fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        index_select_at(i);
     }
+}
+
+// out[o, l, i] = base[o, l, i] + sum_j [idx[o, j, i] == l] src[o, j, i]   (torch.scatter_add)
+fn scatter_add_at(i: u32) {
     let inner = i % p.inner;
     let l = (i / p.inner) % p.len_in;
     let o = i / (p.inner * p.len_in);
@@ -81,14 +91,22 @@ fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     out_f3[i] = acc;
 }
 
-// out[o, l, i] = sum_j [idx[j] == l] grad[o, j, i]   (backward of index_select)
 @compute @workgroup_size(WG)
-fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        scatter_add_at(i);
     }
+}
+
+// out[o, l, i] = sum_j [idx[j] == l] grad[o, j, i]   (backward of index_select)
+fn index_select_backward_at(i: u32) {
     let inner = i % p.inner;
     let l = (i / p.inner) % p.len_in;
     let o = i / (p.inner * p.len_in);
@@ -101,13 +119,35 @@ fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     out_f2[i] = acc;
 }
 
+@compute @workgroup_size(WG)
+fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        index_select_backward_at(i);
+    }
+}
+
 // out[r, c] = labels[r] == c
+fn one_hot_at(i: u32) {
+    onehot[i] = select(0.0, 1.0, labels[i / p.classes] == i % p.classes);
+}
+
 @compute @workgroup_size(WG)
 fn one_hot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        one_hot_at(i);
     }
-    onehot[i] = select(0.0, 1.0, labels[i / p.classes] == i % p.classes);
 }

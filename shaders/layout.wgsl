@@ -64,34 +64,44 @@ fn strided_offset(i: u32) -> u32 {
 }
 
 // dst[i] = src[view(i)]: permute, narrow, broadcast.
-@compute @workgroup_size(WG)
-fn strided_read(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= ps.n) {
-        return;
-    }
+fn strided_read_at(i: u32) {
     dst[i] = src[strided_offset(i)];
 }
 
-// dst[view(i)] = src[i]: one part of a concat.
 @compute @workgroup_size(WG)
-fn strided_write(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= ps.n) {
-        return;
+fn strided_read(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= ps.n) {
+            break;
+        }
+        strided_read_at(i);
     }
+}
+
+// dst[view(i)] = src[i]: one part of a concat.
+fn strided_write_at(i: u32) {
     dst[strided_offset(i)] = src[i];
 }
 
 @compute @workgroup_size(WG)
-fn pad_constant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= pp.n) {
-        return;
+fn strided_write(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= ps.n) {
+            break;
+        }
+        strided_write_at(i);
     }
+}
+
+fn pad_constant_at(i: u32) {
     var rem = i;
     var off = 0u;
     var stride = 1u;
@@ -112,55 +122,109 @@ fn pad_constant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @compute @workgroup_size(WG)
+fn pad_constant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= pp.n) {
+            break;
+        }
+        pad_constant_at(i);
+    }
+}
+
+fn arange_f32_at(i: u32) {
+    out_f[i] = p1.a + f32(i) * p1.b;
+}
+
+@compute @workgroup_size(WG)
 fn arange_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        arange_f32_at(i);
     }
-    out_f[i] = p1.a + f32(i) * p1.b;
+}
+
+fn arange_u32_at(i: u32) {
+    out_u[i] = i;
 }
 
 @compute @workgroup_size(WG)
 fn arange_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        arange_u32_at(i);
     }
-    out_u[i] = i;
+}
+
+fn eye_at(i: u32) {
+    out_f[i] = select(0.0, 1.0, i / p1.cols == i % p1.cols);
 }
 
 @compute @workgroup_size(WG)
 fn eye(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        eye_at(i);
     }
-    out_f[i] = select(0.0, 1.0, i / p1.cols == i % p1.cols);
 }
 
 // f32 -> u32, truncating toward zero; negatives and NaN give 0, values past u32::MAX saturate.
-@compute @workgroup_size(WG)
-fn cast_f32_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
-    }
+fn cast_f32_u32_at(i: u32) {
     let x = src_f[i];
     dst[i] = select(0u, select(u32(x), 0xffffffffu, x >= 4294967040.0), x >= 1.0);
 }
 
 @compute @workgroup_size(WG)
+fn cast_f32_u32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        cast_f32_u32_at(i);
+    }
+}
+
+fn cast_u32_f32_at(i: u32) {
+    dst_f[i] = f32(src[i]);
+}
+
+@compute @workgroup_size(WG)
 fn cast_u32_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p1.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p1.n) {
+            break;
+        }
+        cast_u32_f32_at(i);
     }
-    dst_f[i] = f32(src[i]);
 }
 
 struct PT {

@@ -32,13 +32,7 @@ var<immediate> p: P;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(1) var<storage, read_write> gx1: array<f32>;
 
-@compute @workgroup_size(WG)
-fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
-    }
+fn max_pool_at(i: u32) {
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
@@ -70,12 +64,20 @@ fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 @compute @workgroup_size(WG)
-fn max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        max_pool_at(i);
     }
+}
+
+fn max_pool_backward_at(i: u32) {
     let xx = i % p.w;
     let yy = (i / p.w) % p.h;
     let plane = i / (p.w * p.h);
@@ -100,6 +102,20 @@ fn max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     gx[i] = acc;
 }
 
+@compute @workgroup_size(WG)
+fn max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        max_pool_backward_at(i);
+    }
+}
+
 // PyTorch's divisor for output cell (oy, ox).
 fn avg_divisor(oy: u32, ox: u32) -> f32 {
     let hs = i32(oy * p.sh) - i32(p.ph);
@@ -111,13 +127,7 @@ fn avg_divisor(oy: u32, ox: u32) -> f32 {
     return f32(select(valid, pool, p.count_pad != 0u));
 }
 
-@compute @workgroup_size(WG)
-fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
-    }
+fn avg_pool_at(i: u32) {
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
@@ -140,12 +150,20 @@ fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 @compute @workgroup_size(WG)
-fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        avg_pool_at(i);
     }
+}
+
+fn avg_pool_backward_at(i: u32) {
     let xx = i % p.w;
     let yy = (i / p.w) % p.h;
     let plane = i / (p.w * p.h);
@@ -166,4 +184,18 @@ fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         }
     }
     gx1[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        avg_pool_backward_at(i);
+    }
 }

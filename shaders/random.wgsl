@@ -62,35 +62,45 @@ fn unit(x: u32) -> f32 {
     return f32(x >> 8u) * (1.0 / 16777216.0);
 }
 
-@compute @workgroup_size(WG)
-fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
-    }
+fn random_bits_at(i: u32) {
     out_u[i] = draw(i).x;
 }
 
-// lo + (hi - lo) * u, u in [0, 1)
 @compute @workgroup_size(WG)
-fn uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        random_bits_at(i);
     }
+}
+
+// lo + (hi - lo) * u, u in [0, 1)
+fn uniform_at(i: u32) {
     out_f[i] = p.a + (p.b - p.a) * unit(draw(i).x);
 }
 
-// mean + std * z, z standard normal by Box-Muller.
 @compute @workgroup_size(WG)
-fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+fn uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        uniform_at(i);
     }
+}
+
+// mean + std * z, z standard normal by Box-Muller.
+fn normal_at(i: u32) {
     let r = draw(i);
     let u1 = f32((r.x >> 8u) + 1u) * (1.0 / 16777216.0); // (0, 1]: log is finite
     let u2 = unit(r.y);
@@ -98,13 +108,35 @@ fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     out_f[i] = p.a + p.b * z;
 }
 
+@compute @workgroup_size(WG)
+fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        normal_at(i);
+    }
+}
+
 // 1 with probability p.a, else 0.
+fn bernoulli_at(i: u32) {
+    out_f[i] = select(0.0, 1.0, unit(draw(i).x) < p.a);
+}
+
 @compute @workgroup_size(WG)
 fn bernoulli(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = grid_index(wid, nwg, lid, WG);
-    if (i >= p.n) {
-        return;
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        bernoulli_at(i);
     }
-    out_f[i] = select(0.0, 1.0, unit(draw(i).x) < p.a);
 }

@@ -161,6 +161,16 @@ impl Params {
     }
 }
 
+/// Elements each invocation of a 1-D elementwise-style kernel handles (`EPT` in
+/// `shaders/common.wgsl`).
+pub const ELEMS_PER_INVOCATION: usize = 8;
+
+/// Workgroup counts for a 1-D elementwise-style kernel over `n` elements: `n / 8`
+/// invocations of [`WORKGROUP_1D`], each looping over 8 elements at a stride of the grid.
+pub fn grid_elems(n: usize) -> (u32, u32, u32) {
+    grid_1d(n.div_ceil(ELEMS_PER_INVOCATION), WORKGROUP_1D)
+}
+
 /// Workgroup counts for `threads` invocations in groups of `wg`, folded into a 2-D grid when
 /// more than 65535 groups are needed. Shaders rebuild the linear index with
 /// `grid_index(workgroup_id, num_workgroups, local_invocation_index, WG)` from

@@ -3,7 +3,7 @@
 
 use crate::Device;
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, Params, grid_elems};
 use crate::shape::{MAX_DIMS, broadcast_shapes, broadcast_strides, coalesce, strides};
 use crate::tensor::{DType, DeviceTensor};
 
@@ -414,7 +414,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, value, 0.0, false),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -450,7 +450,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, a, b, false),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -471,7 +471,7 @@ impl DeviceTensor {
                 &[self, rhs],
                 &[&out],
                 &p1(n, 0.0, 0.0, false),
-                grid_1d(n, WORKGROUP_1D),
+                grid_elems(n),
             )?;
         } else {
             bcast_dispatch(name, &binary_kernel("binary_bcast", op, 2), self, rhs, &out)?;
@@ -491,7 +491,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, s, 0.0, scalar_first),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -541,7 +541,7 @@ impl DeviceTensor {
             &[&c, &a, &b],
             &[&out],
             &p1(n, 0.0, 0.0, false),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -578,7 +578,7 @@ fn bcast_dispatch(
         .usize(n)
         .usize(sh.len());
     out.device()
-        .dispatch(k, &[a, b], &[out], &params, grid_1d(n, WORKGROUP_1D))
+        .dispatch(k, &[a, b], &[out], &params, grid_elems(n))
 }
 
 macro_rules! unary_methods {

@@ -5,7 +5,7 @@
 //! contributes nothing (scatter_add, index_select_backward).
 
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, Params, grid_elems};
 use crate::shape::{normalize_axis, split_at_axis};
 use crate::tensor::{DType, DeviceTensor};
 
@@ -64,13 +64,8 @@ impl DeviceTensor {
         let out = DeviceTensor::uninit_for(op, self.device(), index.shape(), self.dtype())?;
         let n = out.numel();
         let p = params(n, outer, len_in, len_idx, inner.max(1), 0);
-        self.device().dispatch(
-            &k("gather", 2),
-            &[self, index],
-            &[&out],
-            &p,
-            grid_1d(n, WORKGROUP_1D),
-        )?;
+        self.device()
+            .dispatch(&k("gather", 2), &[self, index], &[&out], &p, grid_elems(n))?;
         Ok(out)
     }
 
@@ -94,7 +89,7 @@ impl DeviceTensor {
             &[self, index],
             &[&out],
             &p,
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -126,7 +121,7 @@ impl DeviceTensor {
             &[self, index],
             &[&out],
             &p,
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -165,7 +160,7 @@ impl DeviceTensor {
             &[self, index, src],
             &[&out],
             &p,
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -187,13 +182,8 @@ impl DeviceTensor {
         let out = DeviceTensor::uninit_for(op, self.device(), &out_shape, DType::F32)?;
         let n = out.numel();
         let p = params(n, 1, 1, 1, 1, num_classes);
-        self.device().dispatch(
-            &k("one_hot", 1),
-            &[self],
-            &[&out],
-            &p,
-            grid_1d(n, WORKGROUP_1D),
-        )?;
+        self.device()
+            .dispatch(&k("one_hot", 1), &[self], &[&out], &p, grid_elems(n))?;
         Ok(out)
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, Params, grid_elems};
 use crate::shape::{MAX_DIMS, coalesce, normalize_axis, numel, strides};
 use crate::tensor::{DType, DeviceTensor};
 
@@ -70,13 +70,8 @@ fn strided(
     } else {
         "strided_read"
     };
-    src.device().dispatch(
-        &k(entry, 1),
-        &[src],
-        &[dst],
-        &params,
-        grid_1d(n, WORKGROUP_1D),
-    )
+    src.device()
+        .dispatch(&k(entry, 1), &[src], &[dst], &params, grid_elems(n))
 }
 
 impl DeviceTensor {
@@ -284,7 +279,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &params,
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -306,7 +301,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, start, step, 1),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -319,7 +314,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, 0.0, 0.0, 1),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }
@@ -333,7 +328,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(total, 0.0, 0.0, m.max(1)),
-            grid_1d(total, WORKGROUP_1D),
+            grid_elems(total),
         )?;
         Ok(out)
     }
@@ -356,7 +351,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, 0.0, 0.0, 1),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(out)
     }

@@ -2,7 +2,7 @@
 //! `shaders/pool2d.wgsl`; output sizes and `ceil_mode` follow PyTorch.
 
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, Params, grid_elems};
 use crate::tensor::{DType, DeviceTensor};
 
 /// Window, stride, padding and dilation of a 2-D pooling, as (height, width) pairs.
@@ -141,7 +141,7 @@ impl DeviceTensor {
             &[self],
             &[&y, &idx],
             &params(n, &g, p, false),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok((y, idx))
     }
@@ -169,7 +169,7 @@ impl DeviceTensor {
             &[grad_out, indices],
             &[&gx],
             &params(n, &g, p, false),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(gx)
     }
@@ -196,7 +196,7 @@ impl DeviceTensor {
             &[self],
             &[&y],
             &params(n, &g, p, count_include_pad),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(y)
     }
@@ -230,7 +230,7 @@ impl DeviceTensor {
             &[grad_out],
             &[&gx],
             &params(n, &g, p, count_include_pad),
-            grid_1d(n, WORKGROUP_1D),
+            grid_elems(n),
         )?;
         Ok(gx)
     }

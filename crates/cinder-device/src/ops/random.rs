@@ -8,7 +8,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, WORKGROUP_1D, grid_1d};
+use crate::kernel::{Kernel, Params, grid_elems};
 use crate::tensor::{DType, DeviceTensor};
 
 fn k(entry: &'static str) -> Kernel {
@@ -43,7 +43,7 @@ fn draw(
         .f32(a)
         .f32(b)
         .u32(0);
-    device.dispatch(&k(entry), &[], &[&out], &p, grid_1d(n, WORKGROUP_1D))?;
+    device.dispatch(&k(entry), &[], &[&out], &p, grid_elems(n))?;
     Ok(out)
 }
 

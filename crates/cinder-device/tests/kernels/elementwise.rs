@@ -201,14 +201,30 @@ fn where_and_broadcast_to() {
 }
 
 #[test]
-fn above_65535_workgroups_folds_into_2d() {
-    // 256 * 65535 = 16,776,960 threads: one more workgroup than a dimension allows.
+fn large_tensors_cover_every_element() {
+    // 16.8M elements: each invocation handles 8 at a stride of the grid.
     let n = 256 * 65535 + 300;
     let x = DeviceTensor::full(&dev(), &[n], 2.0).unwrap();
     let y = x.mul_scalar(3.0).unwrap().add_scalar(1.0).unwrap();
     let v = read(&y);
     assert_eq!(v.len(), n);
     assert!(v.iter().all(|&e| e == 7.0), "every element written once");
+}
+
+#[test]
+fn above_65535_workgroups_folds_into_2d() {
+    // One invocation per output: 16,777,300 outputs in groups of 256 need 65,537
+    // workgroups, more than one grid dimension holds.
+    let n = 256 * 65535 + 340;
+    let x = DeviceTensor::arange(&dev(), 0.0, n as f32, 1.0)
+        .unwrap()
+        .reshape(&[n, 1])
+        .unwrap();
+    let s = x.sum_axis(1, false).unwrap();
+    assert_eq!(s.shape(), &[n]);
+    let v = read(&s);
+    let w = read(&x);
+    assert_eq!(v, w, "every output written, from its own row");
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn distributions_have_the_right_moments() {
 }
 
 #[test]
-fn above_65535_workgroups() {
+fn large_requests_cover_every_element() {
     let d = dev();
     let n = 256 * 65535 + 17;
     let t = DeviceTensor::rand_bernoulli(&d, &[n], 1.0, 3, 0).unwrap();
