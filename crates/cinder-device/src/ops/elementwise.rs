@@ -4,7 +4,7 @@
 use crate::Device;
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params, grid_elems};
-use crate::shape::{MAX_DIMS, broadcast_shapes, broadcast_strides, coalesce, strides};
+use crate::shape::{MAX_DIMS, broadcast_shapes, broadcast_strides, coalesce};
 use crate::tensor::{DType, DeviceTensor};
 
 /// A unary map. Ops with parameters read them as `a` and `b` in their expression.
@@ -569,7 +569,6 @@ fn bcast_dispatch(
             shape,
         ));
     }
-    let _ = strides; // contiguous strides come from broadcast_strides
     let n = out.numel();
     let params = Params::new()
         .array(&sh, MAX_DIMS, 1)
