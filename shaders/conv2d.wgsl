@@ -100,6 +100,10 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// Write the columns transposed, [N, OH * OW, C * KH * KW], for products that contract over
+// the positions (weight gradients): the blocked matmul then reads them untransposed.
+override TRANSPOSED: bool = false;
+
 // dst = columns of images n0.. of src. Grid: x over column (output position), y over row
 // (channel and tap), z over the images of the chunk, so few indices need a division.
 @compute @workgroup_size(WG)
@@ -124,7 +128,11 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
         v = src[(((p.n0 + b) * p.c + ch) * p.h + u32(y)) * p.w + u32(x)];
     }
-    dst[(b * p.c * kk + row) * npos + q] = v;
+    if (TRANSPOSED) {
+        dst[(b * npos + q) * p.c * kk + row] = v;
+    } else {
+        dst[(b * p.c * kk + row) * npos + q] = v;
+    }
 }
 
 // Output position along one axis reached by image coordinate `t` (already shifted by the

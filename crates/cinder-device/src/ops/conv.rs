@@ -5,7 +5,8 @@
 //!   instead when `C*KH*KW` is at most 32, as in a first layer on 1- or 3-channel images);
 //! - grad of input: `col2im(W^T @ dy[n])` (a gather: each input cell sums the taps that
 //!   touch it, no atomics);
-//! - grad of weight: `sum_n dy[n] @ cols(x)[n]^T`.
+//! - grad of weight: `sum_n dy[n] @ cols(x)[n]^T`, with the columns written transposed in
+//!   the first place so the matmul reads them untransposed.
 //!
 //! The transpose convolution swaps the roles. The column buffer is chunked over the batch so
 //! that no bound buffer exceeds the device's binding limit.
@@ -71,7 +72,11 @@ fn k(entry: &'static str) -> Kernel {
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    vec![k("im2col"), k("col2im"), direct()]
+    vec![k("im2col"), im2row(), k("col2im"), direct()]
+}
+
+fn im2row() -> Kernel {
+    k("im2col").with_constant("TRANSPOSED", 1.0)
 }
 
 fn direct() -> Kernel {
@@ -210,23 +215,26 @@ fn grid_3d(
     Ok((g.0 as u32, g.1 as u32, g.2 as u32))
 }
 
-/// Columns of images `n0..n0 + nb` of `x`: `[nb, C*KH*KW, OH*OW]`.
+/// Columns of images `n0..n0 + nb` of `x`: `[nb, C*KH*KW, OH*OW]`, or transposed
+/// (`[nb, OH*OW, C*KH*KW]`) when `transposed`.
 fn im2col(
     op: &'static str,
     x: &DeviceTensor,
     g: &Geom,
     n0: usize,
     nb: usize,
+    transposed: bool,
 ) -> Result<DeviceTensor> {
-    let cols = DeviceTensor::uninit_for(op, x.device(), &[nb, g.rows(), g.cols()], DType::F32)?;
+    let shape = if transposed {
+        [nb, g.cols(), g.rows()]
+    } else {
+        [nb, g.rows(), g.cols()]
+    };
+    let cols = DeviceTensor::uninit_for(op, x.device(), &shape, DType::F32)?;
     let groups = grid_3d(op, g.cols(), g.rows(), nb, x.shape())?;
-    x.device().dispatch(
-        &k("im2col"),
-        &[x],
-        &[&cols],
-        &g.params(cols.numel(), n0),
-        groups,
-    )?;
+    let kernel = if transposed { im2row() } else { k("im2col") };
+    x.device()
+        .dispatch(&kernel, &[x], &[&cols], &g.params(cols.numel(), n0), groups)?;
     Ok(cols)
 }
 
@@ -343,7 +351,7 @@ impl DeviceTensor {
             let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
             let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
             let y = chunked(xs[0], per, |n0, nb| {
-                let cols = im2col(op, self, &g, n0, nb)?;
+                let cols = im2col(op, self, &g, n0, nb, false)?;
                 w2.matmul(&cols)
             })?;
             y.reshape(&[xs[0], ws[0], g.oh, g.ow])?
@@ -414,14 +422,14 @@ impl DeviceTensor {
         let gy = grad_out.reshape(&[gs[0], gs[1], g.cols()])?;
         let per = chunk(op, input.device().max_binding_bytes(), &g, xs[0])?;
         let gw = chunked_sum(xs[0], per, |n0, nb| {
-            let cols = im2col(op, input, &g, n0, nb)?;
+            let rows = im2col(op, input, &g, n0, nb, true)?;
             let gyc = if nb == xs[0] {
                 gy.clone()
             } else {
                 gy.narrow(0, n0, nb)?
             };
-            // [nb, O, OHW] x [nb, CKK, OHW]^T -> [nb, O, CKK], summed over the batch.
-            gyc.matmul_t(&cols, false, true)?.sum_axis(0, false)
+            // [nb, O, OHW] x [nb, OHW, CKK] -> [nb, O, CKK], summed over the batch.
+            gyc.matmul(&rows)?.sum_axis(0, false)
         })?;
         gw.reshape(&ws)
     }
@@ -501,7 +509,7 @@ impl DeviceTensor {
         let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
         let per = chunk(op, grad_out.device().max_binding_bytes(), &g, xs[0])?;
         let gx = chunked(xs[0], per, |n0, nb| {
-            let cols = im2col(op, grad_out, &g, n0, nb)?; // [nb, C_out*KK, H*W]
+            let cols = im2col(op, grad_out, &g, n0, nb, false)?; // [nb, C_out*KK, H*W]
             w2.matmul(&cols)
         })?;
         gx.reshape(&xs)
@@ -528,14 +536,14 @@ impl DeviceTensor {
         let x3 = input.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?;
         let per = chunk(op, input.device().max_binding_bytes(), &g, xs[0])?;
         let gw = chunked_sum(xs[0], per, |n0, nb| {
-            let cols = im2col(op, grad_out, &g, n0, nb)?; // [nb, C_out*KK, H*W]
+            let rows = im2col(op, grad_out, &g, n0, nb, true)?; // [nb, H*W, C_out*KK]
             let xc = if nb == xs[0] {
                 x3.clone()
             } else {
                 x3.narrow(0, n0, nb)?
             };
-            // [nb, C_in, HW] x [nb, C_out*KK, HW]^T -> [nb, C_in, C_out*KK]
-            xc.matmul_t(&cols, false, true)?.sum_axis(0, false)
+            // [nb, C_in, HW] x [nb, HW, C_out*KK] -> [nb, C_in, C_out*KK]
+            xc.matmul(&rows)?.sum_axis(0, false)
         })?;
         gw.reshape(&ws)
     }
