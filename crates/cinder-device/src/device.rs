@@ -32,7 +32,7 @@ struct Inner {
     limits: wgpu::Limits,
     immediate_size: u32,
     unchecked_shaders: bool,
-    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     state: Mutex<State>,
     pool: Mutex<Pool>,
     gpu_error: Arc<Mutex<Option<String>>>,
@@ -360,8 +360,7 @@ impl Device {
     }
 
     fn pipeline(&self, kernel: &Kernel) -> Result<Arc<Pipeline>> {
-        let key = kernel.cache_key();
-        if let Some(p) = lock(&self.inner.pipelines).get(&key) {
+        if let Some(p) = lock(&self.inner.pipelines).get(kernel) {
             return Ok(p.clone());
         }
         let dev = &self.inner.device;
@@ -416,12 +415,12 @@ impl Device {
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::DeviceLost(format!(
-                "compiling kernel {}: {err}",
-                key
+                "compiling kernel {}::{} {:?} {:?}: {err}",
+                kernel.family, kernel.entry, kernel.constants, kernel.subst
             )));
         }
         let p = Arc::new(Pipeline { pipeline, layout });
-        lock(&self.inner.pipelines).insert(key, p.clone());
+        lock(&self.inner.pipelines).insert(kernel.clone(), p.clone());
         Ok(p)
     }
 

@@ -41,8 +41,9 @@ pub fn shader_source(family: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(n, _)| *n == family).map(|(_, s)| *s)
 }
 
-/// One compute kernel: a shader family, an entry point and its specialization.
-#[derive(Clone, Debug, PartialEq)]
+/// One compute kernel: a shader family, an entry point and its specialization. Equal
+/// kernels (override constants compared bit for bit) share one cached pipeline.
+#[derive(Clone, Debug)]
 pub struct Kernel {
     /// Shader family (a file in `shaders/`, without `.wgsl`).
     pub family: &'static str,
@@ -93,17 +94,35 @@ impl Kernel {
         }
         src
     }
+}
 
-    /// The pipeline-cache key: everything that changes the compiled pipeline.
-    pub(crate) fn cache_key(&self) -> String {
-        let mut key = format!("{}:{}", self.family, self.entry);
-        for (k, v) in &self.subst {
-            key.push_str(&format!("|{k}={v}"));
-        }
+impl PartialEq for Kernel {
+    fn eq(&self, other: &Self) -> bool {
+        self.family == other.family
+            && self.entry == other.entry
+            && self.subst == other.subst
+            && self.reads == other.reads
+            && self.writes == other.writes
+            && self.constants.len() == other.constants.len()
+            && self
+                .constants
+                .iter()
+                .zip(&other.constants)
+                .all(|((a, x), (b, y))| a == b && x.to_bits() == y.to_bits())
+    }
+}
+
+impl Eq for Kernel {}
+
+impl std::hash::Hash for Kernel {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.family.hash(h);
+        self.entry.hash(h);
+        self.subst.hash(h);
         for (k, v) in &self.constants {
-            key.push_str(&format!("|{k}#{}", v.to_bits()));
+            k.hash(h);
+            v.to_bits().hash(h);
         }
-        key
     }
 }
 
