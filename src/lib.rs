@@ -22,10 +22,12 @@ pub use cinder_device as device;
 pub use cinder_models as models;
 pub use cinder_nn as nn;
 
+pub use cinder_autograd::{Tensor, grad, no_grad};
 pub use cinder_device::{DType, Device, DeviceTensor, Error, Result};
 
 /// The names most programs need: `use cinder::prelude::*;`.
 pub mod prelude {
+    pub use cinder_autograd::{Tensor, grad, no_grad};
     pub use cinder_device::{
         BinaryOp, DType, Device, DeviceTensor, Error, MatmulKernel, Result, UnaryOp,
     };

@@ -1,0 +1,444 @@
+//! Elementwise ops and their backward rules: unary maps, binary ops with broadcasting
+//! (undone in backward by summing to the input's shape), scalar variants, where,
+//! broadcast_to, and the constructors.
+
+use cinder_device::{BinaryOp, Device, DeviceTensor, Result, UnaryOp};
+
+use crate::tensor::{Ctx, Tensor, needs_graph};
+
+/// `1 / sqrt(2 pi)`, for GELU's second derivative.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+impl Tensor {
+    /// A leaf filled with `value`. Errors as [`DeviceTensor::full`].
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
+        Ok(Tensor::from_data(DeviceTensor::full(device, shape, value)?))
+    }
+    /// A leaf of zeros. Errors as [`DeviceTensor::zeros`].
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_data(DeviceTensor::zeros(device, shape)?))
+    }
+    /// A leaf of ones. Errors as [`DeviceTensor::ones`].
+    pub fn ones(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_data(DeviceTensor::ones(device, shape)?))
+    }
+    /// Zeros of this tensor's shape (no grad). Errors as [`DeviceTensor::zeros_like`].
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Ok(Tensor::from_data(self.data().zeros_like()?))
+    }
+    /// Ones of this tensor's shape (no grad). Errors as [`DeviceTensor::ones_like`].
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Ok(Tensor::from_data(self.data().ones_like()?))
+    }
+
+    /// Applies a unary op with parameters `a`, `b`, recording its backward rule. Ops whose
+    /// derivative is zero wherever it exists (`sign`, `relu_mask`, `leaky_relu_grad`) give a
+    /// tensor that does not require grad. Returns `Err` for `u32` tensors.
+    pub fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<Tensor> {
+        let y = self.data().unary(op, a, b)?;
+        if matches!(
+            op,
+            UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad
+        ) || !needs_graph(&[self])
+        {
+            return Ok(Tensor::from_data(y));
+        }
+        Ok(Tensor::from_op(op_name(op), y, &[self], move |c| {
+            Ok(vec![Some(unary_backward(op, a, b, c)?)])
+        }))
+    }
+
+    /// Applies a binary op with numpy broadcasting, recording its backward rule (gradients
+    /// summed back to each operand's shape). Comparisons give a tensor that does not require
+    /// grad. Returns `Err` when the shapes do not broadcast or for `u32` operands.
+    pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+        let y = self.data().binary(op, &rhs.data())?;
+        if is_comparison(op) || !needs_graph(&[self, rhs]) {
+            return Ok(Tensor::from_data(y));
+        }
+        Ok(Tensor::from_op(op.name(), y, &[self, rhs], move |c| {
+            let (ga, gb) = binary_backward(op, c)?;
+            let (a, b) = (c.input(0), c.input(1));
+            let ga = ga
+                .filter(|_| a.requires_grad())
+                .map(|g| g.sum_to_shape(&a.shape()))
+                .transpose()?;
+            let gb = gb
+                .filter(|_| b.requires_grad())
+                .map(|g| g.sum_to_shape(&b.shape()))
+                .transpose()?;
+            Ok(vec![ga, gb])
+        }))
+    }
+
+    /// `x op s` (or `s op x` when `scalar_first`), recording its backward rule. Returns
+    /// `Err` for `u32` tensors.
+    pub fn binary_scalar(&self, op: BinaryOp, s: f32, scalar_first: bool) -> Result<Tensor> {
+        if matches!(
+            op,
+            BinaryOp::ReluBackward | BinaryOp::SigmoidBackward | BinaryOp::TanhBackward
+        ) && needs_graph(&[self])
+        {
+            // Rare: differentiate through the tensor form.
+            let st = Tensor::scalar(self.data().device(), s)?;
+            return if scalar_first {
+                st.binary(op, self)
+            } else {
+                self.binary(op, &st)
+            };
+        }
+        let y = self.data().binary_scalar(op, s, scalar_first)?;
+        if is_comparison(op) || !needs_graph(&[self]) {
+            return Ok(Tensor::from_data(y));
+        }
+        Ok(Tensor::from_op(op.name(), y, &[self], move |c| {
+            let (g, x, y) = (c.grad, c.input(0), c.output);
+            let gx = match (op, scalar_first) {
+                (BinaryOp::Add, _) => g.clone(),
+                (BinaryOp::Sub, false) => g.clone(),
+                (BinaryOp::Sub, true) => g.neg()?,
+                (BinaryOp::Mul, _) => g.mul_scalar(s)?,
+                (BinaryOp::Div, false) => g.mul_scalar(1.0 / s)?,
+                // d(s/x) = -s/x^2 = -y/x
+                (BinaryOp::Div, true) => g.mul(&y.div(x)?)?.neg()?,
+                (BinaryOp::Pow, false) => g.mul(&x.powf(s - 1.0)?)?.mul_scalar(s)?,
+                (BinaryOp::Pow, true) => g.mul(y)?.mul_scalar(s.ln())?,
+                (BinaryOp::Maximum, _) => g.mul(&tie_mask(&x.data(), s, true)?)?,
+                (BinaryOp::Minimum, _) => g.mul(&tie_mask(&x.data(), s, false)?)?,
+                _ => unreachable!("comparisons and fused backward ops are handled above"),
+            };
+            Ok(vec![Some(gx)])
+        }))
+    }
+
+    /// This tensor broadcast (copied) to `shape`; backward sums back. Errors as
+    /// [`DeviceTensor::broadcast_to`].
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        let y = self.data().broadcast_to(shape)?;
+        Ok(Tensor::from_op("broadcast_to", y, &[self], |c| {
+            Ok(vec![Some(c.grad.sum_to_shape(&c.input(0).shape())?)])
+        }))
+    }
+
+    /// `cond != 0 ? a : b` with broadcasting of all three; `cond` gets no gradient. Errors
+    /// as [`DeviceTensor::where_cond`].
+    pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let y = DeviceTensor::where_cond(&cond.data(), &a.data(), &b.data())?;
+        Ok(Tensor::from_op("where", y, &[cond, a, b], |c| {
+            let mask = Tensor::from_data(c.input(0).data().ne_scalar(0.0)?);
+            let ga = c.grad.mul(&mask)?;
+            let gb = c.grad.sub(&ga)?;
+            Ok(vec![
+                None,
+                Some(ga.sum_to_shape(&c.input(1).shape())?),
+                Some(gb.sum_to_shape(&c.input(2).shape())?),
+            ])
+        }))
+    }
+
+    /// `s - x`. Returns `Err` for `u32` tensors.
+    pub fn rsub_scalar(&self, s: f32) -> Result<Tensor> {
+        self.binary_scalar(BinaryOp::Sub, s, true)
+    }
+    /// `s / x`. Returns `Err` for `u32` tensors.
+    pub fn rdiv_scalar(&self, s: f32) -> Result<Tensor> {
+        self.binary_scalar(BinaryOp::Div, s, true)
+    }
+    /// `x > 0 ? x : slope * x`. Returns `Err` for `u32` tensors.
+    pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::LeakyRelu, slope, 0.0)
+    }
+    /// Leaky relu's derivative `x > 0 ? 1 : slope` (no grad).
+    pub fn leaky_relu_grad(&self, slope: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::LeakyReluGrad, slope, 0.0)
+    }
+    /// `x > 0 ? x : alpha (e^x - 1)`. Returns `Err` for `u32` tensors.
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Elu, alpha, 0.0)
+    }
+    /// ELU's derivative `x > 0 ? 1 : alpha e^x` (differentiable).
+    pub fn elu_grad(&self, alpha: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::EluGrad, alpha, 0.0)
+    }
+    /// `min(max(x, lo), hi)`; the gradient passes where `lo <= x <= hi`. Returns `Err`
+    /// when `lo > hi` or for `u32` tensors.
+    pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        if lo > hi {
+            // Let the device op produce the error.
+            self.data().clamp(lo, hi)?;
+        }
+        self.unary(UnaryOp::Clamp, lo, hi)
+    }
+    /// `x^e`. Returns `Err` for `u32` tensors.
+    pub fn powf(&self, e: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Powf, e, 0.0)
+    }
+    /// `a * x + b`. Returns `Err` for `u32` tensors.
+    pub fn affine(&self, a: f32, b: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Affine, a, b)
+    }
+    /// relu backward `input > 0 ? self : 0` (one fused kernel, differentiable in `self`).
+    pub fn relu_backward(&self, input: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::ReluBackward, input)
+    }
+    /// sigmoid backward `self * y * (1 - y)` from the output `y` (fused, differentiable).
+    pub fn sigmoid_backward(&self, output: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::SigmoidBackward, output)
+    }
+    /// tanh backward `self * (1 - y^2)` from the output `y` (fused, differentiable).
+    pub fn tanh_backward(&self, output: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::TanhBackward, output)
+    }
+}
+
+fn is_comparison(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+    )
+}
+
+fn op_name(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Rsqrt => "rsqrt",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Relu => "relu",
+        UnaryOp::LeakyRelu => "leaky_relu",
+        UnaryOp::Elu => "elu",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::Softplus => "softplus",
+        UnaryOp::Square => "square",
+        UnaryOp::Clamp => "clamp",
+        UnaryOp::Powf => "powf",
+        UnaryOp::Recip => "recip",
+        UnaryOp::ReluMask => "relu_mask",
+        UnaryOp::LeakyReluGrad => "leaky_relu_grad",
+        UnaryOp::EluGrad => "elu_grad",
+        UnaryOp::GeluGrad => "gelu_grad",
+        UnaryOp::SigmoidGradFromOutput => "sigmoid_grad_from_output",
+        UnaryOp::TanhGradFromOutput => "tanh_grad_from_output",
+        UnaryOp::Sign => "sign",
+        UnaryOp::Affine => "affine",
+    }
+}
+
+/// A constant (no-grad) tensor from device data.
+fn constant(d: DeviceTensor) -> Tensor {
+    Tensor::from_data(d)
+}
+
+/// For `maximum(x, s)` (`max = true`) or `minimum`: 1 where `x` wins, 0.5 on ties, else 0.
+fn tie_mask(x: &DeviceTensor, s: f32, max: bool) -> Result<Tensor> {
+    let wins = if max {
+        x.gt_scalar(s)?
+    } else {
+        x.lt_scalar(s)?
+    };
+    let ties = x.eq_scalar(s)?.mul_scalar(0.5)?;
+    Ok(constant(wins.add(&ties)?))
+}
+
+fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
+    let (g, x, y) = (c.grad, c.input(0), c.output);
+    Ok(match op {
+        UnaryOp::Neg => g.neg()?,
+        UnaryOp::Abs => g.mul(&x.sign()?)?,
+        UnaryOp::Exp => g.mul(y)?,
+        UnaryOp::Log => g.div(x)?,
+        UnaryOp::Sqrt => g.div(y)?.mul_scalar(0.5)?,
+        // d x^(-1/2) = -1/2 x^(-3/2) = -1/2 y / x
+        UnaryOp::Rsqrt => g.mul(&y.div(x)?)?.mul_scalar(-0.5)?,
+        UnaryOp::Sin => g.mul(&x.cos()?)?,
+        UnaryOp::Cos => g.mul(&x.sin()?)?.neg()?,
+        UnaryOp::Relu => g.relu_backward(x)?,
+        UnaryOp::LeakyRelu => g.mul(&x.leaky_relu_grad(a)?)?,
+        UnaryOp::Elu => g.mul(&x.elu_grad(a)?)?,
+        UnaryOp::Sigmoid => g.sigmoid_backward(y)?,
+        UnaryOp::Tanh => g.tanh_backward(y)?,
+        UnaryOp::Gelu => g.mul(&x.gelu_grad()?)?,
+        UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
+        UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
+        UnaryOp::Clamp => {
+            let d = x.data();
+            g.mul(&constant(d.ge_scalar(a)?.mul(&d.le_scalar(b)?)?))?
+        }
+        UnaryOp::Powf => g.mul(&x.powf(a - 1.0)?)?.mul_scalar(a)?,
+        UnaryOp::Recip => g.mul(&y.square()?)?.neg()?,
+        // d/dx (x > 0 ? 1 : a e^x) = x > 0 ? 0 : a e^x
+        UnaryOp::EluGrad => {
+            let neg = constant(x.data().le_scalar(0.0)?);
+            g.mul(&x.exp()?.mul_scalar(a)?.mul(&neg)?)?
+        }
+        // gelu'' = phi(x) (2 - x^2)
+        UnaryOp::GeluGrad => {
+            let x2 = x.square()?;
+            let phi = x2.mul_scalar(-0.5)?.exp()?.mul_scalar(INV_SQRT_2PI)?;
+            g.mul(&phi.mul(&x2.rsub_scalar(2.0)?)?)?
+        }
+        // d y(1-y) = 1 - 2y;  d (1 - y^2) = -2y
+        UnaryOp::SigmoidGradFromOutput => g.mul(&x.affine(-2.0, 1.0)?)?,
+        UnaryOp::TanhGradFromOutput => g.mul(x)?.mul_scalar(-2.0)?,
+        UnaryOp::Affine => g.mul_scalar(a)?,
+        UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad => {
+            unreachable!("no node is recorded for ops with zero derivative")
+        }
+    })
+}
+
+type Pair = (Option<Tensor>, Option<Tensor>);
+
+/// Gradients of a binary op before broadcasting is undone.
+fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
+    let (g, a, b, y) = (c.grad, c.input(0), c.input(1), c.output);
+    let need_b = b.requires_grad();
+    Ok(match op {
+        BinaryOp::Add => (Some(g.clone()), Some(g.clone())),
+        BinaryOp::Sub => (Some(g.clone()), need_b.then(|| g.neg()).transpose()?),
+        BinaryOp::Mul => (Some(g.mul(b)?), need_b.then(|| g.mul(a)).transpose()?),
+        BinaryOp::Div => {
+            let ga = g.div(b)?;
+            let gb = need_b.then(|| ga.mul(y)?.neg()).transpose()?;
+            (Some(ga), gb)
+        }
+        BinaryOp::Pow => {
+            // d a^b / da = b a^(b-1);  d a^b / db = a^b ln a
+            let ga = g.mul(&b.mul(&a.pow(&b.sub_scalar(1.0)?)?)?)?;
+            let gb = need_b
+                .then(|| g.mul(&y.mul(&a.log()?)?))
+                .transpose()?;
+            (Some(ga), gb)
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            let (ad, bd) = (a.data(), b.data());
+            let wins = if op == BinaryOp::Maximum {
+                ad.gt(&bd)?
+            } else {
+                ad.lt(&bd)?
+            };
+            let m = constant(wins.add(&ad.eq(&bd)?.mul_scalar(0.5)?)?);
+            let ga = g.mul(&m)?;
+            let gb = g.sub(&ga)?;
+            (Some(ga), Some(gb))
+        }
+        // out = g * (x > 0): linear in g, zero derivative in x
+        BinaryOp::ReluBackward => (Some(c.grad.relu_backward(b)?), None),
+        // out = g y (1 - y):  d/dg = y (1 - y);  d/dy = g (1 - 2y)
+        BinaryOp::SigmoidBackward => (
+            Some(c.grad.sigmoid_backward(b)?),
+            Some(c.grad.mul(a)?.mul(&b.affine(-2.0, 1.0)?)?),
+        ),
+        // out = g (1 - y^2):  d/dg = 1 - y^2;  d/dy = -2 g y
+        BinaryOp::TanhBackward => (
+            Some(c.grad.tanh_backward(b)?),
+            Some(c.grad.mul(a)?.mul(b)?.mul_scalar(-2.0)?),
+        ),
+        BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge => unreachable!("comparisons record no node"),
+    })
+}
+
+macro_rules! unary_methods {
+    ($($(#[$m:meta])* $name:ident => $op:ident),* $(,)?) => {
+        impl Tensor {
+            $($(#[$m])* pub fn $name(&self) -> Result<Tensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*
+        }
+    };
+}
+
+unary_methods! {
+    /// `-x`; `Err` for `u32` tensors.
+    neg => Neg,
+    /// `|x|` (gradient `sign(x)`); `Err` for `u32` tensors.
+    abs => Abs,
+    /// `e^x`; `Err` for `u32` tensors.
+    exp => Exp,
+    /// Natural log; `Err` for `u32` tensors.
+    log => Log,
+    /// Square root; `Err` for `u32` tensors.
+    sqrt => Sqrt,
+    /// `1/sqrt(x)`; `Err` for `u32` tensors.
+    rsqrt => Rsqrt,
+    /// Sine; `Err` for `u32` tensors.
+    sin => Sin,
+    /// Cosine; `Err` for `u32` tensors.
+    cos => Cos,
+    /// `max(x, 0)` (gradient 0 at 0, as PyTorch); `Err` for `u32` tensors.
+    relu => Relu,
+    /// Logistic sigmoid; `Err` for `u32` tensors.
+    sigmoid => Sigmoid,
+    /// Hyperbolic tangent; `Err` for `u32` tensors.
+    tanh => Tanh,
+    /// GELU (exact, erf form); `Err` for `u32` tensors.
+    gelu => Gelu,
+    /// `log(1 + e^x)`; `Err` for `u32` tensors.
+    softplus => Softplus,
+    /// `x^2`; `Err` for `u32` tensors.
+    square => Square,
+    /// `1/x`; `Err` for `u32` tensors.
+    recip => Recip,
+    /// Sign (-1, 0, 1), no grad; `Err` for `u32` tensors.
+    sign => Sign,
+    /// `x > 0 ? 1 : 0`, relu's derivative, no grad; `Err` for `u32` tensors.
+    relu_mask => ReluMask,
+    /// GELU's derivative (differentiable); `Err` for `u32` tensors.
+    gelu_grad => GeluGrad,
+    /// `y (1 - y)` from a sigmoid output y (differentiable); `Err` for `u32` tensors.
+    sigmoid_grad_from_output => SigmoidGradFromOutput,
+    /// `1 - y^2` from a tanh output y (differentiable); `Err` for `u32` tensors.
+    tanh_grad_from_output => TanhGradFromOutput,
+}
+
+macro_rules! binary_methods {
+    ($($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)?) => {
+        impl Tensor {
+            $(
+                $(#[$m])* pub fn $name(&self, rhs: &Tensor) -> Result<Tensor> { self.binary(BinaryOp::$op, rhs) }
+                $(#[$m])* #[doc = "Scalar right operand."] pub fn $sname(&self, s: f32) -> Result<Tensor> { self.binary_scalar(BinaryOp::$op, s, false) }
+            )*
+        }
+    };
+}
+
+binary_methods! {
+    /// `a + b` with broadcasting; `Err` when shapes do not broadcast.
+    add, add_scalar => Add,
+    /// `a - b` with broadcasting; `Err` when shapes do not broadcast.
+    sub, sub_scalar => Sub,
+    /// `a * b` with broadcasting; `Err` when shapes do not broadcast.
+    mul, mul_scalar => Mul,
+    /// `a / b` with broadcasting; `Err` when shapes do not broadcast.
+    div, div_scalar => Div,
+    /// `a ^ b` with broadcasting (gradient in `b` needs `a > 0`); `Err` when shapes do not
+    /// broadcast.
+    pow, pow_scalar => Pow,
+    /// `max(a, b)` with broadcasting (ties split the gradient); `Err` when shapes do not
+    /// broadcast.
+    maximum, maximum_scalar => Maximum,
+    /// `min(a, b)` with broadcasting (ties split the gradient); `Err` when shapes do not
+    /// broadcast.
+    minimum, minimum_scalar => Minimum,
+    /// `a == b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    eq, eq_scalar => Eq,
+    /// `a != b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    ne, ne_scalar => Ne,
+    /// `a < b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    lt, lt_scalar => Lt,
+    /// `a <= b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    le, le_scalar => Le,
+    /// `a > b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    gt, gt_scalar => Gt,
+    /// `a >= b` as 1/0 (no grad); `Err` when shapes do not broadcast.
+    ge, ge_scalar => Ge,
+}

@@ -1,0 +1,12 @@
+//! The differentiable ops of [`crate::Tensor`], one module per device op family, each with
+//! the forward call and its backward rule side by side.
+
+mod conv;
+mod elementwise;
+mod index;
+mod layout;
+mod matmul;
+mod pool;
+mod random;
+mod reduce;
+mod softmax;

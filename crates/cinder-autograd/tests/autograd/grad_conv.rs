@@ -1,0 +1,173 @@
+//! Gradchecks of matmul (each transpose flag, batched, shared operand), conv2d and
+//! conv-transpose2d (stride, padding, dilation, bias; direct and GEMM paths), their
+//! backward ops, and both poolings.
+
+use cinder_autograd::Tensor;
+use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
+use cinder_device::ops::pool::Pool2dParams;
+
+use crate::common::*;
+
+#[test]
+fn matmul_with_each_transpose_flag() {
+    let (m, k, n) = (3, 4, 2);
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let sa: Vec<usize> = if ta { vec![k, m] } else { vec![m, k] };
+        let sb: Vec<usize> = if tb { vec![n, k] } else { vec![k, n] };
+        let a = rand_param(40, &sa);
+        let b = rand_param(41, &sb);
+        check(&[a, b], |t| t[0].matmul_t(&t[1], ta, tb));
+    }
+}
+
+#[test]
+fn batched_matmul_and_shared_operand() {
+    let a = rand_param(42, &[2, 3, 4]);
+    let b = rand_param(43, &[2, 4, 2]);
+    check(&[a.clone(), b], |t| t[0].matmul(&t[1]));
+    // a weight shared by every batch ([K, N] against [B, M, K]) gets the batch summed
+    let w = rand_param(44, &[4, 5]);
+    check(&[a.clone(), w], |t| t[0].matmul(&t[1]));
+    let w1 = rand_param(45, &[1, 5, 4]);
+    check(&[a, w1], |t| t[0].matmul_t(&t[1], false, true));
+}
+
+fn conv_cases() -> Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> {
+    let p = |s: usize, pad: usize, d: usize| Conv2dParams {
+        stride: (s, s),
+        padding: (pad, pad),
+        dilation: (d, d),
+        groups: 1,
+    };
+    vec![
+        // direct kernel (C*KH*KW <= 32)
+        (vec![2, 2, 5, 5], vec![3, 2, 3, 3], p(1, 0, 1)),
+        (vec![1, 1, 6, 5], vec![2, 1, 3, 2], p(2, 1, 1)),
+        // GEMM path (C*KH*KW > 32), stride, padding, dilation
+        (vec![2, 4, 6, 6], vec![2, 4, 3, 3], p(2, 1, 1)),
+        (vec![1, 4, 7, 7], vec![2, 4, 3, 3], p(1, 2, 2)),
+    ]
+}
+
+#[test]
+fn conv2d_input_weight_and_bias() {
+    for (i, (xs, ws, p)) in conv_cases().into_iter().enumerate() {
+        let x = rand_param(50 + i as u64, &xs);
+        let w = rand_param(60 + i as u64, &ws);
+        let b = rand_param(70 + i as u64, &[ws[0]]);
+        check(&[x, w, b], |t| t[0].conv2d(&t[1], Some(&t[2]), &p));
+    }
+}
+
+#[test]
+fn conv2d_backward_ops_are_differentiable() {
+    let (xs, ws, p) = conv_cases().remove(2);
+    let x = rand_param(80, &xs);
+    let w = rand_param(81, &ws);
+    let g0 = x.data().conv2d(&w.data(), None, &p).unwrap();
+    let g = rand_param(82, g0.shape());
+    check(&[g.clone(), w], |t| Tensor::conv2d_backward_input(&t[0], &t[1], &xs, &p));
+    check(&[g, x], |t| Tensor::conv2d_backward_weight(&t[0], &t[1], &ws, &p));
+}
+
+fn convt_cases() -> Vec<(Vec<usize>, Vec<usize>, ConvTranspose2dParams)> {
+    vec![
+        (vec![2, 2, 3, 3], vec![2, 3, 3, 3], ConvTranspose2dParams::default()),
+        (
+            vec![1, 3, 3, 4],
+            vec![3, 2, 3, 3],
+            ConvTranspose2dParams {
+                stride: (2, 2),
+                padding: (1, 1),
+                output_padding: (1, 0),
+                dilation: (1, 1),
+                groups: 1,
+            },
+        ),
+        (
+            vec![1, 2, 3, 3],
+            vec![2, 2, 2, 3],
+            ConvTranspose2dParams {
+                stride: (1, 2),
+                padding: (0, 1),
+                output_padding: (0, 0),
+                dilation: (2, 1),
+                groups: 1,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn conv_transpose2d_input_weight_and_bias() {
+    for (i, (xs, ws, p)) in convt_cases().into_iter().enumerate() {
+        let x = rand_param(90 + i as u64, &xs);
+        let w = rand_param(100 + i as u64, &ws);
+        let b = rand_param(110 + i as u64, &[ws[1]]);
+        check(&[x, w, b], |t| t[0].conv_transpose2d(&t[1], Some(&t[2]), &p));
+    }
+}
+
+#[test]
+fn conv_transpose2d_backward_ops_are_differentiable() {
+    let (xs, ws, p) = convt_cases().remove(1);
+    let x = rand_param(120, &xs);
+    let w = rand_param(121, &ws);
+    let g0 = x.data().conv_transpose2d(&w.data(), None, &p).unwrap();
+    let g = rand_param(122, g0.shape());
+    check(&[g.clone(), w], |t| {
+        Tensor::conv_transpose2d_backward_input(&t[0], &t[1], &xs, &p)
+    });
+    check(&[g, x], |t| Tensor::conv_transpose2d_backward_weight(&t[0], &t[1], &ws, &p));
+}
+
+/// Distinct values 0.05 apart in a shuffled order, so no max moves under the eps step.
+fn distinct(n: usize, seed: u64) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.05 - n as f32 * 0.025).collect();
+    let mut r = rng(seed);
+    for i in (1..n).rev() {
+        let j = rand::RngExt::random_range(&mut r, 0..=i);
+        v.swap(i, j);
+    }
+    v
+}
+
+#[test]
+fn max_pool2d() {
+    let x = param(&distinct(2 * 2 * 5 * 5, 130), &[2, 2, 5, 5]);
+    check(&[x.clone()], |t| Ok(t[0].max_pool2d(&Pool2dParams::square(2))?.0));
+    // overlapping windows with padding and a stride of 1
+    let p = Pool2dParams {
+        kernel: (3, 3),
+        stride: (1, 2),
+        padding: (1, 1),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    check(&[x.clone()], |t| Ok(t[0].max_pool2d(&p)?.0));
+    // and its backward, linear in the gradient
+    let (y, idx) = x.max_pool2d(&p).unwrap();
+    let g = rand_param(131, &y.shape());
+    let xs = x.shape();
+    check(&[g], |t| Tensor::max_pool2d_backward(&t[0], &idx, &xs, &p));
+}
+
+#[test]
+fn avg_pool2d() {
+    let x = rand_param(140, &[2, 2, 5, 5]);
+    check(&[x.clone()], |t| t[0].avg_pool2d(&Pool2dParams::square(2), true));
+    let p = Pool2dParams {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        dilation: (1, 1),
+        ceil_mode: true,
+    };
+    for cip in [true, false] {
+        check(&[x.clone()], |t| t[0].avg_pool2d(&p, cip));
+        let y = x.avg_pool2d(&p, cip).unwrap();
+        let g = rand_param(141, &y.shape());
+        let xs = x.shape();
+        check(&[g], |t| Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip));
+    }
+}
