@@ -163,3 +163,19 @@ fn from_op_defines_a_custom_op() {
     y.sum_all().unwrap().backward().unwrap();
     assert_eq!(read(&x.grad().unwrap()), vec![2.0, 2.0]);
 }
+
+#[test]
+fn gradcheck_catches_a_wrong_rule() {
+    // y = x^2 with the rule 3x instead of 2x: gradcheck must report it.
+    let x = rand_param(5, &[4]);
+    let wrong = |t: &[Tensor]| {
+        let y = t[0].data().square()?;
+        Ok(Tensor::from_op("bad_square", y, &[&t[0]], |c| {
+            Ok(vec![Some(c.grad.mul(&c.input(0).mul_scalar(3.0)?)?)])
+        }))
+    };
+    let e = cinder_autograd::gradcheck(&[x.clone()], wrong, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("4 elements disagree"), "{e}");
+    // and the right rule passes
+    check(&[x], |t| t[0].square());
+}
