@@ -1,2 +1,12 @@
-//! Neural-network building blocks for Cinder: modules, initializers, losses, optimizers, checkpoints.
+//! Neural-network building blocks for Cinder: a path-scoped parameter store with
+//! PyTorch-style names, modules, initializers, losses, optimizers, LR schedules and
+//! safetensors checkpoints.
 #![warn(missing_docs)]
+
+pub mod init;
+pub mod module;
+pub mod var_store;
+
+pub use init::Init;
+pub use module::Module;
+pub use var_store::{Path, VarStore};
