@@ -109,7 +109,7 @@ where
             let a = analytic[i][j];
             let err = (a as f64 - numeric).abs();
             let allowed = opts.atol as f64 + opts.rtol as f64 * numeric.abs();
-            if !(err <= allowed) {
+            if err.is_nan() || err > allowed {
                 failures += 1;
                 let excess = err / allowed;
                 if worst.is_none_or(|w| excess > w.0) {

@@ -88,7 +88,12 @@ impl Tensor {
     /// Records an op: `data` is its output, `inputs` its inputs, `backward` its rule. When
     /// grad mode is off or no input requires grad, returns a plain tensor and drops the
     /// rule. This is how every op in this crate, and ops defined outside it, record.
-    pub fn from_op<F>(op: &'static str, data: DeviceTensor, inputs: &[&Tensor], backward: F) -> Tensor
+    pub fn from_op<F>(
+        op: &'static str,
+        data: DeviceTensor,
+        inputs: &[&Tensor],
+        backward: F,
+    ) -> Tensor
     where
         F: Fn(&Ctx) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     {
@@ -106,7 +111,9 @@ impl Tensor {
     /// Uploads `data` with `shape` as a leaf (no grad). Errors as
     /// [`DeviceTensor::from_slice`].
     pub fn from_slice<T: Element>(device: &Device, data: &[T], shape: &[usize]) -> Result<Tensor> {
-        Ok(Self::from_data(DeviceTensor::from_slice(device, data, shape)?))
+        Ok(Self::from_data(DeviceTensor::from_slice(
+            device, data, shape,
+        )?))
     }
 
     /// A shape-`[]` leaf holding `v`.

@@ -28,7 +28,12 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>, channels: usize) -> Result<Tensor>
 impl Tensor {
     /// 2-D convolution of `[N, C, H, W]` with `weight` `[O, C, KH, KW]` and an optional
     /// `bias` `[O]`. Errors as [`DeviceTensor::conv2d`].
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
         let p = *p;
         let y = self.data().conv2d(&weight.data(), None, &p)?;
         let o = y.shape()[1];
@@ -58,20 +63,25 @@ impl Tensor {
         let p = *p;
         let y =
             DeviceTensor::conv2d_backward_input(&grad_out.data(), &weight.data(), input_shape, &p)?;
-        Ok(Tensor::from_op("conv2d_backward_input", y, &[grad_out, weight], move |c| {
-            // y = A_w^T g, the adjoint of conv in x: d/dg = conv(G, w); d/dw = the weight
-            // gradient of conv(G; w) against g.
-            let (gg, g, w) = (c.grad, c.input(0), c.input(1));
-            let dg = g
-                .requires_grad()
-                .then(|| gg.conv2d(w, None, &p))
-                .transpose()?;
-            let dw = w
-                .requires_grad()
-                .then(|| Tensor::conv2d_backward_weight(g, gg, &w.shape(), &p))
-                .transpose()?;
-            Ok(vec![dg, dw])
-        }))
+        Ok(Tensor::from_op(
+            "conv2d_backward_input",
+            y,
+            &[grad_out, weight],
+            move |c| {
+                // y = A_w^T g, the adjoint of conv in x: d/dg = conv(G, w); d/dw = the weight
+                // gradient of conv(G; w) against g.
+                let (gg, g, w) = (c.grad, c.input(0), c.input(1));
+                let dg = g
+                    .requires_grad()
+                    .then(|| gg.conv2d(w, None, &p))
+                    .transpose()?;
+                let dw = w
+                    .requires_grad()
+                    .then(|| Tensor::conv2d_backward_weight(g, gg, &w.shape(), &p))
+                    .transpose()?;
+                Ok(vec![dg, dw])
+            },
+        ))
     }
 
     /// Gradient of [`Tensor::conv2d`] with respect to its weight, as an op (differentiable
@@ -89,19 +99,24 @@ impl Tensor {
             weight_shape,
             &p,
         )?;
-        Ok(Tensor::from_op("conv2d_backward_weight", y, &[grad_out, input], move |c| {
-            // <W', y> = <conv(x; W'), g>: d/dg = conv(x; W'); d/dx = conv's input gradient.
-            let (gw, g, x) = (c.grad, c.input(0), c.input(1));
-            let dg = g
-                .requires_grad()
-                .then(|| x.conv2d(gw, None, &p))
-                .transpose()?;
-            let dx = x
-                .requires_grad()
-                .then(|| Tensor::conv2d_backward_input(g, gw, &x.shape(), &p))
-                .transpose()?;
-            Ok(vec![dg, dx])
-        }))
+        Ok(Tensor::from_op(
+            "conv2d_backward_weight",
+            y,
+            &[grad_out, input],
+            move |c| {
+                // <W', y> = <conv(x; W'), g>: d/dg = conv(x; W'); d/dx = conv's input gradient.
+                let (gw, g, x) = (c.grad, c.input(0), c.input(1));
+                let dg = g
+                    .requires_grad()
+                    .then(|| x.conv2d(gw, None, &p))
+                    .transpose()?;
+                let dx = x
+                    .requires_grad()
+                    .then(|| Tensor::conv2d_backward_input(g, gw, &x.shape(), &p))
+                    .transpose()?;
+                Ok(vec![dg, dx])
+            },
+        ))
     }
 
     /// Gradient of a convolution's bias: `grad_out` summed to `[O]`. Errors as

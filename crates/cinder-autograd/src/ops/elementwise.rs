@@ -311,9 +311,7 @@ fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
         BinaryOp::Pow => {
             // d a^b / da = b a^(b-1);  d a^b / db = a^b ln a
             let ga = g.mul(&b.mul(&a.pow(&b.sub_scalar(1.0)?)?)?)?;
-            let gb = need_b
-                .then(|| g.mul(&y.mul(&a.log()?)?))
-                .transpose()?;
+            let gb = need_b.then(|| g.mul(&y.mul(&a.log()?)?)).transpose()?;
             (Some(ga), gb)
         }
         BinaryOp::Maximum | BinaryOp::Minimum => {
@@ -340,12 +338,9 @@ fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
             Some(c.grad.tanh_backward(b)?),
             Some(c.grad.mul(a)?.mul(b)?.mul_scalar(-2.0)?),
         ),
-        BinaryOp::Eq
-        | BinaryOp::Ne
-        | BinaryOp::Lt
-        | BinaryOp::Le
-        | BinaryOp::Gt
-        | BinaryOp::Ge => unreachable!("comparisons record no node"),
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            unreachable!("comparisons record no node")
+        }
     })
 }
 

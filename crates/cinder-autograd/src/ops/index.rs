@@ -1,8 +1,8 @@
 //! Gather, index-select, scatter-add and one-hot with their backward rules: gather and
 //! scatter-add are each other's adjoints, as are index-select and its backward.
 
-use cinder_device::shape::normalize_axis;
 use cinder_device::Result;
+use cinder_device::shape::normalize_axis;
 
 use crate::tensor::Tensor;
 
@@ -34,13 +34,23 @@ impl Tensor {
 
     /// Backward of [`Tensor::index_select`] as an op (differentiable in `self`, the output
     /// gradient). Errors as [`DeviceTensor::index_select_backward`].
-    pub fn index_select_backward(&self, axis: isize, index: &Tensor, dim_size: usize) -> Result<Tensor> {
+    pub fn index_select_backward(
+        &self,
+        axis: isize,
+        index: &Tensor,
+        dim_size: usize,
+    ) -> Result<Tensor> {
         let idx = index.data();
         let y = self.data().index_select_backward(axis, &idx, dim_size)?;
-        Ok(Tensor::from_op("index_select_backward", y, &[self], move |c| {
-            let idx = Tensor::from_data(idx.clone());
-            Ok(vec![Some(c.grad.index_select(axis, &idx)?)])
-        }))
+        Ok(Tensor::from_op(
+            "index_select_backward",
+            y,
+            &[self],
+            move |c| {
+                let idx = Tensor::from_data(idx.clone());
+                Ok(vec![Some(c.grad.index_select(axis, &idx)?)])
+            },
+        ))
     }
 
     /// `torch.scatter_add` (not in place): `self` plus `src` added at `index` along `axis`.

@@ -137,7 +137,9 @@ impl Tensor {
 
     /// `start, start + step, ...` below `end` (no grad). Errors as [`DeviceTensor::arange`].
     pub fn arange(device: &Device, start: f32, end: f32, step: f32) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::arange(device, start, end, step)?))
+        Ok(Tensor::from_data(DeviceTensor::arange(
+            device, start, end, step,
+        )?))
     }
 
     /// `0..n` as u32 (no grad). Errors as [`DeviceTensor::arange_u32`].

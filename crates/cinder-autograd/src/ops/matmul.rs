@@ -16,7 +16,9 @@ fn unbatch(g: Tensor, shape: &[usize]) -> Result<Tensor> {
     let n = gs.len();
     let (r, c) = (gs[n - 2], gs[n - 1]);
     let batch: usize = gs[..n - 2].iter().product();
-    g.reshape(&[batch, r, c])?.sum_axis(0, false)?.reshape(shape)
+    g.reshape(&[batch, r, c])?
+        .sum_axis(0, false)?
+        .reshape(shape)
 }
 
 impl Tensor {

@@ -37,15 +37,20 @@ impl Tensor {
     ) -> Result<Tensor> {
         let idx = indices.data();
         let y = DeviceTensor::max_pool2d_backward(&grad_out.data(), &idx, input_shape, p)?;
-        Ok(Tensor::from_op("max_pool2d_backward", y, &[grad_out], move |c| {
-            // Adjoint of scattering to the maxima: gather each plane at the indices.
-            let gs = c.input(0).shape();
-            let xs = c.output.shape();
-            let (n, ch) = (gs[0], gs[1]);
-            let planes = c.grad.reshape(&[n, ch, xs[2] * xs[3]])?;
-            let at = Tensor::from_data(idx.reshape(&[n, ch, gs[2] * gs[3]])?);
-            Ok(vec![Some(planes.gather(2, &at)?.reshape(&gs)?)])
-        }))
+        Ok(Tensor::from_op(
+            "max_pool2d_backward",
+            y,
+            &[grad_out],
+            move |c| {
+                // Adjoint of scattering to the maxima: gather each plane at the indices.
+                let gs = c.input(0).shape();
+                let xs = c.output.shape();
+                let (n, ch) = (gs[0], gs[1]);
+                let planes = c.grad.reshape(&[n, ch, xs[2] * xs[3]])?;
+                let at = Tensor::from_data(idx.reshape(&[n, ch, gs[2] * gs[3]])?);
+                Ok(vec![Some(planes.gather(2, &at)?.reshape(&gs)?)])
+            },
+        ))
     }
 
     /// Average pooling of `[N, C, H, W]`. Errors as [`DeviceTensor::avg_pool2d`].
@@ -72,9 +77,17 @@ impl Tensor {
         count_include_pad: bool,
     ) -> Result<Tensor> {
         let p = *p;
-        let y = DeviceTensor::avg_pool2d_backward(&grad_out.data(), input_shape, &p, count_include_pad)?;
-        Ok(Tensor::from_op("avg_pool2d_backward", y, &[grad_out], move |c| {
-            Ok(vec![Some(c.grad.avg_pool2d(&p, count_include_pad)?)])
-        }))
+        let y = DeviceTensor::avg_pool2d_backward(
+            &grad_out.data(),
+            input_shape,
+            &p,
+            count_include_pad,
+        )?;
+        Ok(Tensor::from_op(
+            "avg_pool2d_backward",
+            y,
+            &[grad_out],
+            move |c| Ok(vec![Some(c.grad.avg_pool2d(&p, count_include_pad)?)]),
+        ))
     }
 }

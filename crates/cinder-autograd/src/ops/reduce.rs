@@ -76,7 +76,9 @@ fn reduce_backward(r: Red, c: &Ctx, axes: &[usize]) -> Result<Tensor> {
             } else {
                 x.mean_axis(axes[0] as isize, true)?
             };
-            grad_kept(c, axes)?.mul(&x.sub(&mean)?)?.mul_scalar(2.0 / denom)?
+            grad_kept(c, axes)?
+                .mul(&x.sub(&mean)?)?
+                .mul_scalar(2.0 / denom)?
         }
     })
 }

@@ -27,16 +27,21 @@ impl Tensor {
     /// Differentiable in both. Errors as [`cinder_device::DeviceTensor::softmax_backward`].
     pub fn softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
         let out = self.data().softmax_backward(&y.data(), axis)?;
-        Ok(Tensor::from_op("softmax_backward", out, &[self, y], move |c| {
-            let (gg, g, y) = (c.grad, c.input(0), c.input(1));
-            // The Jacobian diag(y) - y y^T is symmetric: d/dg is the same map applied to gg.
-            let dg = gg.softmax_backward(y, axis)?;
-            // d/dy = gg * (g - s) - g * sum(gg * y), with s = sum(g * y)
-            let s = g.mul(y)?.sum_axis(axis, true)?;
-            let t = gg.mul(y)?.sum_axis(axis, true)?;
-            let dy = gg.mul(&g.sub(&s)?)?.sub(&g.mul(&t)?)?;
-            Ok(vec![Some(dg), Some(dy)])
-        }))
+        Ok(Tensor::from_op(
+            "softmax_backward",
+            out,
+            &[self, y],
+            move |c| {
+                let (gg, g, y) = (c.grad, c.input(0), c.input(1));
+                // The Jacobian diag(y) - y y^T is symmetric: d/dg is the same map applied to gg.
+                let dg = gg.softmax_backward(y, axis)?;
+                // d/dy = gg * (g - s) - g * sum(gg * y), with s = sum(g * y)
+                let s = g.mul(y)?.sum_axis(axis, true)?;
+                let t = gg.mul(y)?.sum_axis(axis, true)?;
+                let dy = gg.mul(&g.sub(&s)?)?.sub(&g.mul(&t)?)?;
+                Ok(vec![Some(dg), Some(dy)])
+            },
+        ))
     }
 
     /// Log-softmax backward `g - exp(y) * sum(g)` with `self` = g and `y` the log-softmax
@@ -44,13 +49,18 @@ impl Tensor {
     /// [`cinder_device::DeviceTensor::log_softmax_backward`].
     pub fn log_softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
         let out = self.data().log_softmax_backward(&y.data(), axis)?;
-        Ok(Tensor::from_op("log_softmax_backward", out, &[self, y], move |c| {
-            let (gg, g, y) = (c.grad, c.input(0), c.input(1));
-            let p = y.exp()?;
-            // d/dg = gg - sum(gg * p);  d/dy = -gg * p * sum(g)
-            let dg = gg.sub(&gg.mul(&p)?.sum_axis(axis, true)?)?;
-            let dy = gg.mul(&p)?.mul(&g.sum_axis(axis, true)?)?.neg()?;
-            Ok(vec![Some(dg), Some(dy)])
-        }))
+        Ok(Tensor::from_op(
+            "log_softmax_backward",
+            out,
+            &[self, y],
+            move |c| {
+                let (gg, g, y) = (c.grad, c.input(0), c.input(1));
+                let p = y.exp()?;
+                // d/dg = gg - sum(gg * p);  d/dy = -gg * p * sum(g)
+                let dg = gg.sub(&gg.mul(&p)?.sum_axis(axis, true)?)?;
+                let dy = gg.mul(&p)?.mul(&g.sum_axis(axis, true)?)?.neg()?;
+                Ok(vec![Some(dg), Some(dy)])
+            },
+        ))
     }
 }

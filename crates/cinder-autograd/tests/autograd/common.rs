@@ -61,18 +61,19 @@ pub fn read(t: &Tensor) -> Vec<f32> {
 
 /// Gradcheck with the default options; panics with the report on failure.
 #[track_caller]
-pub fn check(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+pub fn check(inputs: &[&Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
     check_with(inputs, f, &GradcheckOptions::default());
 }
 
 /// Gradcheck with explicit options; panics with the report on failure.
 #[track_caller]
 pub fn check_with(
-    inputs: &[Tensor],
+    inputs: &[&Tensor],
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
     opts: &GradcheckOptions,
 ) {
-    if let Err(e) = gradcheck(inputs, f, opts) {
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    if let Err(e) = gradcheck(&owned, f, opts) {
         panic!("{e}");
     }
 }

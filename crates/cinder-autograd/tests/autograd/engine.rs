@@ -18,7 +18,12 @@ fn tensor_used_twice_accumulates() {
 fn backward_accumulates_across_calls_until_zero_grad() {
     let x = param(&[2.0], &[1]);
     for _ in 0..2 {
-        x.mul_scalar(3.0).unwrap().sum_all().unwrap().backward().unwrap();
+        x.mul_scalar(3.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
     }
     assert_eq!(read(&x.grad().unwrap()), vec![6.0]);
     x.zero_grad();
@@ -104,7 +109,10 @@ fn misuse_is_an_error() {
     let x = param(&[1.0, 2.0], &[2]);
     let v = x.mul_scalar(2.0).unwrap();
     // non-scalar output without a gradient
-    assert!(matches!(v.backward(), Err(Error::InvalidArgument { op: "backward", .. })));
+    assert!(matches!(
+        v.backward(),
+        Err(Error::InvalidArgument { op: "backward", .. })
+    ));
     // an explicit gradient of the wrong shape
     let bad = constant(&[1.0], &[1]);
     assert!(matches!(
@@ -135,7 +143,12 @@ fn operators_match_methods() {
     let y = ((&(&a * &b).unwrap() + 1.0).unwrap() - &(2.0 / &a).unwrap()).unwrap();
     let y = (&(-&y).unwrap() / 2.0).unwrap();
     // y = -(a b + 1 - 2/a) / 2
-    assert_close(&read(&y), &[-(3.0 + 1.0 - 2.0) / 2.0, -(10.0 + 1.0 - 1.0) / 2.0], 1e-6, 1e-6);
+    assert_close(
+        &read(&y),
+        &[-(3.0 + 1.0 - 2.0) / 2.0, -(10.0 + 1.0 - 1.0) / 2.0],
+        1e-6,
+        1e-6,
+    );
     y.sum_all().unwrap().backward().unwrap();
     // dy/da = -(b + 2/a^2) / 2
     assert_close(&read(&a.grad().unwrap()), &[-2.5, -2.75], 1e-6, 1e-6);
@@ -174,8 +187,9 @@ fn gradcheck_catches_a_wrong_rule() {
             Ok(vec![Some(c.grad.mul(&c.input(0).mul_scalar(3.0)?)?)])
         }))
     };
-    let e = cinder_autograd::gradcheck(&[x.clone()], wrong, &Default::default()).unwrap_err();
+    let e = cinder_autograd::gradcheck(std::slice::from_ref(&x), wrong, &Default::default())
+        .unwrap_err();
     assert!(e.to_string().contains("4 elements disagree"), "{e}");
     // and the right rule passes
-    check(&[x], |t| t[0].square());
+    check(&[&x], |t| t[0].square());
 }

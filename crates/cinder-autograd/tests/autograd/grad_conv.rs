@@ -16,7 +16,7 @@ fn matmul_with_each_transpose_flag() {
         let sb: Vec<usize> = if tb { vec![n, k] } else { vec![k, n] };
         let a = rand_param(40, &sa);
         let b = rand_param(41, &sb);
-        check(&[a, b], |t| t[0].matmul_t(&t[1], ta, tb));
+        check(&[&a, &b], |t| t[0].matmul_t(&t[1], ta, tb));
     }
 }
 
@@ -24,12 +24,12 @@ fn matmul_with_each_transpose_flag() {
 fn batched_matmul_and_shared_operand() {
     let a = rand_param(42, &[2, 3, 4]);
     let b = rand_param(43, &[2, 4, 2]);
-    check(&[a.clone(), b], |t| t[0].matmul(&t[1]));
+    check(&[&a, &b], |t| t[0].matmul(&t[1]));
     // a weight shared by every batch ([K, N] against [B, M, K]) gets the batch summed
     let w = rand_param(44, &[4, 5]);
-    check(&[a.clone(), w], |t| t[0].matmul(&t[1]));
+    check(&[&a, &w], |t| t[0].matmul(&t[1]));
     let w1 = rand_param(45, &[1, 5, 4]);
-    check(&[a, w1], |t| t[0].matmul_t(&t[1], false, true));
+    check(&[&a, &w1], |t| t[0].matmul_t(&t[1], false, true));
 }
 
 fn conv_cases() -> Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> {
@@ -55,7 +55,7 @@ fn conv2d_input_weight_and_bias() {
         let x = rand_param(50 + i as u64, &xs);
         let w = rand_param(60 + i as u64, &ws);
         let b = rand_param(70 + i as u64, &[ws[0]]);
-        check(&[x, w, b], |t| t[0].conv2d(&t[1], Some(&t[2]), &p));
+        check(&[&x, &w, &b], |t| t[0].conv2d(&t[1], Some(&t[2]), &p));
     }
 }
 
@@ -66,13 +66,21 @@ fn conv2d_backward_ops_are_differentiable() {
     let w = rand_param(81, &ws);
     let g0 = x.data().conv2d(&w.data(), None, &p).unwrap();
     let g = rand_param(82, g0.shape());
-    check(&[g.clone(), w], |t| Tensor::conv2d_backward_input(&t[0], &t[1], &xs, &p));
-    check(&[g, x], |t| Tensor::conv2d_backward_weight(&t[0], &t[1], &ws, &p));
+    check(&[&g, &w], |t| {
+        Tensor::conv2d_backward_input(&t[0], &t[1], &xs, &p)
+    });
+    check(&[&g, &x], |t| {
+        Tensor::conv2d_backward_weight(&t[0], &t[1], &ws, &p)
+    });
 }
 
 fn convt_cases() -> Vec<(Vec<usize>, Vec<usize>, ConvTranspose2dParams)> {
     vec![
-        (vec![2, 2, 3, 3], vec![2, 3, 3, 3], ConvTranspose2dParams::default()),
+        (
+            vec![2, 2, 3, 3],
+            vec![2, 3, 3, 3],
+            ConvTranspose2dParams::default(),
+        ),
         (
             vec![1, 3, 3, 4],
             vec![3, 2, 3, 3],
@@ -104,7 +112,9 @@ fn conv_transpose2d_input_weight_and_bias() {
         let x = rand_param(90 + i as u64, &xs);
         let w = rand_param(100 + i as u64, &ws);
         let b = rand_param(110 + i as u64, &[ws[1]]);
-        check(&[x, w, b], |t| t[0].conv_transpose2d(&t[1], Some(&t[2]), &p));
+        check(&[&x, &w, &b], |t| {
+            t[0].conv_transpose2d(&t[1], Some(&t[2]), &p)
+        });
     }
 }
 
@@ -115,10 +125,12 @@ fn conv_transpose2d_backward_ops_are_differentiable() {
     let w = rand_param(121, &ws);
     let g0 = x.data().conv_transpose2d(&w.data(), None, &p).unwrap();
     let g = rand_param(122, g0.shape());
-    check(&[g.clone(), w], |t| {
+    check(&[&g, &w], |t| {
         Tensor::conv_transpose2d_backward_input(&t[0], &t[1], &xs, &p)
     });
-    check(&[g, x], |t| Tensor::conv_transpose2d_backward_weight(&t[0], &t[1], &ws, &p));
+    check(&[&g, &x], |t| {
+        Tensor::conv_transpose2d_backward_weight(&t[0], &t[1], &ws, &p)
+    });
 }
 
 /// Distinct values 0.05 apart in a shuffled order, so no max moves under the eps step.
@@ -135,7 +147,7 @@ fn distinct(n: usize, seed: u64) -> Vec<f32> {
 #[test]
 fn max_pool2d() {
     let x = param(&distinct(2 * 2 * 5 * 5, 130), &[2, 2, 5, 5]);
-    check(&[x.clone()], |t| Ok(t[0].max_pool2d(&Pool2dParams::square(2))?.0));
+    check(&[&x], |t| Ok(t[0].max_pool2d(&Pool2dParams::square(2))?.0));
     // overlapping windows with padding and a stride of 1
     let p = Pool2dParams {
         kernel: (3, 3),
@@ -144,18 +156,18 @@ fn max_pool2d() {
         dilation: (1, 1),
         ceil_mode: false,
     };
-    check(&[x.clone()], |t| Ok(t[0].max_pool2d(&p)?.0));
+    check(&[&x], |t| Ok(t[0].max_pool2d(&p)?.0));
     // and its backward, linear in the gradient
     let (y, idx) = x.max_pool2d(&p).unwrap();
     let g = rand_param(131, &y.shape());
     let xs = x.shape();
-    check(&[g], |t| Tensor::max_pool2d_backward(&t[0], &idx, &xs, &p));
+    check(&[&g], |t| Tensor::max_pool2d_backward(&t[0], &idx, &xs, &p));
 }
 
 #[test]
 fn avg_pool2d() {
     let x = rand_param(140, &[2, 2, 5, 5]);
-    check(&[x.clone()], |t| t[0].avg_pool2d(&Pool2dParams::square(2), true));
+    check(&[&x], |t| t[0].avg_pool2d(&Pool2dParams::square(2), true));
     let p = Pool2dParams {
         kernel: (3, 3),
         stride: (2, 2),
@@ -164,10 +176,10 @@ fn avg_pool2d() {
         ceil_mode: true,
     };
     for cip in [true, false] {
-        check(&[x.clone()], |t| t[0].avg_pool2d(&p, cip));
+        check(&[&x], |t| t[0].avg_pool2d(&p, cip));
         let y = x.avg_pool2d(&p, cip).unwrap();
         let g = rand_param(141, &y.shape());
         let xs = x.shape();
-        check(&[g], |t| Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip));
+        check(&[&g], |t| Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip));
     }
 }

@@ -9,9 +9,7 @@ use crate::common::*;
 /// Input values suited to each unary op (positive where the op needs it, away from kinks).
 fn domain(op: UnaryOp, seed: u64, n: usize) -> Vec<f32> {
     match op {
-        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Powf => {
-            uniform(seed, n, 0.5, 2.0)
-        }
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Powf => uniform(seed, n, 0.5, 2.0),
         UnaryOp::SigmoidGradFromOutput => uniform(seed, n, 0.05, 0.95),
         _ => away_from_zero(seed, n),
     }
@@ -42,11 +40,7 @@ fn unary_ops() {
             }
         }
         let x = param(&x, &[3, 4]);
-        let r = cinder_autograd::gradcheck(
-            &[x],
-            |t| t[0].unary(op, a, b),
-            &Default::default(),
-        );
+        let r = cinder_autograd::gradcheck(&[x], |t| t[0].unary(op, a, b), &Default::default());
         assert!(r.is_ok(), "{op:?}: {}", r.unwrap_err());
     }
 }
@@ -74,24 +68,35 @@ fn binary_ops_with_broadcasting() {
         let nb: usize = sb.iter().product();
         let a = param(&uniform(10 + k as u64, na, 0.5, 1.5), sa);
         let b = param(&uniform(20 + k as u64, nb, 0.5, 1.5), sb);
-        check(&[a.clone(), b.clone()], |t| t[0].add(&t[1]));
-        check(&[a.clone(), b.clone()], |t| t[0].sub(&t[1]));
-        check(&[a.clone(), b.clone()], |t| t[0].mul(&t[1]));
-        check(&[a.clone(), b.clone()], |t| t[0].div(&t[1]));
-        check(&[a.clone(), b.clone()], |t| t[0].pow(&t[1]));
+        check(&[&a, &b], |t| t[0].add(&t[1]));
+        check(&[&a, &b], |t| t[0].sub(&t[1]));
+        check(&[&a, &b], |t| t[0].mul(&t[1]));
+        check(&[&a, &b], |t| t[0].div(&t[1]));
+        check(&[&a, &b], |t| t[0].pow(&t[1]));
     }
     // maximum / minimum with values far apart (no ties within eps)
     let a = param(&away_from_zero(3, 6), &[2, 3]);
-    let b = param(&away_from_zero(4, 3).iter().map(|v| v * 0.5).collect::<Vec<_>>(), &[3]);
-    check(&[a.clone(), b.clone()], |t| t[0].maximum(&t[1]));
-    check(&[a, b], |t| t[0].minimum(&t[1]));
+    let b = param(
+        &away_from_zero(4, 3)
+            .iter()
+            .map(|v| v * 0.5)
+            .collect::<Vec<_>>(),
+        &[3],
+    );
+    check(&[&a, &b], |t| t[0].maximum(&t[1]));
+    check(&[&a, &b], |t| t[0].minimum(&t[1]));
 }
 
 #[test]
 fn maximum_splits_ties() {
     let a = param(&[1.0, 2.0], &[2]);
     let b = param(&[1.0, 0.0], &[2]);
-    a.maximum(&b).unwrap().sum_all().unwrap().backward().unwrap();
+    a.maximum(&b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     assert_eq!(read(&a.grad().unwrap()), vec![0.5, 1.0]);
     assert_eq!(read(&b.grad().unwrap()), vec![0.5, 0.0]);
 }
@@ -99,16 +104,18 @@ fn maximum_splits_ties() {
 #[test]
 fn scalar_ops() {
     let x = param(&uniform(5, 6, 0.5, 2.0), &[2, 3]);
-    check(&[x.clone()], |t| t[0].add_scalar(1.5));
-    check(&[x.clone()], |t| t[0].sub_scalar(1.5));
-    check(&[x.clone()], |t| t[0].mul_scalar(-2.5));
-    check(&[x.clone()], |t| t[0].div_scalar(3.0));
-    check(&[x.clone()], |t| t[0].pow_scalar(1.7));
-    check(&[x.clone()], |t| t[0].rsub_scalar(2.0));
-    check(&[x.clone()], |t| t[0].rdiv_scalar(2.0));
-    check(&[x.clone()], |t| t[0].binary_scalar(cinder_device::BinaryOp::Pow, 1.3, true));
-    check(&[x.clone()], |t| t[0].maximum_scalar(1.0));
-    check(&[x], |t| t[0].minimum_scalar(1.0));
+    check(&[&x], |t| t[0].add_scalar(1.5));
+    check(&[&x], |t| t[0].sub_scalar(1.5));
+    check(&[&x], |t| t[0].mul_scalar(-2.5));
+    check(&[&x], |t| t[0].div_scalar(3.0));
+    check(&[&x], |t| t[0].pow_scalar(1.7));
+    check(&[&x], |t| t[0].rsub_scalar(2.0));
+    check(&[&x], |t| t[0].rdiv_scalar(2.0));
+    check(&[&x], |t| {
+        t[0].binary_scalar(cinder_device::BinaryOp::Pow, 1.3, true)
+    });
+    check(&[&x], |t| t[0].maximum_scalar(1.0));
+    check(&[&x], |t| t[0].minimum_scalar(1.0));
 }
 
 #[test]
@@ -116,9 +123,9 @@ fn where_and_broadcast_to() {
     let cond = constant(&[1.0, 0.0, 1.0, 0.0, 0.0, 1.0], &[2, 3]);
     let a = rand_param(6, &[2, 3]);
     let b = rand_param(7, &[3]);
-    check(&[a, b], |t| Tensor::where_cond(&cond, &t[0], &t[1]));
+    check(&[&a, &b], |t| Tensor::where_cond(&cond, &t[0], &t[1]));
     let x = rand_param(8, &[3, 1]);
-    check(&[x], |t| t[0].broadcast_to(&[2, 3, 4]));
+    check(&[&x], |t| t[0].broadcast_to(&[2, 3, 4]));
 }
 
 #[test]
@@ -127,7 +134,7 @@ fn fused_backward_helpers_are_differentiable() {
     let g = rand_param(9, &[2, 4]);
     let x = param(&away_from_zero(10, 8), &[2, 4]);
     let y = param(&uniform(11, 8, 0.1, 0.9), &[2, 4]);
-    check(&[g.clone()], |t| t[0].relu_backward(&x));
-    check(&[g.clone(), y.clone()], |t| t[0].sigmoid_backward(&t[1]));
-    check(&[g, y], |t| t[0].tanh_backward(&t[1]));
+    check(&[&g], |t| t[0].relu_backward(&x));
+    check(&[&g, &y], |t| t[0].sigmoid_backward(&t[1]));
+    check(&[&g, &y], |t| t[0].tanh_backward(&t[1]));
 }

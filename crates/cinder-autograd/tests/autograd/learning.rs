@@ -51,7 +51,11 @@ impl Mlp {
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let p = &self.params;
-        x.matmul(&p[0])?.add(&p[1])?.tanh()?.matmul(&p[2])?.add(&p[3])
+        x.matmul(&p[0])?
+            .add(&p[1])?
+            .tanh()?
+            .matmul(&p[2])?
+            .add(&p[3])
     }
 
     /// Mean cross-entropy of the logits against one-hot targets.
@@ -103,10 +107,7 @@ fn mlp_separates_two_spirals() {
     let correct = pred.iter().zip(&ys).filter(|(a, b)| a == b).count();
     let acc = correct as f32 / ys.len() as f32;
     println!("spirals: train accuracy {acc}, loss {first} -> {last}");
-    assert!(
-        acc >= 0.95,
-        "train accuracy {acc} (loss {first} -> {last})"
-    );
+    assert!(acc >= 0.95, "train accuracy {acc} (loss {first} -> {last})");
 }
 
 /// Solves the normal equations (W^T W) theta = W^T y in f64 on the host.
@@ -114,18 +115,23 @@ fn closed_form(w: &[f32], y: &[f32], n: usize, d: usize) -> Vec<f64> {
     let mut a = vec![vec![0f64; d + 1]; d];
     for i in 0..d {
         for j in 0..d {
-            a[i][j] = (0..n).map(|r| w[r * d + i] as f64 * w[r * d + j] as f64).sum();
+            a[i][j] = (0..n)
+                .map(|r| w[r * d + i] as f64 * w[r * d + j] as f64)
+                .sum();
         }
         a[i][d] = (0..n).map(|r| w[r * d + i] as f64 * y[r] as f64).sum();
     }
     for c in 0..d {
-        let piv = (c..d).max_by(|&p, &q| a[p][c].abs().total_cmp(&a[q][c].abs())).unwrap();
+        let piv = (c..d)
+            .max_by(|&p, &q| a[p][c].abs().total_cmp(&a[q][c].abs()))
+            .unwrap();
         a.swap(c, piv);
         for r in 0..d {
             if r != c {
                 let f = a[r][c] / a[c][c];
-                for k in c..=d {
-                    a[r][k] -= f * a[c][k];
+                let pivot_row = a[c].clone();
+                for (x, p) in a[r].iter_mut().zip(&pivot_row).skip(c) {
+                    *x -= f * p;
                 }
             }
         }
@@ -147,7 +153,13 @@ fn least_squares_by_gradient_descent_reaches_the_closed_form() {
     let yt = Tensor::from_slice(&dev, &y, &[n, 1]).unwrap();
     let theta = Tensor::parameter(DeviceTensor::zeros(&dev, &[d, 1]).unwrap()).unwrap();
     for _ in 0..300 {
-        let loss = wt.matmul(&theta).unwrap().sub(&yt).unwrap().square().unwrap();
+        let loss = wt
+            .matmul(&theta)
+            .unwrap()
+            .sub(&yt)
+            .unwrap()
+            .square()
+            .unwrap();
         loss.mean_all().unwrap().backward().unwrap();
         let g = theta.grad().unwrap().data();
         theta
@@ -158,7 +170,10 @@ fn least_squares_by_gradient_descent_reaches_the_closed_form() {
     let got = read(&theta);
     let want = closed_form(&w, &y, n, d);
     for (g, w) in got.iter().zip(&want) {
-        assert!((*g as f64 - w).abs() < 1e-3, "got {got:?}, closed form {want:?}");
+        assert!(
+            (*g as f64 - w).abs() < 1e-3,
+            "got {got:?}, closed form {want:?}"
+        );
     }
 }
 
@@ -169,7 +184,10 @@ fn training_steps_keep_device_memory_flat() {
     let n = 50;
     let (xs, ys) = spirals(n);
     let x = Tensor::from_slice(&dev, &xs, &[2 * n, 2]).unwrap();
-    let onehot = Tensor::from_slice(&dev, &ys, &[2 * n]).unwrap().one_hot(2).unwrap();
+    let onehot = Tensor::from_slice(&dev, &ys, &[2 * n])
+        .unwrap()
+        .one_hot(2)
+        .unwrap();
     let mlp = Mlp::new(&dev, 32, 330);
     let mut live = Vec::new();
     for _ in 0..200 {

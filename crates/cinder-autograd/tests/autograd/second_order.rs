@@ -133,7 +133,7 @@ fn wgan_gp_penalty_gradient_two_layer_critic() {
     let w1 = rand_param(231, &[3, 6]);
     let b1 = rand_param(232, &[6]);
     let w2 = rand_param(233, &[6, 1]);
-    check(&[w1, b1, w2], |p| {
+    check(&[&w1, &b1, &w2], |p| {
         gradient_penalty(&x, |x| x.matmul(&p[0])?.add(&p[1])?.tanh()?.matmul(&p[2]))
     });
 }
@@ -150,7 +150,7 @@ fn wgan_gp_penalty_gradient_conv_critic() {
     let wc = rand_param(241, &[2, 1, 3, 3]);
     let bc = rand_param(242, &[2]);
     let wl = rand_param(243, &[8, 1]);
-    check(&[wc, bc, wl], |q| {
+    check(&[&wc, &bc, &wl], |q| {
         gradient_penalty(&x, |x| {
             let h = x.conv2d(&q[0], Some(&q[1]), &p)?.softplus()?;
             h.reshape(&[2, 8])?.matmul(&q[2])
@@ -161,7 +161,7 @@ fn wgan_gp_penalty_gradient_conv_critic() {
 /// Gradcheck of x -> d sum(f(x) * w) / dx (the first gradient, recorded), for ops whose
 /// backward rules depend on their inputs.
 #[track_caller]
-fn double_backward(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+fn double_backward(inputs: &[&Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
     let opts = GradcheckOptions {
         atol: 5e-3,
         rtol: 2e-2,
@@ -193,27 +193,27 @@ fn double_backward(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
 fn double_backward_of_nonlinear_ops() {
     let x = param(&away_from_zero(250, 6), &[2, 3]);
     let pos = param(&uniform(251, 6, 0.5, 2.0), &[2, 3]);
-    double_backward(&[x.clone()], |t| t[0].sigmoid());
-    double_backward(&[x.clone()], |t| t[0].tanh());
-    double_backward(&[x.clone()], |t| t[0].softplus());
-    double_backward(&[x.clone()], |t| t[0].gelu());
-    double_backward(&[x.clone()], |t| t[0].elu(0.8));
-    double_backward(&[x.clone()], |t| t[0].exp());
-    double_backward(&[x.clone()], |t| t[0].sin());
-    double_backward(&[pos.clone()], |t| t[0].log());
-    double_backward(&[pos.clone()], |t| t[0].sqrt());
-    double_backward(&[pos.clone()], |t| t[0].rsqrt());
-    double_backward(&[pos.clone()], |t| t[0].recip());
-    double_backward(&[pos.clone()], |t| t[0].powf(2.5));
-    double_backward(&[x.clone(), pos.clone()], |t| t[0].div(&t[1]));
-    double_backward(&[pos.clone(), x.clone()], |t| t[0].pow(&t[1]));
-    double_backward(&[x.clone(), pos], |t| t[0].mul(&t[1]));
-    double_backward(&[x.clone()], |t| t[0].softmax(1));
-    double_backward(&[x.clone()], |t| t[0].log_softmax(0));
-    double_backward(&[x.clone()], |t| t[0].logsumexp_axis(1, false));
-    double_backward(&[x.clone()], |t| t[0].var_axis(1, true, false));
+    double_backward(&[&x], |t| t[0].sigmoid());
+    double_backward(&[&x], |t| t[0].tanh());
+    double_backward(&[&x], |t| t[0].softplus());
+    double_backward(&[&x], |t| t[0].gelu());
+    double_backward(&[&x], |t| t[0].elu(0.8));
+    double_backward(&[&x], |t| t[0].exp());
+    double_backward(&[&x], |t| t[0].sin());
+    double_backward(&[&pos], |t| t[0].log());
+    double_backward(&[&pos], |t| t[0].sqrt());
+    double_backward(&[&pos], |t| t[0].rsqrt());
+    double_backward(&[&pos], |t| t[0].recip());
+    double_backward(&[&pos], |t| t[0].powf(2.5));
+    double_backward(&[&x, &pos], |t| t[0].div(&t[1]));
+    double_backward(&[&pos, &x], |t| t[0].pow(&t[1]));
+    double_backward(&[&x, &pos], |t| t[0].mul(&t[1]));
+    double_backward(&[&x], |t| t[0].softmax(1));
+    double_backward(&[&x], |t| t[0].log_softmax(0));
+    double_backward(&[&x], |t| t[0].logsumexp_axis(1, false));
+    double_backward(&[&x], |t| t[0].var_axis(1, true, false));
     let a = rand_param(252, &[2, 3]);
-    double_backward(&[x, a], |t| t[0].matmul_t(&t[1], true, false));
+    double_backward(&[&x, &a], |t| t[0].matmul_t(&t[1], true, false));
 }
 
 #[test]
@@ -225,17 +225,21 @@ fn double_backward_through_conv_and_pool() {
         ..Default::default()
     };
     // conv is bilinear: the mixed second derivatives are what the rules must get right
-    double_backward(&[x.clone(), w.clone()], |t| t[0].conv2d(&t[1], None, &p)?.square());
-    double_backward(&[x.clone(), w], |t| {
+    double_backward(&[&x, &w], |t| t[0].conv2d(&t[1], None, &p)?.square());
+    double_backward(&[&x, &w], |t| {
         t[0].conv_transpose2d(&t[1], None, &Default::default())?
             .square()
     });
-    double_backward(&[x.clone()], |t| {
+    double_backward(&[&x], |t| {
         t[0].avg_pool2d(&Pool2dParams::square(2), true)?.square()
     });
     let xd = param(
-        &(0..32).map(|i| ((i * 13) % 32) as f32 * 0.05).collect::<Vec<_>>(),
+        &(0..32)
+            .map(|i| ((i * 13) % 32) as f32 * 0.05)
+            .collect::<Vec<_>>(),
         &[1, 2, 4, 4],
     );
-    double_backward(&[xd], |t| Ok(t[0].max_pool2d(&Pool2dParams::square(2))?.0.square()?));
+    double_backward(&[&xd], |t| {
+        t[0].max_pool2d(&Pool2dParams::square(2))?.0.square()
+    });
 }
