@@ -4,9 +4,12 @@
 #![warn(missing_docs)]
 
 pub mod init;
+pub mod layers;
+pub mod loss;
 pub mod module;
 pub mod var_store;
 
 pub use init::Init;
+pub use layers::*;
 pub use module::Module;
 pub use var_store::{Path, VarStore};

@@ -1,0 +1,62 @@
+//! `Linear`: `y = x W^T + b`, PyTorch's `nn.Linear`.
+
+use cinder_autograd::Tensor;
+use cinder_device::{Error, Result};
+
+use crate::init::Init;
+use crate::module::Module;
+use crate::var_store::Path;
+
+/// A fully connected layer: `weight [out, in]`, optional `bias [out]`, both initialized
+/// uniform in `±1/sqrt(in)` as PyTorch does.
+pub struct Linear {
+    /// `[out_features, in_features]`.
+    pub weight: Tensor,
+    /// `[out_features]`, when the layer has a bias.
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Creates `weight` and `bias` under `path`. Returns `Err` when a name is taken or a
+    /// size is zero.
+    pub fn new(path: &Path, in_features: usize, out_features: usize, bias: bool) -> Result<Linear> {
+        if in_features == 0 || out_features == 0 {
+            return Err(Error::invalid(
+                "Linear",
+                "in and out features must be positive",
+                &[out_features, in_features],
+            ));
+        }
+        let weight = path.var(
+            "weight",
+            &[out_features, in_features],
+            Init::default_weight(),
+        )?;
+        let bias = bias
+            .then(|| path.var("bias", &[out_features], Init::default_bias(in_features)))
+            .transpose()?;
+        Ok(Linear { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    /// `[..., in]` to `[..., out]`. Returns `Err` when the last dimension is not `in`.
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        let s = x.shape();
+        let w = self.weight.shape();
+        if s.is_empty() || s[s.len() - 1] != w[1] {
+            return Err(Error::shapes("Linear", &s, &w));
+        }
+        let rows: usize = s[..s.len() - 1].iter().product();
+        let y = x
+            .reshape(&[rows, w[1]])?
+            .matmul_t(&self.weight, false, true)?;
+        let y = match &self.bias {
+            Some(b) => y.add(b)?,
+            None => y,
+        };
+        let mut out = s[..s.len() - 1].to_vec();
+        out.push(w[0]);
+        y.reshape(&out)
+    }
+}

@@ -1,0 +1,19 @@
+//! Layers with PyTorch's shapes, defaults and default initialization.
+
+mod activation;
+mod conv;
+mod dropout;
+mod embedding;
+mod linear;
+mod norm;
+mod pool;
+mod sequential;
+
+pub use activation::{Elu, Flatten, Gelu, LeakyRelu, Relu, Sigmoid, Softplus, Tanh};
+pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use linear::Linear;
+pub use norm::{BatchNorm, BatchNormConfig};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use sequential::Sequential;

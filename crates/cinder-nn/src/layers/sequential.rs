@@ -1,0 +1,51 @@
+//! `Sequential`: modules applied in order.
+
+use cinder_autograd::Tensor;
+use cinder_device::Result;
+
+use crate::module::Module;
+
+/// Modules applied one after another, as `nn.Sequential`.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty sequence (the identity).
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// Appends a module and returns the sequence (builder style).
+    pub fn add<M: Module + 'static>(mut self, m: M) -> Sequential {
+        self.layers.push(Box::new(m));
+        self
+    }
+
+    /// Appends a module in place.
+    pub fn push<M: Module + 'static>(&mut self, m: M) {
+        self.layers.push(Box::new(m));
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    /// Each module's `forward_t` in order. Returns the first module's `Err`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        for l in &self.layers {
+            y = l.forward_t(&y, train)?;
+        }
+        Ok(y)
+    }
+}
