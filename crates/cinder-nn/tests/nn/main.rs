@@ -1,0 +1,6 @@
+//! nn tests: every layer's forward against a CPU reference computed here, default init
+//! statistics, train/eval behaviour, and every loss against its formula.
+
+mod common;
+mod layers;
+mod losses;
