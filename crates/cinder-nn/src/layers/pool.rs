@@ -96,7 +96,7 @@ impl Module for AdaptiveAvgPool2d {
             let n = (s[2] * s[3]) as f32;
             return x.sum_axes(&[2, 3], true)?.mul_scalar(1.0 / n);
         }
-        if s[2] % oh != 0 || s[3] % ow != 0 {
+        if !s[2].is_multiple_of(oh) || !s[3].is_multiple_of(ow) {
             return Err(Error::invalid(
                 "AdaptiveAvgPool2d",
                 format!(

@@ -18,7 +18,7 @@ impl Sequential {
     }
 
     /// Appends a module and returns the sequence (builder style).
-    pub fn add<M: Module + 'static>(mut self, m: M) -> Sequential {
+    pub fn with<M: Module + 'static>(mut self, m: M) -> Sequential {
         self.layers.push(Box::new(m));
         self
     }

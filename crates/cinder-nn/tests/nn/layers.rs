@@ -1,6 +1,5 @@
 //! Layers against CPU references; default initialization statistics; names.
 
-use cinder_autograd::Tensor;
 use cinder_device::Error;
 use cinder_nn::init::fans;
 use cinder_nn::*;
@@ -341,7 +340,8 @@ fn embedding_flatten_activations_sequential() {
 
     let x = uniform(15, 12, -2.0, 2.0);
     let xt = t(&x, &[2, 3, 2]);
-    let cases: Vec<(Box<dyn Module>, fn(f32) -> f32)> = vec![
+    type Case = (Box<dyn Module>, fn(f32) -> f32);
+    let cases: Vec<Case> = vec![
         (Box::new(Relu), |v| v.max(0.0)),
         (Box::new(LeakyRelu::default()), |v| {
             if v > 0.0 { v } else { 0.01 * v }
@@ -376,7 +376,7 @@ fn embedding_flatten_activations_sequential() {
                 .unwrap(),
         )
         .unwrap();
-    let seq = Sequential::new().add(Flatten).add(l1).add(Relu).add(l2);
+    let seq = Sequential::new().with(Flatten).with(l1).with(Relu).with(l2);
     assert_eq!(seq.len(), 4);
     assert_eq!(read(&seq.forward(&xt).unwrap()), read(&manual));
 }
@@ -432,5 +432,4 @@ fn initializer_statistics() {
         .tensor(&d, &[], 0, 0)
         .is_err()
     );
-    let _unused: Option<Tensor> = None;
 }
