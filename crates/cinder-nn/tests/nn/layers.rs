@@ -433,3 +433,34 @@ fn initializer_statistics() {
         .is_err()
     );
 }
+
+#[test]
+fn batchnorm_and_linear_backward_match_finite_differences() {
+    let vs = store(16);
+    let bn = BatchNorm::new_2d(&vs.pp("bn"), 2, Default::default()).unwrap();
+    let x = t(&uniform(17, 3 * 2 * 2 * 2, -1.0, 2.0), &[3, 2, 2, 2]);
+    let w = bn.weight.clone().unwrap();
+    // the layer's own weight is used inside; check the input gradient through it
+    cinder_autograd::gradcheck(
+        &[x.clone()],
+        |v| bn.forward_t(&v[0], true),
+        &Default::default(),
+    )
+    .unwrap();
+    let g = cinder_autograd::grad(
+        &[&bn
+            .forward_t(&x, true)
+            .unwrap()
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()],
+        &[&w],
+        false,
+    )
+    .unwrap();
+    assert_eq!(g[0].shape(), vec![2]);
+    let lin = Linear::new(&vs.pp("lin"), 3, 2, true).unwrap();
+    let xl = t(&uniform(18, 4 * 3, -1.0, 1.0), &[4, 3]);
+    cinder_autograd::gradcheck(&[xl], |v| lin.forward(&v[0]), &Default::default()).unwrap();
+}
