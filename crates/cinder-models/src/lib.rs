@@ -4,6 +4,7 @@
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;
+pub mod train;
 pub mod vgg;
 
 pub use lenet::LeNet5;

@@ -1,0 +1,140 @@
+//! Supervised classification: one training epoch and an evaluation pass, with the loss and
+//! accuracy accumulated on the device (no readback inside a step; the running loss is read
+//! every `report_every` batches for progress).
+
+use std::time::Instant;
+
+use cinder_autograd::{Tensor, no_grad};
+use cinder_data::DataLoader;
+use cinder_device::{DType, DeviceTensor, Result};
+use cinder_nn::Module;
+use cinder_nn::loss::{CrossEntropy, cross_entropy};
+use cinder_nn::optim::Optimizer;
+
+/// Mean loss and accuracy over an epoch or an evaluation pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Mean cross-entropy per example.
+    pub loss: f32,
+    /// Fraction of examples whose arg-max logit is the label.
+    pub accuracy: f32,
+    /// Examples seen.
+    pub examples: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl Stats {
+    /// Examples per second.
+    pub fn images_per_second(&self) -> f64 {
+        self.examples as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Device-side running sums of loss and correct predictions.
+struct Totals {
+    loss: Option<DeviceTensor>,
+    correct: Option<DeviceTensor>,
+    examples: usize,
+}
+
+impl Totals {
+    fn new() -> Totals {
+        Totals {
+            loss: None,
+            correct: None,
+            examples: 0,
+        }
+    }
+
+    /// Adds a batch: its mean loss and logits against u32 labels.
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &DeviceTensor) -> Result<()> {
+        let b = labels.numel();
+        let l = loss.data().mul_scalar(b as f32)?;
+        let pred = logits.data().argmax_axis(1, false)?.to_dtype(DType::F32)?;
+        let hit = pred.eq(&labels.to_dtype(DType::F32)?)?.sum_all()?;
+        self.loss = Some(match self.loss.take() {
+            Some(t) => t.add(&l)?,
+            None => l,
+        });
+        self.correct = Some(match self.correct.take() {
+            Some(t) => t.add(&hit)?,
+            None => hit,
+        });
+        self.examples += b;
+        Ok(())
+    }
+
+    /// Reads the sums back.
+    fn finish(&self, start: Instant) -> Result<Stats> {
+        let n = self.examples.max(1) as f32;
+        let read = |t: &Option<DeviceTensor>| t.as_ref().map_or(Ok(0.0), |t| t.to_scalar());
+        Ok(Stats {
+            loss: read(&self.loss)? / n,
+            accuracy: read(&self.correct)? / n,
+            examples: self.examples,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Trains `model` for one epoch of `loader` with cross-entropy and `opt`. `progress` is
+/// called after every batch with (batch index, examples so far, the running mean loss when
+/// it was read back this batch, every `report_every` batches). Returns the epoch's mean
+/// loss and training accuracy, or the first error.
+pub fn train_epoch(
+    model: &dyn Module,
+    opt: &mut dyn Optimizer,
+    loader: &DataLoader,
+    epoch: u64,
+    report_every: usize,
+    mut progress: impl FnMut(usize, usize, Option<f32>),
+) -> Result<Stats> {
+    let start = Instant::now();
+    let mut totals = Totals::new();
+    let ce = CrossEntropy::default();
+    for (i, batch) in loader.epoch(epoch).enumerate() {
+        let batch = batch?;
+        let x = Tensor::from_data(batch.images);
+        let y = Tensor::from_data(batch.labels.clone());
+        let logits = model.forward_t(&x, true)?;
+        let loss = cross_entropy(&logits, &y, &ce)?;
+        opt.zero_grad();
+        loss.backward()?;
+        opt.step()?;
+        no_grad(|| totals.add(&loss, &logits, &batch.labels))?;
+        let running = if report_every > 0 && (i + 1) % report_every == 0 {
+            Some(totals.loss.as_ref().map_or(Ok(0.0), |t| t.to_scalar())? / totals.examples as f32)
+        } else {
+            None
+        };
+        progress(i, totals.examples, running);
+    }
+    totals.finish(start)
+}
+
+/// Evaluates `model` (evaluation mode, no graph) on every batch of `loader`. Returns the
+/// mean loss and accuracy and, per example in loader order, the predicted class.
+pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(Stats, Vec<u32>)> {
+    let start = Instant::now();
+    let mut totals = Totals::new();
+    let mut preds = Vec::with_capacity(loader.dataset().len());
+    let ce = CrossEntropy::default();
+    let mut pending = Vec::new();
+    no_grad(|| -> Result<()> {
+        for batch in loader.epoch(0) {
+            let batch = batch?;
+            let x = Tensor::from_data(batch.images);
+            let y = Tensor::from_data(batch.labels.clone());
+            let logits = model.forward_t(&x, false)?;
+            let loss = cross_entropy(&logits, &y, &ce)?;
+            totals.add(&loss, &logits, &batch.labels)?;
+            pending.push(logits.data().argmax_axis(1, false)?);
+        }
+        Ok(())
+    })?;
+    for p in pending {
+        preds.extend(p.to_vec::<u32>()?);
+    }
+    Ok((totals.finish(start)?, preds))
+}

@@ -1,0 +1,79 @@
+//! What the examples share: the command line, progress bars, PNG pictures, the final JSON
+//! line, and checkpoint files.
+#![allow(dead_code)]
+
+pub mod classify;
+pub mod picture;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The command line every example takes (each uses the options that apply to it).
+#[derive(Parser, Debug, Clone)]
+pub struct Args {
+    /// Data directory (default: $CINDER_DATA, then /usr/share/datasets/fashion-mnist).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Examples per batch.
+    #[arg(long = "batch-size", default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Optimizer: adam, adamw or sgd (momentum 0.9).
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Seed of initialization, shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long = "test-limit")]
+    pub test_limit: Option<usize>,
+    /// Fraction of the training images held out for validation.
+    #[arg(long = "val-fraction", default_value_t = 0.1)]
+    pub val_fraction: f32,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Output directory: checkpoint, metrics.json, pictures.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// A progress bar over `len` batches with a message slot for loss and throughput.
+pub fn progress(len: usize, prefix: String) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix);
+    pb.enable_steady_tick(Duration::from_millis(500));
+    pb
+}
+
+/// Creates `dir` (and parents).
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+}
+
+/// Writes `value` as pretty JSON to `path` through a temp file and a rename.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
