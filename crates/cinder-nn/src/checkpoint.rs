@@ -40,6 +40,9 @@ use serde_json::Value;
 
 use crate::var_store::VarStore;
 
+/// Named tensors, as [`save`] takes them and [`load`] returns them.
+pub type NamedTensors = Vec<(String, DeviceTensor)>;
+
 /// Largest header accepted or written (the reference implementation's limit: 100 MB).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 
@@ -592,7 +595,7 @@ pub fn read(path: impl AsRef<FsPath>) -> Result<Checkpoint> {
 /// Loads every tensor of a safetensors file onto `device`, sorted by name, converted as
 /// [`read`] describes. Returns the errors of [`read`], or `Err` when the device cannot
 /// hold a tensor.
-pub fn load(path: impl AsRef<FsPath>, device: &Device) -> Result<Vec<(String, DeviceTensor)>> {
+pub fn load(path: impl AsRef<FsPath>, device: &Device) -> Result<NamedTensors> {
     Ok(load_with_metadata(path, device)?.0)
 }
 
@@ -601,7 +604,7 @@ pub fn load(path: impl AsRef<FsPath>, device: &Device) -> Result<Vec<(String, De
 pub fn load_with_metadata(
     path: impl AsRef<FsPath>,
     device: &Device,
-) -> Result<(Vec<(String, DeviceTensor)>, BTreeMap<String, String>)> {
+) -> Result<(NamedTensors, BTreeMap<String, String>)> {
     let ck = read(path)?;
     let tensors = ck
         .tensors
@@ -661,7 +664,7 @@ fn encode_header(
         offset += bytes;
     }
     h.push('}');
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(' ');
     }
     h
@@ -864,7 +867,7 @@ pub fn with_prefix(
 pub fn take_prefix(
     prefix: &str,
     tensors: Vec<(String, DeviceTensor)>,
-) -> (Vec<(String, DeviceTensor)>, Vec<(String, DeviceTensor)>) {
+) -> (NamedTensors, NamedTensors) {
     let mut matched = Vec::new();
     let mut rest = Vec::new();
     for (n, t) in tensors {
