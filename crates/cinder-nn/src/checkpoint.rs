@@ -1033,9 +1033,10 @@ impl VarStore {
 
     /// Sets variables from named device tensors (e.g. the `model.` part of a combined
     /// checkpoint, split with [`take_prefix`]), strictly or not as [`VarStore::load`] /
-    /// [`VarStore::load_partial`]. The store's variables then share the given tensors'
-    /// buffers. Returns `Err(InvalidArgument)` for a duplicate name, the first mismatch, or
-    /// a tensor on another device, with the store unchanged.
+    /// [`VarStore::load_partial`]. The variables get copies (later writes to `tensors` do
+    /// not reach the store). Returns `Err(InvalidArgument)` for a duplicate name, the first
+    /// mismatch, or a tensor on another device, and the device's error when a copy cannot
+    /// be allocated; on `Err` the store is unchanged.
     pub fn load_state(
         &self,
         tensors: &[(String, DeviceTensor)],
@@ -1055,8 +1056,12 @@ impl VarStore {
             .map(|(n, t)| (n.as_str(), t.shape(), t.dtype()))
             .collect();
         let (pairs, report) = plan(self, "tensors", &source, strict)?;
-        for (var, i) in &pairs {
-            var.set_data(tensors[*i].1.clone())?;
+        let copies = pairs
+            .iter()
+            .map(|(_, i)| tensors[*i].1.deep_clone())
+            .collect::<Result<Vec<_>>>()?;
+        for ((var, _), data) in pairs.iter().zip(copies) {
+            var.set_data(data)?;
         }
         Ok(report)
     }

@@ -657,6 +657,12 @@ fn var_store_round_trip_and_combined_model_optimizer_file() {
     let report = vs3.load_state(&m, false).unwrap();
     assert_eq!(report.missing, ["extra"]);
     assert_eq!(report.loaded, ["a", "b", "c"]);
+    // The store holds copies: writing the source afterwards does not reach it.
+    assert_eq!(m[0].0, "a");
+    let a_loaded = bits(&vs3.get("a").unwrap().data());
+    m[0].1.write(&[0.0f32; 4]).unwrap();
+    assert_eq!(bits(&vs3.get("a").unwrap().data()), a_loaded);
+    assert_ne!(a_loaded, [0u32; 4]);
     assert_eq!(
         by_name(snapshot(&vs3)).remove("a"),
         by_name(snapshot(&vs)).remove("a")
