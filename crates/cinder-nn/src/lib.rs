@@ -3,6 +3,7 @@
 //! safetensors checkpoints.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod loss;
