@@ -1,0 +1,6 @@
+//! The classical pipelines against plain CPU references on small synthetic data.
+
+mod common;
+mod kmeans;
+mod linear;
+mod pca;
