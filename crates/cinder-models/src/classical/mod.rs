@@ -8,10 +8,12 @@
 //! tensors. Bad input (wrong rank or dtype, NaN or infinite values, more clusters than
 //! samples, a covariance that is not positive definite) returns `Err`, never panics.
 
+pub mod gmm;
 pub mod kmeans;
 pub mod linear;
 pub mod pca;
 
+pub use gmm::{CovarianceType, GaussianMixture};
 pub use kmeans::KMeans;
 pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
 pub use pca::Pca;
