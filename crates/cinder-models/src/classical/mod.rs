@@ -12,11 +12,13 @@ pub mod gmm;
 pub mod kmeans;
 pub mod linear;
 pub mod pca;
+pub mod ppca;
 
 pub use gmm::{CovarianceType, GaussianMixture};
 pub use kmeans::KMeans;
 pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
 pub use pca::Pca;
+pub use ppca::{PpcaMethod, ProbabilisticPca};
 
 use cinder_device::{DType, DeviceTensor, Error, Result};
 

@@ -5,3 +5,4 @@ mod gmm;
 mod kmeans;
 mod linear;
 mod pca;
+mod ppca;
