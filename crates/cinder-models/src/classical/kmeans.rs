@@ -2,6 +2,28 @@
 //! `n_init` restarts keeping the lowest inertia (scikit-learn's `KMeans`, `algorithm="lloyd"`).
 
 use super::{Stream, check_data, check_features, sample_log_weights, sq_dists};
+
+/// The training data laid out for distance computations: `x^T` (`[d, n]`, materialized once
+/// per fit, so the distance matmul `c x^T` reads it with unit stride: 5x faster on lavapipe
+/// than `x c^T` with a transpose flag for k = 10, n = 10,000, d = 784) and the squared row
+/// norms as a `[1, n]` row.
+struct Data<'a> {
+    x: &'a DeviceTensor,
+    xt: DeviceTensor,
+    x_sq: DeviceTensor,
+}
+
+impl Data<'_> {
+    /// Squared distances `[k, n]` from the rows of `c` (`[k, d]`) to every sample, clamped
+    /// at 0.
+    fn dists(&self, c: &DeviceTensor) -> Result<DeviceTensor> {
+        let c_sq = c.square()?.sum_axis(1, true)?; // [k, 1]
+        let cx = c.matmul(&self.xt)?; // [k, n]
+        c_sq.add(&self.x_sq)?
+            .sub(&cx.mul_scalar(2.0)?)?
+            .maximum_scalar(0.0)
+    }
+}
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
 /// K-means clustering. Configure with the builder methods, then [`KMeans::fit`].
@@ -115,18 +137,20 @@ impl KMeans {
         }
         let mean_var = x.var_axis(0, false, false)?.mean_all()?.to_scalar()?;
         let tol = self.tol * mean_var;
-        let x_sq = x.square()?.sum_axis(1, true)?;
+        let data = Data {
+            x,
+            xt: x.t()?,
+            x_sq: x.square()?.sum_axis(1, false)?.reshape(&[1, n])?,
+        };
         let mut stream = Stream::new(self.seed);
         let mut best: Option<(f32, DeviceTensor, DeviceTensor, usize)> = None;
         for init in 0..self.n_init {
-            let c0 = kmeans_plus_plus(x, &x_sq, k, &mut stream)?;
-            let (c, iters) = lloyd(x, &x_sq, c0, self.max_iter, tol, |it, s| {
-                progress(init, it, s)
-            })?;
+            let c0 = kmeans_plus_plus(&data, k, &mut stream)?;
+            let (c, iters) = lloyd(&data, c0, self.max_iter, tol, |it, s| progress(init, it, s))?;
             // Final assignment with the final centroids (as scikit-learn).
-            let d = sq_dists(x, &x_sq, &c)?;
-            let labels = d.argmin_axis(1, false)?;
-            let inertia = d.min_axis(1, false)?.sum_all()?.to_scalar()?;
+            let d = data.dists(&c)?;
+            let labels = d.argmin_axis(0, false)?;
+            let inertia = d.min_axis(0, false)?.sum_all()?.to_scalar()?;
             if best.as_ref().is_none_or(|b| inertia < b.0) {
                 best = Some((inertia, c, labels, iters));
             }
@@ -203,12 +227,8 @@ impl KMeans {
 /// one the best (lowest resulting potential) of `2 + ln k` candidates drawn with probability
 /// proportional to the squared distance to the closest centroid so far. Candidates are drawn
 /// on the GPU by the Gumbel-max trick; nothing is read back.
-fn kmeans_plus_plus(
-    x: &DeviceTensor,
-    x_sq: &DeviceTensor,
-    k: usize,
-    s: &mut Stream,
-) -> Result<DeviceTensor> {
+fn kmeans_plus_plus(data: &Data, k: usize, s: &mut Stream) -> Result<DeviceTensor> {
+    let x = data.x;
     let n = x.shape()[0];
     let trials = 2 + (k as f64).ln().floor() as usize;
     let first = s
@@ -217,17 +237,19 @@ fn kmeans_plus_plus(
         .minimum_scalar((n - 1) as f32)?
         .to_dtype(DType::U32)?;
     let mut centers = vec![x.index_select(0, &first)?];
-    // Squared distance of every sample to its closest centroid, [n, 1].
-    let mut closest = sq_dists(x, x_sq, &centers[0])?;
+    // Squared distance of every sample to its closest centroid, [1, n].
+    let mut closest = data.dists(&centers[0])?;
     for _ in 1..k {
-        let logw = closest.add_scalar(1e-30)?.log()?.reshape(&[1, n])?;
-        let logw = logw.broadcast_to(&[trials, n])?;
+        let logw = closest
+            .add_scalar(1e-30)?
+            .log()?
+            .broadcast_to(&[trials, n])?;
         let cand = sample_log_weights(s, &logw)?; // [trials] u32
         let cx = x.index_select(0, &cand)?; // [trials, d]
-        let pot_each = sq_dists(x, x_sq, &cx)?.minimum(&closest)?; // [n, trials]
-        let best = pot_each.sum_axis(0, false)?.argmin_axis(0, true)?; // [1]
+        let pot_each = data.dists(&cx)?.minimum(&closest)?; // [trials, n]
+        let best = pot_each.sum_axis(1, false)?.argmin_axis(0, true)?; // [1]
         centers.push(cx.index_select(0, &best)?);
-        closest = pot_each.index_select(1, &best)?;
+        closest = pot_each.index_select(0, &best)?;
     }
     let refs: Vec<&DeviceTensor> = centers.iter().collect();
     DeviceTensor::concat(&refs, 0)
@@ -235,23 +257,23 @@ fn kmeans_plus_plus(
 
 /// Lloyd iterations from `c`; returns the final centroids and the number of iterations.
 fn lloyd(
-    x: &DeviceTensor,
-    x_sq: &DeviceTensor,
+    data: &Data,
     mut c: DeviceTensor,
     max_iter: usize,
     tol: f32,
     mut progress: impl FnMut(usize, f32),
 ) -> Result<(DeviceTensor, usize)> {
+    let x = data.x;
     let k = c.shape()[0];
     let mut iters = 0;
     for it in 0..max_iter {
-        let d = sq_dists(x, x_sq, &c)?;
-        let labels = d.argmin_axis(1, false)?;
+        let d = data.dists(&c)?; // [k, n]
+        let labels = d.argmin_axis(0, false)?;
         let oh = labels.one_hot(k)?; // [n, k]
         let sums = oh.matmul_t(x, true, false)?; // [k, d]
         let counts = oh.sum_axis(0, false)?.reshape(&[k, 1])?;
         let mean = sums.div(&counts.maximum_scalar(1.0)?)?;
-        let far = d.min_axis(1, false)?.argmax_axis(0, true)?;
+        let far = d.min_axis(0, false)?.argmax_axis(0, true)?;
         let far_x = x.index_select(0, &far)?; // [1, d]
         let newc = DeviceTensor::where_cond(&counts.eq_scalar(0.0)?, &far_x, &mean)?;
         let shift = newc.sub(&c)?.square()?.sum_all()?.to_scalar()?;
