@@ -57,6 +57,9 @@ struct GmmFit {
     log_det: DeviceTensor,
     /// Factorization flags per component (non-zero: not positive definite).
     info: DeviceTensor,
+    /// During the fit: the training data minus the means, `[k, n, d]`, computed by the
+    /// M-step and reused by the next E-step (same means); dropped when the fit ends.
+    train_diff: Option<DeviceTensor>,
     history: Vec<f32>,
     converged: bool,
 }
@@ -170,6 +173,7 @@ impl GaussianMixture {
             let v = failures(&f)?.to_vec::<f32>()?;
             check_factors(op, v[0], self.max_iter, x.shape())?;
         }
+        f.train_diff = None;
         f.history = history;
         f.converged = converged;
         self.fit = Some(f);
@@ -205,6 +209,7 @@ impl GaussianMixture {
                     prec_chol,
                     log_det,
                     info,
+                    train_diff: Some(diff),
                     history: Vec::new(),
                     converged: false,
                 })
@@ -236,6 +241,7 @@ impl GaussianMixture {
                     prec_chol,
                     log_det,
                     info,
+                    train_diff: Some(diff),
                     history: Vec::new(),
                     converged: false,
                 })
@@ -280,7 +286,7 @@ impl GaussianMixture {
     fn weighted_log_prob(&self, op: &'static str, x: &DeviceTensor) -> Result<DeviceTensor> {
         let f = self.fitted(op)?;
         check_features(op, x, f.d)?;
-        weighted_log_prob(self.covariance_type, x, f)
+        weighted_log_prob(self.covariance_type, x, f, None)
     }
 
     /// Per-sample log-likelihood `log p(x)`, `[m]`. Returns `Err` before `fit` or when `x`
@@ -378,11 +384,20 @@ fn check_factors(op: &'static str, failed: f32, it: usize, shape: &[usize]) -> R
     Ok(())
 }
 
-/// `[m, k]` log of weight times density.
-fn weighted_log_prob(t: CovarianceType, x: &DeviceTensor, f: &GmmFit) -> Result<DeviceTensor> {
+/// `[m, k]` log of weight times density; `diff` is `x - means` (`[k, m, d]`) when the caller
+/// already has it.
+fn weighted_log_prob(
+    t: CovarianceType,
+    x: &DeviceTensor,
+    f: &GmmFit,
+    diff: Option<&DeviceTensor>,
+) -> Result<DeviceTensor> {
     let (m, d) = (x.shape()[0], f.d);
     let k = f.means.shape()[0];
-    let diff = x.reshape(&[1, m, d])?.sub(&f.means.reshape(&[k, 1, d])?)?; // [k, m, d]
+    let diff = match diff {
+        Some(t) => t.clone(),
+        None => x.reshape(&[1, m, d])?.sub(&f.means.reshape(&[k, 1, d])?)?, // [k, m, d]
+    };
     let y = match t {
         // y = L^{-1} (x - mean), as rows: diff @ (L^{-1})^T.
         CovarianceType::Full => diff.matmul_t(&f.prec_chol, false, true)?,
@@ -396,7 +411,7 @@ fn weighted_log_prob(t: CovarianceType, x: &DeviceTensor, f: &GmmFit) -> Result<
 
 /// E-step: `(log_resp [n, k], mean log-likelihood [])`.
 fn e_step(t: CovarianceType, x: &DeviceTensor, f: &GmmFit) -> Result<(DeviceTensor, DeviceTensor)> {
-    let wlp = weighted_log_prob(t, x, f)?;
+    let wlp = weighted_log_prob(t, x, f, f.train_diff.as_ref())?;
     let norm = wlp.logsumexp_axis(1, true)?;
     Ok((wlp.sub(&norm)?, norm.mean_all()?))
 }
