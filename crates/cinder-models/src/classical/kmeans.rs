@@ -47,6 +47,7 @@ pub struct KMeans {
     pub tol: f32,
     /// Seed of the Philox stream used by the initializations.
     pub seed: u64,
+    init: Option<DeviceTensor>,
     centers: Option<DeviceTensor>,
     labels: Option<DeviceTensor>,
     inertia: f32,
@@ -63,6 +64,7 @@ impl KMeans {
             max_iter: 300,
             tol: 1e-4,
             seed: 0,
+            init: None,
             centers: None,
             labels: None,
             inertia: f32::NAN,
@@ -88,6 +90,14 @@ impl KMeans {
         self
     }
 
+    /// Starts from the given centroids (`[k, d]`, f32) instead of k-means++, as
+    /// scikit-learn's `init=array`; one run is made whatever `n_init` says. The shape and
+    /// values are checked by `fit` (`Err` on a mismatch or non-finite values).
+    pub fn with_init(mut self, centers: DeviceTensor) -> Self {
+        self.init = Some(centers);
+        self
+    }
+
     /// Sets the random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -95,9 +105,10 @@ impl KMeans {
     }
 
     /// Fits the centroids to `x` (`[n, d]`, f32). Returns `Err` when `x` is not a finite
-    /// f32 matrix, when `k` is 0 or larger than `n`, or when `n_init`/`max_iter` is 0 or
-    /// `tol` is negative or not finite. Each progress report of an initialization is passed
-    /// to nothing; use [`KMeans::fit_with`] to observe iterations.
+    /// f32 matrix, when `k` is 0 or larger than `n`, when `n_init`/`max_iter` is 0 or
+    /// `tol` is negative or not finite, or when the centroids given to
+    /// [`KMeans::with_init`] are not a finite `[k, d]` f32 matrix. Use
+    /// [`KMeans::fit_with`] to observe the iterations.
     pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
         self.fit_with(x, |_, _, _| {})
     }
@@ -143,9 +154,20 @@ impl KMeans {
             x_sq: x.square()?.sum_axis(1, false)?.reshape(&[1, n])?,
         };
         let mut stream = Stream::new(self.seed);
+        if let Some(c) = &self.init {
+            c.expect_dtype(op, DType::F32)?;
+            if c.shape() != [k, x.shape()[1]] {
+                return Err(Error::shapes(op, c.shape(), &[k, x.shape()[1]]));
+            }
+            super::check_finite(op, c)?;
+        }
+        let runs = if self.init.is_some() { 1 } else { self.n_init };
         let mut best: Option<(f32, DeviceTensor, DeviceTensor, usize)> = None;
-        for init in 0..self.n_init {
-            let c0 = kmeans_plus_plus(&data, k, &mut stream)?;
+        for init in 0..runs {
+            let c0 = match &self.init {
+                Some(c) => c.clone(),
+                None => kmeans_plus_plus(&data, k, &mut stream)?,
+            };
             let (c, iters) = lloyd(&data, c0, self.max_iter, tol, |it, s| progress(init, it, s))?;
             // Final assignment with the final centroids (as scikit-learn).
             let d = data.dists(&c)?;

@@ -167,3 +167,106 @@ fn kmeans_bad_input() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+/// Plain f64 Lloyd with the same rules as the GPU version: assign to the nearest centroid
+/// (first on ties), move each centroid to its members' mean, and move an empty cluster to
+/// the sample farthest from its nearest centroid; stop when the squared shift is <= tol.
+fn cpu_lloyd(x: &[f32], n: usize, d: usize, init: &[f32], tol: f64) -> (Vec<f64>, Vec<usize>) {
+    let k = init.len() / d;
+    let mut c: Vec<f64> = init.iter().map(|&v| v as f64).collect();
+    let dist = |c: &[f64], i: usize, j: usize| -> f64 {
+        (0..d)
+            .map(|t| (x[i * d + t] as f64 - c[j * d + t]).powi(2))
+            .sum()
+    };
+    let assign = |c: &[f64]| -> (Vec<usize>, Vec<f64>) {
+        (0..n)
+            .map(|i| {
+                let mut best = (0, f64::INFINITY);
+                for j in 0..k {
+                    let dd = dist(c, i, j);
+                    if dd < best.1 {
+                        best = (j, dd);
+                    }
+                }
+                best
+            })
+            .unzip()
+    };
+    for _ in 0..100 {
+        let (labels, mind) = assign(&c);
+        let far = (0..n)
+            .max_by(|&a, &b| mind[a].partial_cmp(&mind[b]).unwrap().then(b.cmp(&a)))
+            .unwrap();
+        let mut newc = vec![0.0; k * d];
+        let mut counts = vec![0usize; k];
+        for i in 0..n {
+            counts[labels[i]] += 1;
+            for t in 0..d {
+                newc[labels[i] * d + t] += x[i * d + t] as f64;
+            }
+        }
+        for j in 0..k {
+            for t in 0..d {
+                newc[j * d + t] = if counts[j] == 0 {
+                    x[far * d + t] as f64
+                } else {
+                    newc[j * d + t] / counts[j] as f64
+                };
+            }
+        }
+        let shift: f64 = newc.iter().zip(&c).map(|(a, b)| (a - b).powi(2)).sum();
+        c = newc;
+        if shift <= tol {
+            break;
+        }
+    }
+    let (labels, _) = assign(&c);
+    (c, labels)
+}
+
+#[test]
+fn kmeans_relocates_empty_clusters_like_cpu_lloyd() {
+    // Three blobs; the third initial centroid is far from every sample, so its cluster is
+    // empty after the first assignment and must be relocated to the farthest sample.
+    let (x, truth) = blobs(12, 3, 30, 2);
+    let n = truth.len();
+    let init = [x[0], x[1], x[2], x[3], 1000.0, 1000.0];
+    let mut km = KMeans::new(3)
+        .with_init(tensor(&init, &[3, 2]))
+        .with_tol(0.0);
+    let mut shifts = Vec::new();
+    km.fit_with(&tensor(&x, &[n, 2]), |_, _, s| shifts.push(s))
+        .unwrap();
+    let (c, labels) = cpu_lloyd(&x, n, 2, &init, 0.0);
+    assert_eq!(
+        read_u32(km.labels().unwrap())
+            .iter()
+            .map(|&l| l as usize)
+            .collect::<Vec<_>>(),
+        labels
+    );
+    assert_close(&read(km.centers().unwrap()), &c, 1e-3, 1e-5);
+    // The relocation happened: the far centroid moved by about 1000 * sqrt(2) at once.
+    assert!(shifts[0] > 1e6, "first shift {}", shifts[0]);
+    // And the result is the blob partition: 3 clusters, each non-empty.
+    let mut counts = [0usize; 3];
+    for &l in &labels {
+        counts[l] += 1;
+    }
+    assert_eq!(counts, [30, 30, 30]);
+    // Bad init shapes and values.
+    let xt = tensor(&x, &[n, 2]);
+    assert!(matches!(
+        KMeans::new(3)
+            .with_init(tensor(&[0.0; 4], &[2, 2]))
+            .fit(&xt),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        KMeans::new(1)
+            .with_init(tensor(&[f32::NAN, 0.0], &[1, 2]))
+            .fit(&xt),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
