@@ -157,3 +157,30 @@ fn pca_bad_input() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn pca_subspace_iteration_rank_deficient() {
+    // 80 features of rank 5: most of the iterated block is numerically dependent and comes
+    // back from Gram-Schmidt as zeros; the 5 components must still be exact.
+    let (n, d, r) = (120, 80, 5);
+    let mut g = rng(23);
+    let a = normal(&mut g, n * r);
+    let b = normal(&mut g, r * d);
+    let mut x = vec![0.0f32; n * d];
+    for i in 0..n {
+        for j in 0..d {
+            x[i * d + j] = (0..r)
+                .map(|k| (k as f32 + 1.0) * a[i * r + k] * b[k * d + j])
+                .sum::<f32>();
+        }
+    }
+    let xt = tensor(&x, &[n, d]);
+    let mut pca = Pca::new(r);
+    pca.fit(&xt).unwrap();
+    check_against_cpu(&pca, &x, n, d, r, 1e-4);
+    let total: f32 = read(pca.explained_variance_ratio().unwrap()).iter().sum();
+    assert!((total - 1.0).abs() < 1e-4, "rank {r}: ratio total {total}");
+    let back = read(&pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
+    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    assert_close(&back, &want, 1e-3, 1e-3);
+}
