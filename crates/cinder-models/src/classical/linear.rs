@@ -9,6 +9,9 @@ use cinder_device::{DType, DeviceTensor, Error, Result};
 /// by the others to within the precision of the Gram matrix.
 const SINGULAR_PIVOT: f32 = 1e-5;
 
+/// Most output columns [`polynomial_features`] builds.
+const MAX_POLY_FEATURES: usize = 100_000;
+
 /// Ordinary least squares (`alpha = 0`) or ridge regression (`alpha > 0`), solved by the
 /// normal equations `(X^T X + alpha I) w = X^T y` with a Cholesky factorization on the GPU
 /// (on centered data when fitting an intercept, which is not penalized).
@@ -236,7 +239,8 @@ pub fn lstsq(x: &DeviceTensor, y: &DeviceTensor, rcond: f32) -> Result<Lstsq> {
 /// Polynomial features of `x` (`[n, d]`) up to `degree`, in scikit-learn's order: the bias
 /// column (when `include_bias`), the `d` inputs, then every product of degree 2, 3, ... as
 /// combinations with replacement in lexicographic order (`x0^2, x0 x1, ..., x1^2, ...`).
-/// Returns `Err` when `x` is not an f32 matrix or `degree` is 0 (or 0 columns would result).
+/// Returns `Err` when `x` is not an f32 matrix, `degree` is 0, or more than 100,000 columns
+/// would result.
 pub fn polynomial_features(
     x: &DeviceTensor,
     degree: usize,
@@ -252,6 +256,20 @@ pub fn polynomial_features(
         ));
     }
     let (n, d) = (x.shape()[0], x.shape()[1]);
+    // Output columns: C(d + degree, degree), capped before enumerating them.
+    let mut count = 1f64;
+    for i in 1..=degree {
+        count = count * (d + i) as f64 / i as f64;
+    }
+    if count > MAX_POLY_FEATURES as f64 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "degree {degree} on {d} features gives {count:.0} columns, over {MAX_POLY_FEATURES}"
+            ),
+            x.shape(),
+        ));
+    }
     // Column 0 of x1 is the constant 1; feature j is column j + 1.
     let x1 = DeviceTensor::concat(&[&DeviceTensor::ones(x.device(), &[n, 1])?, x], 1)?;
     let mut combos: Vec<Vec<u32>> = Vec::new();

@@ -197,6 +197,11 @@ fn polynomial_features_and_fit() {
     assert_close(&read(lr.coef().unwrap()), &[2.0, -3.0, 0.5], 2e-3, 0.0);
     assert_close(&read(lr.intercept().unwrap()), &[1.0], 2e-3, 0.0);
     assert!(polynomial_features(&xt, 0, true).is_err());
+    // C(2 + 1000, 1000) = 502,503 columns: refused before anything is built.
+    assert!(matches!(
+        polynomial_features(&xt, 1000, true),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
 #[test]
