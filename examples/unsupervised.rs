@@ -285,7 +285,7 @@ fn main() -> anyhow::Result<()> {
         args.components,
         gmm_ll,
         purity,
-        gmm.history()?.len(),
+        gmm.n_iter()?,
         gmm_s
     );
 
@@ -321,7 +321,7 @@ fn main() -> anyhow::Result<()> {
         args.components,
         km.inertia(),
         args.n_init,
-        gmm.history()?.len()
+        gmm.n_iter()?
     );
     Ok(())
 }

@@ -62,6 +62,7 @@ struct GmmFit {
     train_diff: Option<DeviceTensor>,
     history: Vec<f32>,
     converged: bool,
+    n_iter: usize,
 }
 
 impl GaussianMixture {
@@ -118,8 +119,8 @@ impl GaussianMixture {
     }
 
     /// [`GaussianMixture::fit`] calling `progress(iteration, mean_log_likelihood)` after
-    /// every E-step (the value already read back for the convergence test). Errors as
-    /// [`GaussianMixture::fit`].
+    /// every E-step (the value already read back for the convergence test); iteration 0 is
+    /// the k-means initialization. Errors as [`GaussianMixture::fit`].
     pub fn fit_with(
         &mut self,
         x: &DeviceTensor,
@@ -150,32 +151,37 @@ impl GaussianMixture {
         km.fit(x)?;
         let resp = km.labels()?.one_hot(k)?;
         let mut f = self.m_step(x, &resp, d)?;
-        let mut prev = f32::NEG_INFINITY;
-        let mut history = Vec::new();
-        let mut converged = false;
-        for it in 0..self.max_iter {
-            let (log_resp, mean_ll) = e_step(self.covariance_type, x, &f)?;
-            let v = DeviceTensor::concat(&[&mean_ll.reshape(&[1])?, &failures(&f)?], 0)?
+        // E-step with one readback: (log responsibilities, mean log-likelihood); a failed
+        // factorization of the M-step that produced `f` is an error here.
+        let e = |f: &GmmFit, it: usize| -> Result<(DeviceTensor, f32)> {
+            let (log_resp, mean_ll) = e_step(self.covariance_type, x, f)?;
+            let v = DeviceTensor::concat(&[&mean_ll.reshape(&[1])?, &failures(f)?], 0)?
                 .to_vec::<f32>()?;
             check_factors(op, v[1], it, x.shape())?;
-            let ll = v[0];
+            Ok((log_resp, v[0]))
+        };
+        let (mut log_resp, mut prev) = e(&f, 0)?;
+        progress(0, prev);
+        let mut history = vec![prev];
+        let mut converged = false;
+        let mut n_iter = 0;
+        for it in 1..=self.max_iter {
+            f = self.m_step(x, &log_resp.exp()?, d)?;
+            let (lr, ll) = e(&f, it)?;
+            log_resp = lr;
             history.push(ll);
             progress(it, ll);
+            n_iter = it;
             if (ll - prev).abs() < self.tol {
                 converged = true;
                 break;
             }
             prev = ll;
-            f = self.m_step(x, &log_resp.exp()?, d)?;
-        }
-        if !converged {
-            // The loop ran out after an M-step whose factors no E-step has checked yet.
-            let v = failures(&f)?.to_vec::<f32>()?;
-            check_factors(op, v[0], self.max_iter, x.shape())?;
         }
         f.train_diff = None;
         f.history = history;
         f.converged = converged;
+        f.n_iter = n_iter;
         self.fit = Some(f);
         Ok(self)
     }
@@ -212,6 +218,7 @@ impl GaussianMixture {
                     train_diff: Some(diff),
                     history: Vec::new(),
                     converged: false,
+                    n_iter: 0,
                 })
             }
             CovarianceType::Diag => {
@@ -244,6 +251,7 @@ impl GaussianMixture {
                     train_diff: Some(diff),
                     history: Vec::new(),
                     converged: false,
+                    n_iter: 0,
                 })
             }
         }
@@ -271,10 +279,17 @@ impl GaussianMixture {
         Ok(&self.fitted("GaussianMixture::covariances")?.covariances)
     }
 
-    /// Mean log-likelihood per sample after every E-step of the fit (the last entry is
-    /// scikit-learn's `lower_bound_`). Returns `Err` before `fit`.
+    /// Mean log-likelihood per sample of the parameters after initialization and after
+    /// every EM iteration (`n_iter() + 1` entries; the last is the score of the returned
+    /// parameters on the training data). Returns `Err` before `fit`.
     pub fn history(&self) -> Result<&[f32]> {
         Ok(&self.fitted("GaussianMixture::history")?.history)
+    }
+
+    /// EM iterations (M-steps after the initialization) the fit ran. Returns `Err` before
+    /// `fit`.
+    pub fn n_iter(&self) -> Result<usize> {
+        Ok(self.fitted("GaussianMixture::n_iter")?.n_iter)
     }
 
     /// Whether the fit stopped on `tol` rather than `max_iter`. Returns `Err` before `fit`.

@@ -173,6 +173,8 @@ fn gmm_log_likelihood_is_monotone() {
         let h = g.history().unwrap();
         assert!(h.len() >= 4, "{t:?}: only {} iterations", h.len());
         assert_eq!(seen.len(), h.len());
+        assert_eq!(h.len(), g.n_iter().unwrap() + 1);
+        assert_eq!(seen[0].0, 0);
         for w in h.windows(2) {
             assert!(
                 w[1] >= w[0] - 1e-5 * w[0].abs(),
