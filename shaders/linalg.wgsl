@@ -292,3 +292,21 @@ fn gs_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         z[zb + i * m] *= f;
     }
 }
+
+// nonfinite_mask: a (n = p.n elements) -> l[i] = 1 when a[i] is NaN or +-Inf, else 0, tested
+// on the bits (exponent all ones), so no compiler's fast-math assumption can fold it away.
+// 1-D grid, EPT elements per invocation at a stride of the grid.
+@compute @workgroup_size(WG)
+fn nonfinite_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        let bits = bitcast<u32>(a[i]);
+        l[i] = select(0.0, 1.0, (bits & 0x7f800000u) == 0x7f800000u);
+    }
+}

@@ -1,6 +1,7 @@
 //! Small dense linear algebra: batched Cholesky factorization, batched triangular solve and
 //! a batched symmetric eigen-decomposition (cyclic Jacobi), plus the compositions the
-//! classical pipelines use (`cholesky_solve`, `tri_inverse`). Kernels in
+//! classical pipelines use (`cholesky_solve`, `tri_inverse`), and a NaN/Inf mask for input
+//! validation. Kernels in
 //! `shaders/linalg.wgsl`.
 //!
 //! Matrices are the last two dimensions of a contiguous f32 tensor (`[..., n, n]`); the
@@ -12,7 +13,7 @@
 //! nothing is read back unless the caller asks ([`DeviceTensor::cholesky_checked`] does).
 
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Params, grid_1d};
+use crate::kernel::{ELEMS_PER_INVOCATION, Kernel, Params, grid_1d};
 use crate::shape::numel;
 use crate::tensor::{DType, DeviceTensor};
 
@@ -35,6 +36,7 @@ pub fn kernels() -> Vec<Kernel> {
         kernel("sym_eig", 1, 3),
         kernel("gs_step", 0, 1),
         kernel("gs_normalize", 0, 1),
+        kernel("nonfinite_mask", 1, 1),
     ]
 }
 
@@ -247,6 +249,28 @@ impl DeviceTensor {
             norm(1)?;
         }
         Ok(z)
+    }
+
+    /// 1.0 where an element is NaN or infinite, 0.0 elsewhere (same shape, f32). The test
+    /// looks at the bits, so it holds on drivers whose compilers assume finite floats.
+    /// Returns `Err` for u32 input.
+    pub fn nonfinite_mask(&self) -> Result<DeviceTensor> {
+        let op = "nonfinite_mask";
+        self.expect_dtype(op, DType::F32)?;
+        let dev = self.device();
+        let out = DeviceTensor::uninit_for(op, dev, self.shape(), DType::F32)?;
+        let n = self.numel();
+        if n == 0 {
+            return Ok(out);
+        }
+        dev.dispatch(
+            &kernel("nonfinite_mask", 1, 1),
+            &[self],
+            &[&out],
+            &params(n, 0, 0, 0, false, false, 0, 0),
+            grid_1d(n.div_ceil(ELEMS_PER_INVOCATION), WG),
+        )?;
+        Ok(out)
     }
 
     /// The diagonals of a batch of square matrices `[..., n, n]`, as `[..., n]`. Returns

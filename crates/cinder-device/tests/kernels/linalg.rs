@@ -448,3 +448,36 @@ fn orthonormalize_spans_and_drops_dependent_columns() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+#[test]
+fn nonfinite_mask_marks_nan_and_inf() {
+    let mut r = rng(77);
+    // Not a multiple of the workgroup or of the elements per invocation; several kinds of
+    // special values at scattered positions.
+    let n = 64 * 8 * 3 + 13;
+    let mut v = uniform(&mut r, n, -1e30, 1e30);
+    let specials = [
+        (0, f32::NAN),
+        (7, f32::INFINITY),
+        (513, f32::NEG_INFINITY),
+        (n - 1, -f32::NAN),
+        (100, f32::MAX),
+        (101, f32::MIN_POSITIVE / 4.0), // subnormal: finite
+        (102, -0.0),
+    ];
+    for &(i, x) in &specials {
+        v[i] = x;
+    }
+    let got = read(&tensor(&v, &[n]).nonfinite_mask().unwrap());
+    let want: Vec<f32> = v
+        .iter()
+        .map(|x| if x.is_finite() { 0.0 } else { 1.0 })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got.iter().sum::<f32>(), 4.0);
+    let u = DeviceTensor::from_slice(&dev(), &[1u32], &[1]).unwrap();
+    assert!(matches!(
+        u.nonfinite_mask(),
+        Err(Error::DtypeMismatch { .. })
+    ));
+}

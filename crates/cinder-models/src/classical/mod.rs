@@ -49,11 +49,11 @@ pub(crate) fn check_data(
     Ok((n, d))
 }
 
-/// Returns `Err` when `x` holds a NaN or an infinity (one scalar read back: the sum of
-/// `x * 0`, which is NaN exactly then).
+/// Returns `Err` when `x` holds a NaN or an infinity (one scalar read back: the count of
+/// such elements, found from their bits by [`DeviceTensor::nonfinite_mask`]).
 pub(crate) fn check_finite(op: &'static str, x: &DeviceTensor) -> Result<()> {
-    let s = x.mul_scalar(0.0)?.sum_all()?.to_scalar()?;
-    if !s.is_finite() {
+    let s = x.nonfinite_mask()?.sum_all()?.to_scalar()?;
+    if s != 0.0 {
         return Err(Error::invalid(
             op,
             "input contains NaN or infinite values",
