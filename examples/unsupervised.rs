@@ -220,7 +220,9 @@ fn main() -> anyhow::Result<()> {
     // PCA.
     let t = Instant::now();
     let mut pca = Pca::new(args.components);
-    pca.fit(&x)?;
+    pca.fit_with(&x, |it, tr| {
+        println!("pca: subspace iteration {it}: trace {tr:.6}")
+    })?;
     dev.sync()?;
     let pca_s = t.elapsed().as_secs_f64();
     let ratios = pca.explained_variance_ratio()?.to_vec::<f32>()?;

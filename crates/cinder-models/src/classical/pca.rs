@@ -22,6 +22,7 @@ pub(crate) fn top_eigen(
     max_iter: usize,
     tol: f32,
     seed: u64,
+    mut progress: impl FnMut(usize, f32),
 ) -> Result<(DeviceTensor, DeviceTensor, usize)> {
     let d = cov.shape()[0];
     let (w, v, iters) = if d <= DIRECT_MAX {
@@ -38,6 +39,7 @@ pub(crate) fn top_eigen(
             let tr = v.mul(&z)?.sum_all()?.to_scalar()?;
             v = z.orthonormalize()?;
             iters = it + 1;
+            progress(it, tr);
             // The trace grows monotonically in exact arithmetic: once it stops growing, f32
             // rounding dominates and further iterations change nothing.
             if tr <= prev || tr - prev <= tol * tr.abs() {
@@ -122,6 +124,17 @@ impl Pca {
     /// `x` is not a finite f32 matrix with at least 2 rows, when `n_components` is 0 or
     /// larger than `min(n, d)`, or when `max_iter` is 0.
     pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
+        self.fit_with(x, |_, _| {})
+    }
+
+    /// [`Pca::fit`] calling `progress(iteration, trace)` after every subspace iteration with
+    /// the block's Rayleigh trace (the value already read back for the convergence test);
+    /// never called when the covariance is decomposed directly. Errors as [`Pca::fit`].
+    pub fn fit_with(
+        &mut self,
+        x: &DeviceTensor,
+        progress: impl FnMut(usize, f32),
+    ) -> Result<&mut Self> {
         let op = "Pca::fit";
         let (n, d) = check_data(op, x, 2)?;
         let p = self.n_components;
@@ -135,7 +148,7 @@ impl Pca {
             ));
         }
         let (mean, cov) = covariance(x)?;
-        let (ev, v, n_iter) = top_eigen(&cov, p, self.max_iter, self.tol, self.seed)?;
+        let (ev, v, n_iter) = top_eigen(&cov, p, self.max_iter, self.tol, self.seed, progress)?;
         let total = cov.diagonal()?.sum_all()?;
         let ratio = ev.div(&total)?;
         let rest = total.sub(&ev.sum_all()?)?;

@@ -104,7 +104,7 @@ impl ProbabilisticPca {
         let eye_q = DeviceTensor::eye(dev, q, q)?;
         let (w, sigma2, history) = match self.method {
             PpcaMethod::ClosedForm => {
-                let (lam, u, _) = top_eigen(&s, q, self.max_iter, 1e-6, self.seed)?;
+                let (lam, u, _) = top_eigen(&s, q, self.max_iter, 1e-6, self.seed, |_, _| {})?;
                 let sigma2 = tr_s.sub(&lam.sum_all()?)?.div_scalar((d - q) as f32)?;
                 let scale = lam.sub(&sigma2)?.maximum_scalar(0.0)?.sqrt()?; // [q]
                 (u.mul(&scale)?, sigma2, Vec::new())

@@ -108,8 +108,20 @@ fn pca_subspace_iteration_matches_cpu() {
     let x = decaying(22, n, d);
     let xt = tensor(&x, &[n, d]);
     let mut pca = Pca::new(p);
-    pca.fit(&xt).unwrap();
+    let mut traces = Vec::new();
+    pca.fit_with(&xt, |_, t| traces.push(t)).unwrap();
     assert!(pca.n_iter().unwrap() >= 2);
+    assert_eq!(traces.len(), pca.n_iter().unwrap());
+    // The Rayleigh trace of the block grows (up to f32 rounding) toward the sum of the
+    // block's eigenvalues.
+    for w in traces.windows(2) {
+        assert!(
+            w[1] >= w[0] * (1.0 - 1e-6),
+            "trace fell {} -> {}",
+            w[0],
+            w[1]
+        );
+    }
     check_against_cpu(&pca, &x, n, d, p, 1e-4);
     // Whitened projections of the training data have unit variance.
     let mut w = Pca::new(p).with_whiten(true);
