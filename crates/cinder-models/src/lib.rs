@@ -1,6 +1,7 @@
 //! Models built on Cinder: MLP, LeNet-5, VGG, ResNet, generative models and classical GPU pipelines.
 #![warn(missing_docs)]
 
+pub mod classical;
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;

@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod layout;
+pub mod linalg;
 pub mod matmul;
 pub mod pool;
 pub mod random;
@@ -28,5 +29,6 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(index::kernels());
     v.extend(layout::kernels());
     v.extend(random::kernels());
+    v.extend(linalg::kernels());
     v
 }

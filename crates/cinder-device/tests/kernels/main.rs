@@ -6,6 +6,7 @@ mod device;
 mod elementwise;
 mod index;
 mod layout;
+mod linalg;
 mod matmul;
 mod pool;
 mod random;
