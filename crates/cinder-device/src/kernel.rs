@@ -34,6 +34,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("index", include_str!("../../../shaders/index.wgsl")),
     ("layout", include_str!("../../../shaders/layout.wgsl")),
     ("random", include_str!("../../../shaders/random.wgsl")),
+    ("optim", include_str!("../../../shaders/optim.wgsl")),
 ];
 
 /// Returns the WGSL source of a shader family, or `None` for an unknown name.

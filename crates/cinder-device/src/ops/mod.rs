@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod index;
 pub mod layout;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
@@ -28,5 +29,6 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(index::kernels());
     v.extend(layout::kernels());
     v.extend(random::kernels());
+    v.extend(optim::kernels());
     v
 }
