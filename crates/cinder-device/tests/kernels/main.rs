@@ -7,6 +7,7 @@ mod elementwise;
 mod index;
 mod layout;
 mod matmul;
+mod optim;
 mod pool;
 mod random;
 mod reduce;
