@@ -73,7 +73,9 @@ impl Init {
         let kaiming_gain = |a: f32| (2.0 / (1.0 + a * a)).sqrt();
         match *self {
             Init::Constant(v) => DeviceTensor::full(device, shape, v),
-            Init::Uniform { lo, hi } => DeviceTensor::rand_uniform(device, shape, lo, hi, seed, offset),
+            Init::Uniform { lo, hi } => {
+                DeviceTensor::rand_uniform(device, shape, lo, hi, seed, offset)
+            }
             Init::Normal { mean, std } => {
                 DeviceTensor::rand_normal(device, shape, mean, std, seed, offset)
             }

@@ -5,6 +5,8 @@
 
 pub mod init;
 pub mod module;
+pub mod optim;
+pub mod schedule;
 pub mod var_store;
 
 pub use init::Init;

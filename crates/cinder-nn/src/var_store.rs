@@ -67,7 +67,11 @@ impl VarStore {
 
     /// Every trainable parameter, in creation order (what an optimizer takes).
     pub fn parameters(&self) -> Vec<Tensor> {
-        lock(&self.vars).params.iter().map(|(_, t)| t.clone()).collect()
+        lock(&self.vars)
+            .params
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Every buffer (non-trainable state) with its name, in creation order.
