@@ -724,7 +724,7 @@ fn schedules_set_the_optimizer_lr() {
     for e in 1..=5 {
         let lr = s.step_optimizer(&mut opt);
         assert_eq!(opt.lr(), lr);
-        assert!((lr as f64 - 0.1 * 0.5f64.powi((e / 2) as i32)).abs() < 1e-8);
+        assert!((lr as f64 - 0.1 * 0.5f64.powi(e / 2)).abs() < 1e-8);
     }
     let mut r = ReduceLrOnPlateau::new(
         opt.lr(),
@@ -798,7 +798,7 @@ fn reduce_lr_on_plateau_sequences() {
     ];
     let mut s = ReduceLrOnPlateau::new(0.1, c).unwrap();
     let got: Vec<f64> = metrics.iter().map(|&m| s.step_with(m) as f64).collect();
-    let want = plateau_reference(0.1, &c, &metrics.map(|m| m as f32 as f64));
+    let want = plateau_reference(0.1, &c, &metrics.map(|m| m as f64));
     for (e, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!((g - w).abs() < 1e-6 * w, "epoch {e}: got {g}, want {w}");
     }
@@ -828,7 +828,7 @@ fn reduce_lr_on_plateau_sequences() {
     let metrics = [0.5, 0.505, 0.52, 0.525, 0.526, 0.6, 0.6, 0.6];
     let mut s = ReduceLrOnPlateau::new(1.0, c).unwrap();
     let got: Vec<f64> = metrics.iter().map(|&m| s.step_with(m) as f64).collect();
-    let want = plateau_reference(1.0, &c, &metrics.map(|m| m as f32 as f64));
+    let want = plateau_reference(1.0, &c, &metrics.map(|m| m as f64));
     for (e, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!((g - w).abs() < 1e-6 * w, "epoch {e}: got {g}, want {w}");
     }
