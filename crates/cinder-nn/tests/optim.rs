@@ -847,3 +847,75 @@ fn reduce_lr_on_plateau_sequences() {
         .is_err()
     );
 }
+
+#[test]
+fn one_dispatch_per_parameter_per_step_and_no_readback() {
+    // A device of its own, so other tests' dispatches do not count.
+    let d = Device::new().unwrap();
+    let mk = |v: &[f32], s: &[usize]| {
+        Tensor::parameter(DeviceTensor::from_slice(&d, v, s).unwrap()).unwrap()
+    };
+    let ps = vec![
+        mk(&values(1, 240), &[12, 20]),
+        mk(&values(2, 60), &[60]),
+        mk(&[0.0; 4], &[4]), // no gradient: no dispatch
+    ];
+    for p in &ps[..2] {
+        let g = Tensor::from_slice(&d, &values(3, p.numel()), &p.shape()).unwrap();
+        p.set_grad(Some(g));
+    }
+    let opts: Vec<Box<dyn Optimizer>> = vec![
+        Box::new(
+            Sgd::new(
+                ps.clone(),
+                SgdConfig {
+                    momentum: 0.9,
+                    nesterov: true,
+                    weight_decay: 0.1,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            Adam::new(
+                ps.clone(),
+                AdamConfig {
+                    amsgrad: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        ),
+        Box::new(AdamW::new(ps.clone(), AdamConfig::adamw()).unwrap()),
+        Box::new(
+            RmsProp::new(
+                ps.clone(),
+                RmsPropConfig {
+                    centered: true,
+                    momentum: 0.5,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        ),
+        Box::new(Adagrad::new(ps.clone(), AdagradConfig::default()).unwrap()),
+    ];
+    for mut opt in opts {
+        d.sync().unwrap();
+        let before = d.dispatch_stats();
+        for _ in 0..3 {
+            opt.step().unwrap();
+        }
+        let after = d.dispatch_stats();
+        assert_eq!(
+            after.dispatches - before.dispatches,
+            6,
+            "2 parameters x 3 steps"
+        );
+        assert_eq!(
+            after.submits, before.submits,
+            "a step submits and reads nothing"
+        );
+    }
+}
