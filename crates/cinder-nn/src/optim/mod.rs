@@ -68,7 +68,10 @@ pub trait Optimizer {
     /// (`step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`,
     /// `square_avg`, `grad_avg`, `sum`). `step` is a shape-`[]` f32 tensor, the others have
     /// the parameter's shape. Parameters not yet stepped have no entries. The tensors are
-    /// copies (later steps do not change them). Never fails: only uploads and copies.
+    /// copies (later steps do not change them); if the device cannot allocate a copy, the
+    /// live buffer is returned instead, and if it cannot allocate a `step` scalar that entry
+    /// is missing (so [`Optimizer::load_state`] of the result fails rather than resuming
+    /// wrongly). Reads nothing back.
     fn state(&self) -> Vec<(String, DeviceTensor)>;
 
     /// Replaces the whole state with `state` (names as [`Optimizer::state`] gives them);
@@ -143,9 +146,10 @@ impl Slots {
                 out.push((format!("state.{i}.step"), st));
             }
             for (name, b) in self.names.iter().zip(bufs) {
-                if let Ok(c) = b.deep_clone() {
-                    out.push((format!("state.{i}.{name}"), c));
-                }
+                // Should the copy fail (out of memory), the live buffer is handed out
+                // instead: same contents now, but later steps would change it.
+                let c = b.deep_clone().unwrap_or_else(|_| b.clone());
+                out.push((format!("state.{i}.{name}"), c));
             }
         }
         out
