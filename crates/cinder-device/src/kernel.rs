@@ -35,6 +35,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("layout", include_str!("../../../shaders/layout.wgsl")),
     ("random", include_str!("../../../shaders/random.wgsl")),
     ("linalg", include_str!("../../../shaders/linalg.wgsl")),
+    ("optim", include_str!("../../../shaders/optim.wgsl")),
 ];
 
 /// Returns the WGSL source of a shader family, or `None` for an unknown name.

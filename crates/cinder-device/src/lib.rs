@@ -17,4 +17,5 @@ pub use error::{Error, Result};
 pub use kernel::{Kernel, Params};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::matmul::MatmulKernel;
+pub use ops::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
 pub use tensor::{DType, DeviceTensor, Element};

@@ -8,6 +8,8 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod optim;
+pub mod schedule;
 pub mod var_store;
 
 pub use init::Init;

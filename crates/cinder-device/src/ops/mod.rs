@@ -10,6 +10,7 @@ pub mod index;
 pub mod layout;
 pub mod linalg;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
@@ -30,5 +31,6 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(layout::kernels());
     v.extend(random::kernels());
     v.extend(linalg::kernels());
+    v.extend(optim::kernels());
     v
 }

@@ -8,6 +8,7 @@ mod index;
 mod layout;
 mod linalg;
 mod matmul;
+mod optim;
 mod pool;
 mod random;
 mod reduce;
