@@ -8,11 +8,11 @@
 
 mod common;
 
-use clap::Parser;
 use cinder::data::mnist::{self, FASHION_CLASSES, Split};
 use cinder::models::LeNet5;
 use cinder::nn::VarStore;
 use cinder::prelude::*;
+use clap::Parser;
 use common::{Args, classify};
 
 fn main() -> anyhow::Result<()> {

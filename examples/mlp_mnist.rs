@@ -8,11 +8,11 @@
 
 mod common;
 
-use clap::Parser;
 use cinder::data::mnist::{self, FASHION_CLASSES, Split};
 use cinder::models::{Activation, Mlp};
 use cinder::nn::VarStore;
 use cinder::prelude::*;
+use clap::Parser;
 use common::{Args, classify};
 
 fn main() -> anyhow::Result<()> {
@@ -29,7 +29,13 @@ fn main() -> anyhow::Result<()> {
     }
     let (train, val) = train.split(args.val_fraction, args.seed)?;
     let vs = VarStore::new(&dev, args.seed);
-    let model = Mlp::new(&vs.root(), &[784, 256, 128, 10], Activation::Relu, 0.2, args.seed)?;
+    let model = Mlp::new(
+        &vs.root(),
+        &[784, 256, 128, 10],
+        Activation::Relu,
+        0.2,
+        args.seed,
+    )?;
     let data = classify::Data {
         train,
         val,

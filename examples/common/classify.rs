@@ -12,6 +12,7 @@ use cinder::device::Device;
 use cinder::models::train::{Stats, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
 use cinder::nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
 use cinder::nn::{Module, VarStore};
 use serde_json::json;
 
@@ -54,11 +55,27 @@ pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
 
 fn make_optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer>> {
     Ok(match args.optimizer.as_str() {
-        "adam" => Box::new(Adam::new(vs.parameters(), AdamConfig { lr: args.lr, ..Default::default() })?),
-        "adamw" => Box::new(Adam::new(vs.parameters(), AdamConfig { lr: args.lr, ..AdamConfig::adamw() })?),
+        "adam" => Box::new(Adam::new(
+            vs.parameters(),
+            AdamConfig {
+                lr: args.lr,
+                ..Default::default()
+            },
+        )?),
+        "adamw" => Box::new(Adam::new(
+            vs.parameters(),
+            AdamConfig {
+                lr: args.lr,
+                ..AdamConfig::adamw()
+            },
+        )?),
         "sgd" => Box::new(Sgd::new(
             vs.parameters(),
-            SgdConfig { lr: args.lr, momentum: 0.9, ..Default::default() },
+            SgdConfig {
+                lr: args.lr,
+                momentum: 0.9,
+                ..Default::default()
+            },
         )?),
         other => anyhow::bail!("unknown --optimizer {other} (adam, adamw or sgd)"),
     })
@@ -66,7 +83,12 @@ fn make_optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimize
 
 /// The training state saved after every epoch for --resume: the model (`model.*`), the
 /// optimizer (`optim.*`) and the loop's counters as metadata.
-fn save_last(path: &Path, vs: &VarStore, opt: &dyn Optimizer, meta: &BTreeMap<String, String>) -> anyhow::Result<()> {
+fn save_last(
+    path: &Path,
+    vs: &VarStore,
+    opt: &dyn Optimizer,
+    meta: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let model: Vec<_> = vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
     let mut all = with_prefix("model.", &model);
     all.extend(with_prefix("optim.", &opt.state()));
@@ -74,21 +96,37 @@ fn save_last(path: &Path, vs: &VarStore, opt: &dyn Optimizer, meta: &BTreeMap<St
     Ok(())
 }
 
-fn load_last(path: &Path, dev: &Device, vs: &VarStore, opt: &mut dyn Optimizer) -> anyhow::Result<BTreeMap<String, String>> {
+fn load_last(
+    path: &Path,
+    dev: &Device,
+    vs: &VarStore,
+    opt: &mut dyn Optimizer,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let (tensors, meta) = checkpoint::load_with_metadata(path, dev)?;
     let (model, rest) = take_prefix("model.", tensors);
     let (optim, _) = take_prefix("optim.", rest);
-    vs.load_state(&model)?;
+    vs.load_state(&model, true)?;
     opt.load_state(&optim)?;
     Ok(meta)
 }
 
 /// Trains `model` (built in `vs`) on `data` as `args` say, prints progress, writes the
 /// checkpoints and pictures under `--out`, and prints the final JSON line.
-pub fn run(name: &str, args: &Args, dev: &Device, vs: &VarStore, model: &dyn Module, data: Data, augment: Vec<Transform>) -> anyhow::Result<()> {
+pub fn run(
+    name: &str,
+    args: &Args,
+    dev: &Device,
+    vs: &VarStore,
+    model: &dyn Module,
+    data: Data,
+    augment: Vec<Transform>,
+) -> anyhow::Result<()> {
     ensure_dir(&args.out)?;
     let (mean, std) = channel_stats(&data.train);
-    let norm = Transform::Normalize { mean: mean.clone(), std: std.clone() };
+    let norm = Transform::Normalize {
+        mean: mean.clone(),
+        std: std.clone(),
+    };
     let mut train_tf = augment;
     train_tf.push(norm.clone());
     let train = DataLoader::new(dev, Arc::new(data.train), args.batch_size)?
@@ -113,22 +151,45 @@ pub fn run(name: &str, args: &Args, dev: &Device, vs: &VarStore, model: &dyn Mod
     if args.resume {
         let meta = load_last(&last_path, dev, vs, opt.as_mut())
             .with_context(|| format!("--resume: reading {}", last_path.display()))?;
-        let get = |k: &str| meta.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let get = |k: &str| {
+            meta.get(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         start = get("epochs_done") as usize;
         best_acc = get("best_val_accuracy") as f32;
         bad = get("bad_epochs") as usize;
         println!("resumed after epoch {start} (best validation accuracy {best_acc:.4})");
     }
 
+    // Cosine decay per step over the whole run (PyTorch's CosineAnnealingLR stepped every
+    // batch), or a constant rate.
+    let total = args.epochs * train.num_batches();
+    let mut schedule = match args.schedule.as_str() {
+        "cosine" => {
+            let mut s = CosineAnnealingLr::new(args.lr, total.max(1), 0.0)?;
+            s.set_epoch(start * train.num_batches());
+            opt.set_lr(s.lr());
+            Some(s)
+        }
+        "constant" => None,
+        other => anyhow::bail!("unknown --schedule {other} (cosine or constant)"),
+    };
     let mut history = Vec::new();
     let mut last_train = Stats::default();
     let mut epochs_run = start;
     for epoch in start..args.epochs {
-        let pb = progress(train.num_batches(), format!("epoch {}/{}", epoch + 1, args.epochs));
-        let t = train_epoch(model, opt.as_mut(), &train, epoch as u64, 20, |_, seen, loss| {
+        let pb = progress(
+            train.num_batches(),
+            format!("epoch {}/{}", epoch + 1, args.epochs),
+        );
+        let t = train_epoch(model, opt.as_mut(), &train, epoch as u64, 20, |o, s| {
+            if let Some(sched) = schedule.as_mut() {
+                sched.step_optimizer(o);
+            }
             pb.inc(1);
-            if let Some(l) = loss {
-                let rate = seen as f64 / pb.elapsed().as_secs_f64().max(1e-9);
+            if let Some(l) = s.loss {
+                let rate = s.seen as f64 / pb.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!("loss {l:.4}, {rate:.0} img/s"));
             }
         })?;
@@ -145,8 +206,10 @@ pub fn run(name: &str, args: &Args, dev: &Device, vs: &VarStore, model: &dyn Mod
             t.seconds,
             t.images_per_second()
         );
-        history.push(json!({"epoch": epoch + 1, "train_loss": t.loss, "train_accuracy": t.accuracy,
-            "val_loss": v.loss, "val_accuracy": v.accuracy, "seconds": t.seconds}));
+        history.push(
+            json!({"epoch": epoch + 1, "train_loss": t.loss, "train_accuracy": t.accuracy,
+            "val_loss": v.loss, "val_accuracy": v.accuracy, "seconds": t.seconds}),
+        );
         last_train = t;
         if v.accuracy > best_acc {
             best_acc = v.accuracy;
@@ -171,7 +234,9 @@ pub fn run(name: &str, args: &Args, dev: &Device, vs: &VarStore, model: &dyn Mod
         vs.load(&best_path)?;
     }
     let (ts, preds) = evaluate(model, &test)?;
-    let wrong: Vec<usize> = (0..preds.len()).filter(|&i| preds[i] != test.dataset().labels()[i] as u32).collect();
+    let wrong: Vec<usize> = (0..preds.len())
+        .filter(|&i| preds[i] != test.dataset().labels()[i] as u32)
+        .collect();
     let show: Vec<usize> = wrong.iter().copied().take(64).collect();
     let shape = test.dataset().image_shape();
     let mut pixels = Vec::new();

@@ -26,6 +26,9 @@ pub struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
+    /// Learning-rate schedule: cosine (decay to 0 over the run, per step) or constant.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
     /// Optimizer: adam, adamw or sgd (momentum 0.9).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,

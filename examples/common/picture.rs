@@ -29,7 +29,11 @@ const DIGITS: [[u8; 5]; 10] = [
 impl Canvas {
     /// A canvas filled with `bg`.
     pub fn new(w: usize, h: usize, bg: [u8; 3]) -> Canvas {
-        Canvas { w, h, rgb: bg.iter().copied().cycle().take(w * h * 3).collect() }
+        Canvas {
+            w,
+            h,
+            rgb: bg.iter().copied().cycle().take(w * h * 3).collect(),
+        }
     }
 
     /// Sets one pixel (ignored outside the canvas).
@@ -43,7 +47,16 @@ impl Canvas {
     /// Draws a `[C, H, W]` image (C = 1 or 3, values mapped from `[lo, hi]` to 0-255) with
     /// its top-left corner at (x, y), each pixel `scale` x `scale`.
     #[allow(clippy::too_many_arguments)]
-    pub fn image(&mut self, x: usize, y: usize, img: &[f32], shape: [usize; 3], lo: f32, hi: f32, scale: usize) {
+    pub fn image(
+        &mut self,
+        x: usize,
+        y: usize,
+        img: &[f32],
+        shape: [usize; 3],
+        lo: f32,
+        hi: f32,
+        scale: usize,
+    ) {
         let [c, h, w] = shape;
         let to_u8 = |v: f32| (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8;
         for yy in 0..h {
@@ -71,7 +84,11 @@ impl Canvas {
                     if bits & (4 >> col) != 0 {
                         for dy in 0..scale {
                             for dx in 0..scale {
-                                self.set(x + (k * 4 + col) * scale + dx, y + row * scale + dy, color);
+                                self.set(
+                                    x + (k * 4 + col) * scale + dx,
+                                    y + row * scale + dy,
+                                    color,
+                                );
                             }
                         }
                     }
@@ -95,6 +112,9 @@ impl Canvas {
     }
 }
 
+/// A caption: numbers with their colours, drawn left to right.
+pub type Caption = Vec<(usize, [u8; 3])>;
+
 /// A grid of images, `cols` per row, each with an optional caption of (number, colour)
 /// pairs drawn under it. `images` holds `n` images of `shape` back to back.
 pub fn grid(
@@ -103,7 +123,7 @@ pub fn grid(
     cols: usize,
     range: (f32, f32),
     scale: usize,
-    captions: Option<&[Vec<(usize, [u8; 3])>]>,
+    captions: Option<&[Caption]>,
 ) -> Canvas {
     let per: usize = shape.iter().product();
     let n = images.len() / per.max(1);
@@ -114,7 +134,15 @@ pub fn grid(
     let mut c = Canvas::new(cols * cw, rows * ch, [24, 24, 24]);
     for i in 0..n {
         let (x, y) = ((i % cols) * cw + 1, (i / cols) * ch + 1);
-        c.image(x, y, &images[i * per..(i + 1) * per], shape, range.0, range.1, scale);
+        c.image(
+            x,
+            y,
+            &images[i * per..(i + 1) * per],
+            shape,
+            range.0,
+            range.1,
+            scale,
+        );
         if let Some(caps) = captions {
             let mut cx = x;
             for &(num, color) in &caps[i] {

@@ -78,17 +78,29 @@ impl Totals {
     }
 }
 
-/// Trains `model` for one epoch of `loader` with cross-entropy and `opt`. `progress` is
-/// called after every batch with (batch index, examples so far, the running mean loss when
-/// it was read back this batch, every `report_every` batches). Returns the epoch's mean
-/// loss and training accuracy, or the first error.
+/// After each training step: the batch index, examples so far, and the running mean loss
+/// when it was read back this batch (every `report_every` batches).
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// Batch index within the epoch.
+    pub batch: usize,
+    /// Examples seen so far this epoch.
+    pub seen: usize,
+    /// Running mean loss, when read back this batch.
+    pub loss: Option<f32>,
+}
+
+/// Trains `model` for one epoch of `loader` with cross-entropy and `opt`. `after_step` is
+/// called after every optimizer step with the optimizer (to set a per-step learning rate)
+/// and the [`Step`]. Returns the epoch's mean loss and training accuracy, or the first
+/// error.
 pub fn train_epoch(
     model: &dyn Module,
     opt: &mut dyn Optimizer,
     loader: &DataLoader,
     epoch: u64,
     report_every: usize,
-    mut progress: impl FnMut(usize, usize, Option<f32>),
+    mut after_step: impl FnMut(&mut dyn Optimizer, Step),
 ) -> Result<Stats> {
     let start = Instant::now();
     let mut totals = Totals::new();
@@ -108,7 +120,14 @@ pub fn train_epoch(
         } else {
             None
         };
-        progress(i, totals.examples, running);
+        after_step(
+            opt,
+            Step {
+                batch: i,
+                seen: totals.examples,
+                loss: running,
+            },
+        );
     }
     totals.finish(start)
 }

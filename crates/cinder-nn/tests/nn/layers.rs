@@ -442,7 +442,7 @@ fn batchnorm_and_linear_backward_match_finite_differences() {
     let w = bn.weight.clone().unwrap();
     // the layer's own weight is used inside; check the input gradient through it
     cinder_autograd::gradcheck(
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |v| bn.forward_t(&v[0], true),
         &Default::default(),
     )

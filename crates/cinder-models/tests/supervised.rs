@@ -1,0 +1,239 @@
+//! Supervised models: LeNet-5 learns Fashion-MNIST from 2,000 images, VGG and ResNet have
+//! the right shapes and gradients and overfit 32 images, and a resumed run continues with
+//! exactly the loss of an uninterrupted one.
+
+use std::sync::Arc;
+
+use cinder_autograd::Tensor;
+use cinder_data::mnist::{self, Split};
+use cinder_data::{DataLoader, Dataset, Transform};
+use cinder_device::{Device, DeviceTensor};
+use cinder_models::train::{evaluate, train_epoch};
+use cinder_models::{Activation, LeNet5, Mlp, ResNet, VGG11, VGG16, Vgg};
+use cinder_nn::checkpoint::{self, take_prefix, with_prefix};
+use cinder_nn::loss::{CrossEntropy, cross_entropy};
+use cinder_nn::optim::{Adam, AdamConfig, Optimizer};
+use cinder_nn::schedule::{CosineAnnealingLr, LrScheduler};
+use cinder_nn::{Module, VarStore};
+
+fn dev() -> Device {
+    Device::default().expect("a wgpu adapter (run scripts/setup.sh)")
+}
+
+fn normalize(d: &Dataset) -> Transform {
+    let n = d.images().len() as f64;
+    let mean = d.images().iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+    let var = d
+        .images()
+        .iter()
+        .map(|&p| (p as f64 / 255.0 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    Transform::Normalize {
+        mean: vec![mean as f32],
+        std: vec![var.sqrt() as f32],
+    }
+}
+
+#[test]
+fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
+    let dev = dev();
+    let dir = mnist::data_dir(None);
+    let train = mnist::load(&dir, Split::Train)
+        .expect("Fashion-MNIST (scripts/setup.sh)")
+        .take(2000);
+    let test = mnist::load(&dir, Split::Test).unwrap().take(1000);
+    let norm = normalize(&train);
+    let tl = DataLoader::new(&dev, Arc::new(train), 8)
+        .unwrap()
+        .shuffle(0)
+        .transforms(vec![norm.clone()]);
+    let el = DataLoader::new(&dev, Arc::new(test), 250)
+        .unwrap()
+        .transforms(vec![norm]);
+    let vs = VarStore::new(&dev, 0);
+    let model = LeNet5::new(&vs.root(), 1, 10).unwrap();
+    let lr = 3e-3;
+    let mut opt = Adam::new(
+        vs.parameters(),
+        AdamConfig {
+            lr,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // cosine decay over the epoch's steps, as the examples do
+    let mut sched = CosineAnnealingLr::new(lr, tl.num_batches(), 0.0).unwrap();
+    let t = train_epoch(&model, &mut opt, &tl, 0, 0, |o, _| {
+        sched.step_optimizer(o);
+    })
+    .unwrap();
+    let (s, preds) = evaluate(&model, &el).unwrap();
+    assert_eq!(preds.len(), 1000);
+    println!(
+        "LeNet-5, 2,000 images, 1 epoch: train loss {:.4}, test accuracy {:.4}",
+        t.loss, s.accuracy
+    );
+    assert!(s.accuracy > 0.70, "test accuracy {}", s.accuracy);
+    // the accuracy evaluate reports is the one its predictions give
+    let labels = el.dataset().labels();
+    let hits = preds
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == **l as u32)
+        .count();
+    assert!((hits as f32 / 1000.0 - s.accuracy).abs() < 1e-6);
+}
+
+/// Random images and labels, and the loss after `steps` Adam steps on them.
+fn overfit(model: &dyn Module, vs: &VarStore, steps: usize, lr: f32) -> (f32, f32) {
+    let dev = vs.device().clone();
+    let x = Tensor::from_data(
+        DeviceTensor::rand_normal(&dev, &[32, 3, 32, 32], 0.0, 1.0, 9, 0).unwrap(),
+    );
+    let labels: Vec<u32> = (0..32).map(|i| (i * 7 % 10) as u32).collect();
+    let y = Tensor::from_slice(&dev, &labels, &[32]).unwrap();
+    let mut opt = Adam::new(
+        vs.parameters(),
+        AdamConfig {
+            lr,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ce = CrossEntropy::default();
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..steps {
+        let loss = cross_entropy(&model.forward_t(&x, true).unwrap(), &y, &ce).unwrap();
+        opt.zero_grad();
+        loss.backward().unwrap();
+        opt.step().unwrap();
+        last = loss.item().unwrap();
+        first.get_or_insert(last);
+    }
+    (first.unwrap(), last)
+}
+
+#[test]
+fn vgg_shapes_gradients_and_overfit() {
+    let dev = dev();
+    for (cfg, bn) in [(VGG11, true), (VGG16, false)] {
+        let vs = VarStore::new(&dev, 1);
+        let m = Vgg::new(&vs.root(), cfg, 3, 10, bn, 16).unwrap();
+        let x = Tensor::from_data(
+            DeviceTensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 1, 0).unwrap(),
+        );
+        let y = m.forward_t(&x, true).unwrap();
+        assert_eq!(y.shape(), vec![2, 10]);
+        y.sum_all().unwrap().backward().unwrap();
+        for (name, p) in vs.named_parameters() {
+            let g = p.grad().unwrap_or_else(|| panic!("{name} has no gradient"));
+            assert_eq!(g.shape(), p.shape(), "{name}");
+        }
+        assert!(vs.get("features.0.weight").is_some());
+        assert!(Vgg::new(&vs.pp("bad"), &VGG11[..4], 3, 10, bn, 16).is_err());
+    }
+    let vs = VarStore::new(&dev, 2);
+    let m = Vgg::new(&vs.root(), VGG11, 3, 10, true, 16).unwrap();
+    let (first, last) = overfit(&m, &vs, 40, 3e-3);
+    assert!(last < 0.1 * first, "VGG-11 loss {first} -> {last}");
+}
+
+#[test]
+fn resnet_shapes_gradients_and_overfit() {
+    let dev = dev();
+    let vs = VarStore::new(&dev, 3);
+    let r20 = ResNet::resnet20(&vs.root(), 3, 10).unwrap();
+    let x = Tensor::from_data(
+        DeviceTensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 3, 0).unwrap(),
+    );
+    let y = r20.forward_t(&x, true).unwrap();
+    assert_eq!(y.shape(), vec![2, 10]);
+    y.sum_all().unwrap().backward().unwrap();
+    assert!(
+        vs.named_parameters()
+            .iter()
+            .all(|(_, p)| p.grad().is_some_and(|g| g.shape() == p.shape()))
+    );
+    // torchvision's names, with a downsample shortcut at each stride-2 stage
+    assert!(vs.get("layer2.0.downsample.0.weight").is_some());
+    assert!(vs.get("layer3.2.bn2.running_var").is_some());
+    assert!(vs.get("layer1.0.downsample.0.weight").is_none());
+    // about 0.27M parameters, as the paper's ResNet-20 (plus the 1x1 shortcuts)
+    let n = vs.num_parameters();
+    assert!((270_000..285_000).contains(&n), "{n} parameters");
+
+    let vs = VarStore::new(&dev, 4);
+    let r18 = ResNet::resnet18(&vs.root(), 3, 10, 16).unwrap();
+    assert_eq!(r18.forward_t(&x, false).unwrap().shape(), vec![2, 10]);
+    let (first, last) = overfit(&r18, &vs, 40, 3e-3);
+    assert!(last < 0.1 * first, "ResNet-18/16 loss {first} -> {last}");
+}
+
+#[test]
+fn resume_from_checkpoint_continues_with_the_same_loss() {
+    let dev = dev();
+    let n = 96;
+    let images: Vec<u8> = (0..n * 64).map(|i| ((i * 37) % 256) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
+    let data = Arc::new(Dataset::new(images, labels, [1, 8, 8], 4).unwrap());
+    let loader = DataLoader::new(&dev, data, 16).unwrap().shuffle(5);
+    let build = || {
+        let vs = VarStore::new(&dev, 11);
+        let m = Mlp::new(&vs.root(), &[64, 32, 4], Activation::Tanh, 0.0, 0).unwrap();
+        let opt = Adam::new(
+            vs.parameters(),
+            AdamConfig {
+                lr: 1e-2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (vs, m, opt)
+    };
+    // uninterrupted: three epochs
+    let (_vs, m, mut opt) = build();
+    let full: Vec<f32> = (0..3)
+        .map(|e| {
+            train_epoch(&m, &mut opt, &loader, e, 0, |_, _| {})
+                .unwrap()
+                .loss
+        })
+        .collect();
+
+    // one epoch, save model + optimizer, rebuild from scratch, load, two more epochs
+    let (vs, m, mut opt) = build();
+    let first = train_epoch(&m, &mut opt, &loader, 0, 0, |_, _| {})
+        .unwrap()
+        .loss;
+    assert_eq!(first, full[0]);
+    let path =
+        std::env::temp_dir().join(format!("cinder-resume-{}.safetensors", std::process::id()));
+    let model: Vec<_> = vs.state().into_iter().map(|(k, t)| (k, t.data())).collect();
+    let mut all = with_prefix("model.", &model);
+    all.extend(with_prefix("optim.", &opt.state()));
+    checkpoint::save(&path, &all, &Default::default()).unwrap();
+    drop((vs, m, opt));
+
+    let (vs, m, mut opt) = build();
+    let (tensors, _) = checkpoint::load_with_metadata(&path, &dev).unwrap();
+    let (mt, rest) = take_prefix("model.", tensors);
+    let (ot, _) = take_prefix("optim.", rest);
+    vs.load_state(&mt, true).unwrap();
+    opt.load_state(&ot).unwrap();
+    let resumed: Vec<f32> = (1..3)
+        .map(|e| {
+            train_epoch(&m, &mut opt, &loader, e, 0, |_, _| {})
+                .unwrap()
+                .loss
+        })
+        .collect();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        resumed,
+        full[1..].to_vec(),
+        "resumed losses differ from the uninterrupted run"
+    );
+    assert!(full[2] < full[0], "the loss falls: {full:?}");
+}
