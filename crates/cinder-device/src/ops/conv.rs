@@ -273,6 +273,31 @@ fn chunked(
 }
 
 /// Sums chunked partial results (for weight gradients).
+/// `[N, R, L]` as `[R, N, L]` (a copy unless N = 1), so that a chunk of images is a
+/// contiguous `[R, nb * L]` block after [`chunk_rows`].
+fn batch_inner(t: DeviceTensor) -> Result<DeviceTensor> {
+    if t.shape()[0] == 1 {
+        Ok(t)
+    } else {
+        t.permute(&[1, 0, 2])
+    }
+}
+
+/// Images `n0..n0 + nb` of a `[R, N, L]` tensor as `[R, nb * L]`.
+fn chunk_rows(t: &DeviceTensor, n: usize, n0: usize, nb: usize) -> Result<DeviceTensor> {
+    let (r, l) = if t.shape()[0] == 1 && n == 1 {
+        (t.shape()[1], t.shape()[2])
+    } else {
+        (t.shape()[0], t.shape()[2])
+    };
+    let part = if nb == n {
+        t.clone()
+    } else {
+        t.narrow(1, n0, nb)?
+    };
+    part.reshape(&[r, nb * l])
+}
+
 fn chunked_sum(
     n: usize,
     per_chunk: usize,
@@ -419,17 +444,15 @@ impl DeviceTensor {
         if xs[1] != ws[1] || gs != [xs[0], ws[0], g.oh, g.ow] {
             return Err(Error::shapes(op, &gs, &[xs[0], ws[0], g.oh, g.ow]));
         }
-        let gy = grad_out.reshape(&[gs[0], gs[1], g.cols()])?;
+        // The batch folds into the product's inner dimension: [O, nb * OHW] x
+        // [nb * OHW, CKK] -> [O, CKK], so no per-image [O, CKK] partials are materialized
+        // (for 512-channel layers those alone passed the binding limit).
+        let gy = batch_inner(grad_out.reshape(&[gs[0], gs[1], g.cols()])?)?;
         let per = chunk(op, input.device().max_binding_bytes(), &g, xs[0])?;
         let gw = chunked_sum(xs[0], per, |n0, nb| {
-            let rows = im2col(op, input, &g, n0, nb, true)?;
-            let gyc = if nb == xs[0] {
-                gy.clone()
-            } else {
-                gy.narrow(0, n0, nb)?
-            };
-            // [nb, O, OHW] x [nb, OHW, CKK] -> [nb, O, CKK], summed over the batch.
-            gyc.matmul(&rows)?.sum_axis(0, false)
+            let rows = im2col(op, input, &g, n0, nb, true)?; // [nb, OHW, CKK]
+            let rows = rows.reshape(&[nb * g.cols(), g.rows()])?;
+            chunk_rows(&gy, xs[0], n0, nb)?.matmul(&rows)
         })?;
         gw.reshape(&ws)
     }
@@ -533,17 +556,14 @@ impl DeviceTensor {
         if gs != out_shape || xs[1] != ws[0] {
             return Err(Error::shapes(op, &gs, &out_shape));
         }
-        let x3 = input.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?;
+        // [C_in, nb * HW] x [nb * HW, C_out*KK] -> [C_in, C_out*KK], the batch folded into
+        // the inner dimension as in conv2d_backward_weight.
+        let x3 = batch_inner(input.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?)?;
         let per = chunk(op, input.device().max_binding_bytes(), &g, xs[0])?;
         let gw = chunked_sum(xs[0], per, |n0, nb| {
             let rows = im2col(op, grad_out, &g, n0, nb, true)?; // [nb, H*W, C_out*KK]
-            let xc = if nb == xs[0] {
-                x3.clone()
-            } else {
-                x3.narrow(0, n0, nb)?
-            };
-            // [nb, C_in, HW] x [nb, HW, C_out*KK] -> [nb, C_in, C_out*KK]
-            xc.matmul(&rows)?.sum_axis(0, false)
+            let rows = rows.reshape(&[nb * g.cols(), g.rows()])?;
+            chunk_rows(&x3, xs[0], n0, nb)?.matmul(&rows)
         })?;
         gw.reshape(&ws)
     }

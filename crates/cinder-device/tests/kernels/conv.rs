@@ -271,3 +271,29 @@ fn columns_past_the_binding_limit_are_chunked_over_the_batch() {
         .collect();
     assert_close(&read(&gw), &want, 1e-2, 1e-4);
 }
+
+#[test]
+fn weight_gradients_of_wide_layers_stay_under_the_binding_limit() {
+    // VGG's last blocks: 512 -> 512 channels, 3x3, on 2x2 maps. One image's [O, C*9]
+    // partial is 9.4 MB, so 16 images of per-image partials (151 MB) would pass lavapipe's
+    // 128 MiB binding; the batch is folded into the product instead.
+    let mut r = rng(41);
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let (xs, ws): (Sh, Sh) = ([16, 512, 2, 2], [512, 512, 3, 3]);
+    let (x, xv) = rand_tensor(&mut r, &xs);
+    let (g, gv) = rand_tensor(&mut r, &[16, 512, 2, 2]);
+    let gw = read(&DeviceTensor::conv2d_backward_weight(&g, &x, &ws, &p).unwrap());
+    let mut want = vec![0.0f32; 512 * 512 * 9];
+    each_term(xs, ws, &p, |xi, wi, yi, _, _| want[wi] += gv[yi] * xv[xi]);
+    assert_close(&gw, &want, 1e-3, 1e-4);
+    // and the transposed convolution's weight gradient, same sizes
+    let tp = ConvTranspose2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let gwt = DeviceTensor::conv_transpose2d_backward_weight(&g, &x, &ws, &tp).unwrap();
+    assert_eq!(gwt.shape(), &ws);
+}
