@@ -10,11 +10,11 @@
 //! the data must fit one 128 MiB binding on lavapipe). Progress goes to stderr and stdout;
 //! the last stdout line is one JSON object with the metrics and the fit times.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use cinder::data::mnist::{self, Split};
 use cinder::models::classical::{GaussianMixture, KMeans, Pca, ProbabilisticPca};
 use cinder::prelude::*;
 
@@ -63,82 +63,16 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// Reads a gzip-compressed IDX file: (dimensions, bytes), checking the magic number
-/// (unsigned bytes) and the length.
-fn read_idx(path: &Path, limit: usize) -> anyhow::Result<(Vec<usize>, Vec<u8>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut raw)
-        .with_context(|| format!("{}: not gzip", path.display()))?;
-    if raw.len() < 4 || raw[0] != 0 || raw[1] != 0 || raw[2] != 0x08 {
-        bail!("{}: bad IDX magic at offset 0", path.display());
-    }
-    let rank = raw[3] as usize;
-    let header = 4 + 4 * rank;
-    if raw.len() < header {
-        bail!("{}: truncated IDX header", path.display());
-    }
-    let mut dims: Vec<usize> = (0..rank)
-        .map(|r| u32::from_be_bytes(raw[4 + 4 * r..8 + 4 * r].try_into().unwrap()) as usize)
-        .collect();
-    let total: usize = dims.iter().product();
-    if raw.len() != header + total {
-        bail!(
-            "{}: expected {} data bytes after the header, found {}",
-            path.display(),
-            total,
-            raw.len() - header
-        );
-    }
-    dims[0] = dims[0].min(limit);
-    let keep: usize = dims.iter().product();
-    Ok((dims, raw[header..header + keep].to_vec()))
-}
-
-/// CRC-32 (PNG's polynomial).
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
 /// Writes an 8-bit grayscale PNG (via a temporary file renamed into place).
 fn write_png(path: &Path, w: usize, h: usize, pixels: &[u8]) -> anyhow::Result<()> {
-    let mut raw = Vec::with_capacity(h * (w + 1));
-    for row in pixels.chunks(w) {
-        raw.push(0u8); // filter: none
-        raw.extend_from_slice(row);
-    }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(&raw)?;
-    let idat = z.finish()?;
-    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
-    let mut chunk = |kind: &[u8; 4], data: &[u8]| {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        png.extend_from_slice(&body);
-        png.extend_from_slice(&crc32(&body).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&(w as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(h as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &idat);
-    chunk(b"IEND", &[]);
     let tmp = path.with_extension("png.tmp");
-    std::fs::write(&tmp, &png).with_context(|| format!("{}", tmp.display()))?;
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut enc = png::Encoder::new(f, w as u32, h as u32);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()?.write_image_data(pixels)?;
+    }
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -210,10 +144,10 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().backend
     );
 
-    let (dims, pixels) = read_idx(&args.data.join("train-images-idx3-ubyte.gz"), args.limit)?;
-    let (_, labels) = read_idx(&args.data.join("train-labels-idx1-ubyte.gz"), args.limit)?;
-    let (n, d) = (dims[0], dims[1] * dims[2]);
-    let xs: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    let train = mnist::load(&args.data, Split::Train)?.take(args.limit);
+    let labels = train.labels().to_vec();
+    let (n, d) = (train.len(), train.image_len());
+    let xs: Vec<f32> = train.images().iter().map(|&p| p as f32 / 255.0).collect();
     let x = DeviceTensor::from_slice(&dev, &xs, &[n, d])?;
     println!("data: {n} images of {d} pixels, scaled to [0, 1]");
 
