@@ -31,4 +31,6 @@ pub mod prelude {
     pub use cinder_device::{
         BinaryOp, DType, Device, DeviceTensor, Error, MatmulKernel, Result, UnaryOp,
     };
+    pub use cinder_nn::optim::Optimizer;
+    pub use cinder_nn::{Module, VarStore};
 }
