@@ -8,7 +8,6 @@
 
 mod common;
 
-use cinder::data::mnist::{self, FASHION_CLASSES, Split};
 use cinder::models::LeNet5;
 use cinder::nn::VarStore;
 use cinder::prelude::*;
@@ -18,23 +17,8 @@ use common::{Args, classify};
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dev = Device::default()?;
-    let dir = mnist::data_dir(args.data.as_deref());
-    let mut train = mnist::load(&dir, Split::Train)?;
-    let mut test = mnist::load(&dir, Split::Test)?;
-    if let Some(n) = args.limit {
-        train = train.take(n);
-    }
-    if let Some(n) = args.test_limit {
-        test = test.take(n);
-    }
-    let (train, val) = train.split(args.val_fraction, args.seed)?;
+    let data = classify::Data::mnist(&args)?;
     let vs = VarStore::new(&dev, args.seed);
     let model = LeNet5::new(&vs.root(), 1, 10)?;
-    let data = classify::Data {
-        train,
-        val,
-        test,
-        classes: FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
-    };
     classify::run("lenet5", &args, &dev, &vs, &model, data, vec![])
 }

@@ -8,7 +8,6 @@
 
 mod common;
 
-use cinder::data::mnist::{self, FASHION_CLASSES, Split};
 use cinder::models::{Activation, Mlp};
 use cinder::nn::VarStore;
 use cinder::prelude::*;
@@ -18,16 +17,7 @@ use common::{Args, classify};
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dev = Device::default()?;
-    let dir = mnist::data_dir(args.data.as_deref());
-    let mut train = mnist::load(&dir, Split::Train)?;
-    let mut test = mnist::load(&dir, Split::Test)?;
-    if let Some(n) = args.limit {
-        train = train.take(n);
-    }
-    if let Some(n) = args.test_limit {
-        test = test.take(n);
-    }
-    let (train, val) = train.split(args.val_fraction, args.seed)?;
+    let data = classify::Data::mnist(&args)?;
     let vs = VarStore::new(&dev, args.seed);
     let model = Mlp::new(
         &vs.root(),
@@ -36,11 +26,5 @@ fn main() -> anyhow::Result<()> {
         0.2,
         args.seed,
     )?;
-    let data = classify::Data {
-        train,
-        val,
-        test,
-        classes: FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
-    };
     classify::run("mlp", &args, &dev, &vs, &model, data, vec![])
 }

@@ -3,11 +3,12 @@
 //! misclassified test images, and the final JSON line.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use cinder::data::{DataLoader, Dataset, Transform};
+use cinder::data::mnist::{self, Split};
+use cinder::data::{DataLoader, Dataset, Transform, cifar};
 use cinder::device::Device;
 use cinder::models::train::{Stats, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
@@ -29,6 +30,54 @@ pub struct Data {
     pub test: Dataset,
     /// Class names for the picture's legend.
     pub classes: Vec<String>,
+}
+
+impl Data {
+    /// Applies `--limit` and `--test-limit` and holds out `--val-fraction` of the training
+    /// images (a seeded split).
+    pub fn new(
+        args: &Args,
+        train: Dataset,
+        test: Dataset,
+        classes: &[&str],
+    ) -> anyhow::Result<Data> {
+        let train = match args.limit {
+            Some(n) => train.take(n),
+            None => train,
+        };
+        let test = match args.test_limit {
+            Some(n) => test.take(n),
+            None => test,
+        };
+        let (train, val) = train.split(args.val_fraction, args.seed)?;
+        Ok(Data {
+            train,
+            val,
+            test,
+            classes: classes.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// Fashion-MNIST (or MNIST) from `--data`, `$CINDER_DATA` or Debian's package.
+    pub fn mnist(args: &Args) -> anyhow::Result<Data> {
+        let dir = mnist::data_dir(args.data.as_deref());
+        let train = mnist::load(&dir, Split::Train)?;
+        let test = mnist::load(&dir, Split::Test)?;
+        Data::new(args, train, test, &mnist::FASHION_CLASSES)
+    }
+
+    /// CIFAR-10's binary files from `--data`, then `$CINDER_DATA`, then
+    /// `data/cifar-10-batches-bin`.
+    pub fn cifar(args: &Args) -> anyhow::Result<Data> {
+        let dir = args
+            .data
+            .clone()
+            .or_else(|| std::env::var_os("CINDER_DATA").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data/cifar-10-batches-bin"));
+        let train = cifar::load(&dir, Split::Train)?;
+        let test = cifar::load(&dir, Split::Test)?;
+        Data::new(args, train, test, &cifar::CLASSES)
+    }
 }
 
 /// Per-channel mean and standard deviation of a dataset's pixels in [0, 1].
