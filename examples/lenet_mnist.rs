@@ -15,7 +15,7 @@ use clap::Parser;
 use common::{Args, classify};
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = Args::parse().default_lr(2e-3);
     let dev = Device::default()?;
     let data = classify::Data::mnist(&args)?;
     let vs = VarStore::new(&dev, args.seed);

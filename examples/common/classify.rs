@@ -107,21 +107,21 @@ fn make_optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimize
         "adam" => Box::new(Adam::new(
             vs.parameters(),
             AdamConfig {
-                lr: args.lr,
+                lr: args.learning_rate(),
                 ..Default::default()
             },
         )?),
         "adamw" => Box::new(Adam::new(
             vs.parameters(),
             AdamConfig {
-                lr: args.lr,
+                lr: args.learning_rate(),
                 ..AdamConfig::adamw()
             },
         )?),
         "sgd" => Box::new(Sgd::new(
             vs.parameters(),
             SgdConfig {
-                lr: args.lr,
+                lr: args.learning_rate(),
                 momentum: 0.9,
                 ..Default::default()
             },
@@ -216,7 +216,7 @@ pub fn run(
     let total = args.epochs * train.num_batches();
     let mut schedule = match args.schedule.as_str() {
         "cosine" => {
-            let mut s = CosineAnnealingLr::new(args.lr, total.max(1), 0.0)?;
+            let mut s = CosineAnnealingLr::new(args.learning_rate(), total.max(1), 0.0)?;
             s.set_epoch(start * train.num_batches());
             opt.set_lr(s.lr());
             Some(s)

@@ -23,9 +23,9 @@ pub struct Args {
     /// Examples per batch.
     #[arg(long = "batch-size", default_value_t = 64)]
     pub batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
+    /// Learning rate (each example has its own default).
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// Learning-rate schedule: cosine (decay to 0 over the run, per step) or constant.
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
@@ -53,6 +53,19 @@ pub struct Args {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+}
+
+impl Args {
+    /// Sets the learning rate when `--lr` was not given.
+    pub fn default_lr(mut self, lr: f32) -> Args {
+        self.lr.get_or_insert(lr);
+        self
+    }
+
+    /// The learning rate (1e-3 when neither `--lr` nor the example set one).
+    pub fn learning_rate(&self) -> f32 {
+        self.lr.unwrap_or(1e-3)
+    }
 }
 
 /// A progress bar over `len` batches with a message slot for loss and throughput.
