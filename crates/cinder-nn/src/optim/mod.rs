@@ -21,6 +21,32 @@
 //! # Ok(()) }
 //! ```
 
+/// The [`Optimizer`] methods every optimizer here implements the same way, from its `cfg.lr`,
+/// `params` and `slots` fields.
+macro_rules! common_optimizer_methods {
+    () => {
+        fn lr(&self) -> f32 {
+            self.cfg.lr
+        }
+
+        fn set_lr(&mut self, lr: f32) {
+            self.cfg.lr = lr;
+        }
+
+        fn parameters(&self) -> &[Tensor] {
+            &self.params
+        }
+
+        fn state(&self) -> Vec<(String, DeviceTensor)> {
+            self.slots.export()
+        }
+
+        fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()> {
+            self.slots.import(&self.params, state)
+        }
+    };
+}
+
 mod adagrad;
 mod adam;
 mod rmsprop;

@@ -111,23 +111,5 @@ impl Optimizer for RmsProp {
         Ok(())
     }
 
-    fn lr(&self) -> f32 {
-        self.cfg.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.cfg.lr = lr;
-    }
-
-    fn parameters(&self) -> &[Tensor] {
-        &self.params
-    }
-
-    fn state(&self) -> Vec<(String, DeviceTensor)> {
-        self.slots.export()
-    }
-
-    fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()> {
-        self.slots.import(&self.params, state)
-    }
+    common_optimizer_methods!();
 }
