@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             });
             step += 1;
             pb.inc(1);
-            if step % 20 == 0 {
+            if step.is_multiple_of(20) {
                 pb.set_message(format!(
                     "mse {:.5}",
                     sum.as_ref().unwrap().item()? / (pb.position() as f32)

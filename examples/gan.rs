@@ -114,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             let s = trainer.step(&g, &d, &mut g_opt, &mut d_opt, &x, labels, step)?;
             step += 1;
             pb.inc(1);
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 dsum += s.d_loss.item()?;
                 dn += 1;
                 if let Some(l) = &s.g_loss {

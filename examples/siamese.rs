@@ -114,7 +114,7 @@ fn main() -> anyhow::Result<()> {
                 None => l,
             });
             pb.inc(1);
-            if (i + 1) % 20 == 0 {
+            if (i + 1).is_multiple_of(20) {
                 pb.set_message(format!(
                     "loss {:.4}",
                     sum.as_ref().unwrap().item()? / (i + 1) as f32

@@ -84,8 +84,8 @@ pub fn save_grid(t: &Tensor, cols: usize, range: (f32, f32), path: &Path) -> any
 /// `labels`, with the class legend (digit in its colour) along the top.
 pub fn scatter(xy: &[f32], labels: &[u8], size: usize, path: &Path) -> anyhow::Result<()> {
     let mut c = Canvas::new(size, size + 14, [255, 255, 255]);
-    for k in 0..10 {
-        c.number(4 + k * 14, 2, k, COLORS[k], 2);
+    for (k, &color) in COLORS.iter().enumerate() {
+        c.number(4 + k * 14, 2, k, color, 2);
     }
     let (xs, ys): (Vec<f32>, Vec<f32>) = xy.chunks(2).map(|p| (p[0], p[1])).unzip();
     // robust bounds: 1st and 99th percentiles

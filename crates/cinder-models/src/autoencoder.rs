@@ -33,7 +33,7 @@ impl Noise {
         match *self {
             Noise::None => Ok(x.clone()),
             Noise::Gaussian { std } => {
-                if !(std >= 0.0) {
+                if std.is_nan() || std < 0.0 {
                     return Err(Error::invalid("Noise", "negative std", &[]));
                 }
                 x.add(&Tensor::rand_normal(
@@ -106,6 +106,7 @@ pub struct AeLoss {
     pub l1: Tensor,
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Net {
     Mlp {
         enc: Vec<Linear>,
@@ -141,7 +142,7 @@ impl Autoencoder {
     /// sides are not divisible by 4, a negative sparsity or a taken name.
     pub fn new(path: &Path, cfg: AeConfig) -> Result<Autoencoder> {
         let [c, h, w] = cfg.image;
-        if c * h * w == 0 || cfg.code == 0 || !(cfg.sparsity >= 0.0) {
+        if c * h * w == 0 || cfg.code == 0 || cfg.sparsity.is_nan() || cfg.sparsity < 0.0 {
             return Err(Error::invalid(
                 "Autoencoder",
                 "zero image or code size, or negative sparsity",

@@ -430,7 +430,7 @@ impl GanTrainer {
             clip_parameters(d_opt.parameters(), c)?;
         }
         let mut g_loss = None;
-        if (step + 1) % self.n_critic as u64 == 0 {
+        if (step + 1).is_multiple_of(self.n_critic as u64) {
             let z = Tensor::rand_normal(&dev, &[n, latent], 0.0, 1.0, self.seed, 4 * step + 2)?;
             let fake = g.forward(&z, labels, true)?;
             let l = self
@@ -454,7 +454,7 @@ impl GanTrainer {
 /// Clamps every parameter to `[-c, c]` in place (WGAN's weight clipping). Returns `Err` for
 /// a negative `c`.
 pub fn clip_parameters(params: &[Tensor], c: f32) -> Result<()> {
-    if !(c >= 0.0) {
+    if c.is_nan() || c < 0.0 {
         return Err(Error::invalid(
             "clip_parameters",
             "negative clip value",

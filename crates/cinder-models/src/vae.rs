@@ -68,6 +68,7 @@ pub struct Elbo {
     pub kl: Tensor,
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Net {
     Mlp {
         fc1: Linear,
@@ -101,8 +102,8 @@ impl Vae {
     /// not divisible by 4, or a taken name.
     pub fn new(path: &Path, cfg: VaeConfig) -> Result<Vae> {
         let [c, h, w] = cfg.image;
-        let bad_sigma = matches!(cfg.likelihood, Likelihood::Gaussian { sigma } if !(sigma > 0.0));
-        if c * h * w == 0 || cfg.latent == 0 || bad_sigma || !(cfg.beta >= 0.0) {
+        let bad_sigma = matches!(cfg.likelihood, Likelihood::Gaussian { sigma } if sigma.is_nan() || sigma <= 0.0);
+        if c * h * w == 0 || cfg.latent == 0 || bad_sigma || cfg.beta.is_nan() || cfg.beta < 0.0 {
             return Err(Error::invalid(
                 "Vae",
                 "zero size, non-positive sigma or negative beta",
