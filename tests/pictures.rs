@@ -2,7 +2,6 @@
 //! decode to the expected size and pixels.
 
 #[path = "../examples/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use common::generative::{COLORS, scatter};
