@@ -406,7 +406,8 @@ impl GanTrainer {
         let dev = real.device();
         let latent = g.config().latent;
         let z = Tensor::rand_normal(&dev, &[n, latent], 0.0, 1.0, self.seed, 4 * step)?;
-        let fake = g.forward(&z, labels, true)?.detach();
+        // no graph through G for the critic's step
+        let fake = no_grad(|| g.forward(&z, labels, true))?;
         let d_real = d.forward(real, labels, true)?;
         let d_fake = d.forward(&fake, labels, true)?;
         let mut d_loss = self.objective.loss.d_loss(&d_real, &d_fake)?;
