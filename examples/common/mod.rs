@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod classify;
+pub mod generative;
 pub mod picture;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,28 @@ pub struct Args {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Architecture of the generative examples: mlp, or conv (autoencoder, vae) / dcgan (gan).
+    #[arg(long, default_value = "mlp")]
+    pub arch: String,
+    /// GAN loss: minimax, nonsaturating, wgan (weight clipping), wgan-gp, lsgan or hinge.
+    #[arg(long, default_value = "nonsaturating")]
+    pub loss: String,
+    /// Conditional GAN (label embedding concatenated to z and to D's input).
+    #[arg(long)]
+    pub conditional: bool,
+    /// Width of the code / latent / embedding (generative examples; default per example).
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Denoising autoencoder: standard deviation of the Gaussian input noise (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f32,
+    /// Autoencoder: tie the decoder's weights to the encoder's.
+    #[arg(long)]
+    pub tied: bool,
+    /// GAN: a LeNet-5 checkpoint (lenet_mnist's best.safetensors) that labels generated
+    /// samples, for the conditional GAN's class accuracy.
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
 }
 
 impl Args {

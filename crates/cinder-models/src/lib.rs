@@ -1,14 +1,22 @@
 //! Models built on Cinder: MLP, LeNet-5, VGG, ResNet, generative models and classical GPU pipelines.
 #![warn(missing_docs)]
 
+pub mod autoencoder;
 pub mod classical;
+pub mod gan;
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;
+pub mod siamese;
 pub mod train;
+pub mod vae;
 pub mod vgg;
 
+pub use autoencoder::{AeArch, AeConfig, Autoencoder, Noise};
+pub use gan::{Discriminator, GanArch, GanConfig, GanTrainer, Generator, Objective, Regularizer};
 pub use lenet::LeNet5;
 pub use mlp::{Activation, Mlp};
 pub use resnet::{BasicBlock, ResNet};
+pub use siamese::{PairSampler, Siamese, knn_accuracy};
+pub use vae::{Likelihood, Vae, VaeArch, VaeConfig};
 pub use vgg::{VGG11, VGG16, Vgg, VggItem};
