@@ -67,11 +67,15 @@ fn main() -> anyhow::Result<()> {
     let mut opt = Adam::new(
         vs.parameters(),
         AdamConfig {
-            lr: args.lr,
+            lr: args.learning_rate(),
             ..Default::default()
         },
     )?;
-    let mut sched = CosineAnnealingLr::new(args.lr, (args.epochs * tl.num_batches()).max(1), 0.0)?;
+    let mut sched = CosineAnnealingLr::new(
+        args.learning_rate(),
+        (args.epochs * tl.num_batches()).max(1),
+        0.0,
+    )?;
     let mut history = vec![];
     let (mut test_mse, mut train_loss) = (f64::NAN, f64::NAN);
     let t0 = Instant::now();

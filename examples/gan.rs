@@ -28,7 +28,7 @@ use common::{Args, ensure_dir, progress, write_json};
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = Args::parse().default_lr(5e-4);
     ensure_dir(&args.out)?;
     let dev = Device::default()?;
     let (train, _) = load(&args)?;
@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         Adam::new(
             vs.parameters(),
             AdamConfig {
-                lr: args.lr,
+                lr: args.learning_rate(),
                 betas: (0.5, 0.999),
                 ..Default::default()
             },

@@ -87,11 +87,12 @@ fn main() -> anyhow::Result<()> {
     let mut opt = Adam::new(
         vs.parameters(),
         AdamConfig {
-            lr: args.lr,
+            lr: args.learning_rate(),
             ..Default::default()
         },
     )?;
-    let mut sched = CosineAnnealingLr::new(args.lr, (args.epochs * steps).max(1), 0.0)?;
+    let mut sched =
+        CosineAnnealingLr::new(args.learning_rate(), (args.epochs * steps).max(1), 0.0)?;
     let mut history = vec![];
     let (mut loss, mut acc) = (f32::NAN, f32::NAN);
     let t0 = Instant::now();

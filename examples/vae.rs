@@ -65,11 +65,15 @@ fn main() -> anyhow::Result<()> {
     let mut opt = Adam::new(
         vs.parameters(),
         AdamConfig {
-            lr: args.lr,
+            lr: args.learning_rate(),
             ..Default::default()
         },
     )?;
-    let mut sched = CosineAnnealingLr::new(args.lr, (args.epochs * tl.num_batches()).max(1), 0.0)?;
+    let mut sched = CosineAnnealingLr::new(
+        args.learning_rate(),
+        (args.epochs * tl.num_batches()).max(1),
+        0.0,
+    )?;
     let iw_x = first_images(&dev, el.dataset(), iw_n)?;
     let mut history = vec![];
     let (mut train_nelbo, mut test_nelbo, mut test_iwae) = (f64::NAN, f64::NAN, f64::NAN);
