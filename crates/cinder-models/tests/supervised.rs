@@ -16,6 +16,15 @@ use cinder_nn::optim::{Adam, AdamConfig, Optimizer};
 use cinder_nn::schedule::{CosineAnnealingLr, LrScheduler};
 use cinder_nn::{Module, VarStore};
 
+/// The tests of this file run one at a time: each trains a model, and four at once on a
+/// CPU adapter only add memory pressure (a GPU error in one thread surfaces at the next
+/// readback of any thread, since errors are captured device-wide).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn dev() -> Device {
     Device::default().expect("a wgpu adapter (run scripts/setup.sh)")
 }
@@ -37,6 +46,7 @@ fn normalize(d: &Dataset) -> Transform {
 
 #[test]
 fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
+    let _serial = serial();
     let dev = dev();
     let dir = mnist::data_dir(None);
     let train = mnist::load(&dir, Split::Train)
@@ -117,6 +127,7 @@ fn overfit(model: &dyn Module, vs: &VarStore, steps: usize, lr: f32) -> (f32, f3
 
 #[test]
 fn vgg_shapes_gradients_and_overfit() {
+    let _serial = serial();
     let dev = dev();
     for (cfg, bn) in [(VGG11, true), (VGG16, false)] {
         let vs = VarStore::new(&dev, 1);
@@ -142,6 +153,7 @@ fn vgg_shapes_gradients_and_overfit() {
 
 #[test]
 fn resnet_shapes_gradients_and_overfit() {
+    let _serial = serial();
     let dev = dev();
     let vs = VarStore::new(&dev, 3);
     let r20 = ResNet::resnet20(&vs.root(), 3, 10).unwrap();
@@ -173,6 +185,7 @@ fn resnet_shapes_gradients_and_overfit() {
 
 #[test]
 fn resume_from_checkpoint_continues_with_the_same_loss() {
+    let _serial = serial();
     let dev = dev();
     let n = 96;
     let images: Vec<u8> = (0..n * 64).map(|i| ((i * 37) % 256) as u8).collect();
