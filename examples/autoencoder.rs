@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use cinder::models::{AeArch, AeConfig, Autoencoder, Noise};
 use cinder::nn::VarStore;
-use cinder::nn::optim::{Adam, AdamConfig, Optimizer};
+use cinder::nn::optim::{Adam, AdamConfig};
 use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
 use cinder::prelude::*;
 use clap::Parser;
-use common::generative::{first_images, load, loader, save_grid};
-use common::{Args, ensure_dir, progress, write_json};
+use common::generative::{first_images, load, loader, save_grid, train_epoch};
+use common::{Args, ensure_dir, write_json};
 use serde_json::json;
 
 /// PCA with 20 components on the 60,000 training images: test MSE per pixel (issue #6).
@@ -82,36 +82,21 @@ fn main() -> anyhow::Result<()> {
     let mut step = 0u64;
     for epoch in 0..args.epochs {
         let start = Instant::now();
-        let pb = progress(
-            tl.num_batches(),
-            format!("epoch {}/{}", epoch + 1, args.epochs),
-        );
-        let mut sum: Option<Tensor> = None;
-        for batch in tl.epoch(epoch as u64) {
-            let x = Tensor::from_data(batch?.images);
-            let l = ae.loss(&x, args.seed ^ 0xAE, step)?;
-            opt.zero_grad();
-            l.total.backward()?;
-            opt.step()?;
-            if args.schedule == "cosine" {
-                sched.step_optimizer(&mut opt);
-            }
-            let r = l.recon.detach();
-            sum = Some(match sum {
-                Some(s) => s.add(&r)?,
-                None => r,
-            });
-            step += 1;
-            pb.inc(1);
-            if step.is_multiple_of(20) {
-                pb.set_message(format!(
-                    "mse {:.5}",
-                    sum.as_ref().unwrap().item()? / (pb.position() as f32)
-                ));
-            }
-        }
-        pb.finish_and_clear();
-        train_loss = sum.map_or(Ok(0.0), |s| s.item())? as f64 / tl.num_batches() as f64;
+        let sched = (args.schedule == "cosine").then_some(&mut sched as &mut dyn LrScheduler);
+        let train_loss_epoch = train_epoch(
+            &tl,
+            epoch,
+            args.epochs,
+            &mut opt,
+            sched,
+            &mut step,
+            "mse",
+            |x, step| {
+                let l = ae.loss(x, args.seed ^ 0xAE, step)?;
+                Ok((l.total, l.recon))
+            },
+        )?;
+        train_loss = train_loss_epoch;
         // test reconstruction MSE per pixel, clean input
         let mut total = 0f64;
         no_grad(|| -> anyhow::Result<()> {

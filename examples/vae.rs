@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use cinder::models::{Likelihood, Vae, VaeArch, VaeConfig};
 use cinder::nn::VarStore;
-use cinder::nn::optim::{Adam, AdamConfig, Optimizer};
+use cinder::nn::optim::{Adam, AdamConfig};
 use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
 use cinder::prelude::*;
 use clap::Parser;
-use common::generative::{first_images, load, loader, save_grid, scatter};
-use common::{Args, ensure_dir, progress, write_json};
+use common::generative::{first_images, load, loader, save_grid, scatter, train_epoch};
+use common::{Args, ensure_dir, write_json};
 use serde_json::json;
 
 const K: usize = 100;
@@ -81,37 +81,22 @@ fn main() -> anyhow::Result<()> {
     let mut step = 0u64;
     for epoch in 0..args.epochs {
         let start = Instant::now();
-        let pb = progress(
-            tl.num_batches(),
-            format!("epoch {}/{}", epoch + 1, args.epochs),
-        );
-        let mut sum: Option<Tensor> = None;
-        for batch in tl.epoch(epoch as u64) {
-            let x = Tensor::from_data(batch?.images);
-            let e = vae.elbo(&x, args.seed ^ 0x5AE, step)?;
-            opt.zero_grad();
-            e.loss.backward()?;
-            opt.step()?;
-            if args.schedule == "cosine" {
-                sched.step_optimizer(&mut opt);
-            }
-            let l = e.loss.detach();
-            sum = Some(match sum {
-                Some(s) => s.add(&l)?,
-                None => l,
-            });
-            step += 1;
-            pb.inc(1);
-            if step.is_multiple_of(20) {
-                pb.set_message(format!(
-                    "-elbo {:.2}",
-                    sum.as_ref().unwrap().item()? / pb.position() as f32
-                ));
-            }
-        }
-        pb.finish_and_clear();
+        let sched = (args.schedule == "cosine").then_some(&mut sched as &mut dyn LrScheduler);
+        let train_nelbo_epoch = train_epoch(
+            &tl,
+            epoch,
+            args.epochs,
+            &mut opt,
+            sched,
+            &mut step,
+            "-elbo",
+            |x, step| {
+                let e = vae.elbo(x, args.seed ^ 0x5AE, step)?;
+                Ok((e.loss.clone(), e.loss))
+            },
+        )?;
         let train_secs = start.elapsed().as_secs_f64();
-        train_nelbo = sum.map_or(Ok(0.0), |s| s.item())? as f64 / tl.num_batches() as f64;
+        train_nelbo = train_nelbo_epoch;
         // test negative ELBO (one z per image, fixed stream) and IWAE on the first iw_n
         let (mut tot, mut iw) = (0f64, 0f64);
         no_grad(|| -> anyhow::Result<()> {

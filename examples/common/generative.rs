@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cinder::data::mnist::{self, Split};
 use cinder::data::{DataLoader, Dataset, Transform};
 use cinder::device::Device;
+use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
 
 use super::Args;
@@ -124,4 +125,50 @@ pub fn scatter(xy: &[f32], labels: &[u8], size: usize, path: &Path) -> anyhow::R
 /// Seconds since `start`, formatted for the epoch lines.
 pub fn secs(start: std::time::Instant) -> f64 {
     start.elapsed().as_secs_f64()
+}
+
+/// One training epoch of an unsupervised model. `loss(x, step)` returns the tensor to
+/// minimize and the one to report (they differ when a penalty is added); the optimizer
+/// steps, `schedule` (when given) advances every step, and the bar shows the running mean
+/// of the reported value, read back every 20 steps. Returns the epoch's mean of the
+/// reported value, or the first error.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch(
+    loader: &DataLoader,
+    epoch: usize,
+    epochs: usize,
+    opt: &mut dyn Optimizer,
+    mut schedule: Option<&mut dyn LrScheduler>,
+    step: &mut u64,
+    label: &str,
+    mut loss: impl FnMut(&Tensor, u64) -> cinder::Result<(Tensor, Tensor)>,
+) -> anyhow::Result<f64> {
+    let pb = super::progress(
+        loader.num_batches(),
+        format!("epoch {}/{epochs}", epoch + 1),
+    );
+    let mut sum: Option<Tensor> = None;
+    for batch in loader.epoch(epoch as u64) {
+        let x = Tensor::from_data(batch?.images);
+        let (minimize, report) = loss(&x, *step)?;
+        opt.zero_grad();
+        minimize.backward()?;
+        opt.step()?;
+        if let Some(s) = schedule.as_deref_mut() {
+            s.step_optimizer(opt);
+        }
+        let r = report.detach();
+        sum = Some(match sum {
+            Some(s) => s.add(&r)?,
+            None => r,
+        });
+        *step += 1;
+        pb.inc(1);
+        if step.is_multiple_of(20) {
+            let mean = sum.as_ref().map_or(Ok(0.0), |s| s.item())? / pb.position() as f32;
+            pb.set_message(format!("{label} {mean:.5}"));
+        }
+    }
+    pb.finish_and_clear();
+    Ok(sum.map_or(Ok(0.0), |s| s.item())? as f64 / loader.num_batches().max(1) as f64)
 }
