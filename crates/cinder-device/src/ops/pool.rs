@@ -42,6 +42,7 @@ pub fn kernels() -> Vec<Kernel> {
     vec![
         k("max_pool", 1, 2),
         k("max_pool_backward", 2, 1),
+        k("max_pool_backward_scatter", 2, 1),
         k("avg_pool", 1, 1),
         k("avg_pool_backward", 1, 1),
     ]
@@ -162,9 +163,27 @@ impl DeviceTensor {
         if grad_out.shape() != want || indices.shape() != want {
             return Err(Error::shapes(op, grad_out.shape(), &want));
         }
-        let gx = DeviceTensor::uninit_for(op, grad_out.device(), input_shape, DType::F32)?;
+        let dev = grad_out.device();
+        // Windows that cannot overlap (the span of one fits in a stride) take the scatter
+        // kernel: one write per output cell into zeros.
+        let disjoint = |k: usize, s: usize, d: usize| d * (k - 1) < s;
+        if disjoint(p.kernel.0, p.stride.0, p.dilation.0)
+            && disjoint(p.kernel.1, p.stride.1, p.dilation.1)
+        {
+            let gx = DeviceTensor::zeros(dev, input_shape)?;
+            let n = grad_out.numel();
+            dev.dispatch(
+                &k("max_pool_backward_scatter", 2, 1),
+                &[grad_out, indices],
+                &[&gx],
+                &params(n, &g, p, false),
+                grid_elems(n),
+            )?;
+            return Ok(gx);
+        }
+        let gx = DeviceTensor::uninit_for(op, dev, input_shape, DType::F32)?;
         let n = gx.numel();
-        grad_out.device().dispatch(
+        dev.dispatch(
             &k("max_pool_backward", 2, 1),
             &[grad_out, indices],
             &[&gx],

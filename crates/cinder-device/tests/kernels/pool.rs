@@ -27,6 +27,8 @@ fn cases() -> Vec<([usize; 4], Pool2dParams)> {
         ([2, 1, 7, 7], p((3, 2), (2, 1), (1, 0), (1, 1), true)), // overlapping, ceil
         ([1, 2, 10, 9], p((3, 3), (1, 2), (1, 0), (2, 1), false)),
         ([1, 1, 5, 5], p((2, 2), (2, 2), (0, 0), (1, 1), true)),
+        // disjoint windows with gaps between them, padding and dilation
+        ([2, 2, 9, 11], p((2, 2), (3, 4), (1, 1), (1, 2), false)),
     ]
 }
 
