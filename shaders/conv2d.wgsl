@@ -104,34 +104,59 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
 // the positions (weight gradients): the blocked matmul then reads them untransposed.
 override TRANSPOSED: bool = false;
 
-// dst = columns of images n0.. of src. Grid: x over column (output position), y over row
-// (channel and tap), z over the images of the chunk, so few indices need a division.
+// Rows (channel-tap pairs) each im2col invocation writes: lavapipe's cost is mostly per
+// invocation, and one element each made the LeNet-5 C2 columns (1M elements) cost 7 ms.
+// Must equal IM2COL_ROWS in ops/conv.rs.
+const IM2COL_ROWS: u32 = 8u;
+
+// dst = columns of images n0.. of src. Grid: x over column (output position), y over blocks
+// of IM2COL_ROWS rows (channel and tap), z over the images of the chunk; neighbouring
+// invocations take neighbouring positions, and taps advance without a division.
 @compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
-    let row = gid.y;
     let b = gid.z;
     let npos = p.oh * p.ow;
     if (q >= npos) {
         return;
     }
     let kk = p.kh * p.kw;
-    let ch = udiv(row, kk);
-    let tap = row - ch * kk;
-    let tap_h = udiv(tap, p.kw);
-    let tap_w = tap - tap_h * p.kw;
+    let rows = p.c * kk;
+    let r0 = gid.y * IM2COL_ROWS;
+    var ch = udiv(r0, kk);
+    let tap = r0 - ch * kk;
+    var tap_h = udiv(tap, p.kw);
+    var tap_w = tap - tap_h * p.kw;
     let oy = udiv(q, p.ow);
     let ox = q - oy * p.ow;
-    let y = i32(oy * p.sh + tap_h * p.dh) - i32(p.ph);
-    let x = i32(ox * p.sw + tap_w * p.dw) - i32(p.pw);
-    var v = 0.0;
-    if (y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
-        v = src[(((p.n0 + b) * p.c + ch) * p.h + u32(y)) * p.w + u32(x)];
-    }
-    if (TRANSPOSED) {
-        dst[(b * npos + q) * p.c * kk + row] = v;
-    } else {
-        dst[(b * p.c * kk + row) * npos + q] = v;
+    let y0 = i32(oy * p.sh) - i32(p.ph);
+    let x0 = i32(ox * p.sw) - i32(p.pw);
+    let img = (p.n0 + b) * p.c;
+    for (var j = 0u; j < IM2COL_ROWS; j++) {
+        let row = r0 + j;
+        if (row >= rows) {
+            break;
+        }
+        let y = y0 + i32(tap_h * p.dh);
+        let x = x0 + i32(tap_w * p.dw);
+        var v = 0.0;
+        if (y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
+            v = src[((img + ch) * p.h + u32(y)) * p.w + u32(x)];
+        }
+        if (TRANSPOSED) {
+            dst[(b * npos + q) * rows + row] = v;
+        } else {
+            dst[(b * rows + row) * npos + q] = v;
+        }
+        tap_w += 1u;
+        if (tap_w == p.kw) {
+            tap_w = 0u;
+            tap_h += 1u;
+            if (tap_h == p.kh) {
+                tap_h = 0u;
+                ch += 1u;
+            }
+        }
     }
 }
 
