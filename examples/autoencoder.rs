@@ -1,10 +1,11 @@
 //! Trains an autoencoder on Fashion-MNIST (MLP `784-256-code` or convolutional, optionally
-//! tied or denoising) and reports the test reconstruction MSE against PCA's.
+//! tied, denoising or sparse) and reports the test reconstruction MSE against PCA's.
 //!
 //! `cargo run --release --example autoencoder -- --epochs 10 --latent 20 [--arch conv]
-//!  [--tied] [--noise 0.3]`. Writes under `--out`: `reconstructions.png` (rows of inputs,
-//! then their reconstructions), `denoising.png` with `--noise` (noisy / denoised / clean
-//! rows), `metrics.json`; the last stdout line is a JSON object of final metrics.
+//!  [--tied] [--noise 0.3 | --mask 0.3] [--sparsity 1e-3]`. Writes under `--out`:
+//! `reconstructions.png` (rows of inputs, then their reconstructions), `denoising.png` with
+//! `--noise` or `--mask` (noisy / denoised / clean rows), `metrics.json`; the last stdout
+//! line is a JSON object of final metrics.
 
 mod common;
 
@@ -35,10 +36,11 @@ fn main() -> anyhow::Result<()> {
         "conv" => AeArch::Conv { width: 16 },
         a => anyhow::bail!("unknown --arch {a} (mlp or conv)"),
     };
-    let noise = if args.noise > 0.0 {
-        Noise::Gaussian { std: args.noise }
-    } else {
-        Noise::None
+    let noise = match (args.noise > 0.0, args.mask > 0.0) {
+        (true, true) => anyhow::bail!("--noise and --mask exclude each other"),
+        (true, false) => Noise::Gaussian { std: args.noise },
+        (false, true) => Noise::Masking { p: args.mask },
+        (false, false) => Noise::None,
     };
     let vs = VarStore::new(&dev, args.seed);
     let ae = Autoencoder::new(
@@ -49,16 +51,17 @@ fn main() -> anyhow::Result<()> {
             code,
             tied: args.tied,
             noise,
-            sparsity: 0.0,
+            sparsity: args.sparsity,
         },
     )?;
     let tl = loader(&dev, train, args.batch_size, Some(args.seed), false)?;
     let el = loader(&dev, test, 500, None, false)?;
     println!(
-        "autoencoder ({}, code {code}, tied {}, noise {}): {} train, {} test images; {} parameters; adapter {}",
+        "autoencoder ({}, code {code}, tied {}, noise {:?}, sparsity {}): {} train, {} test images; {} parameters; adapter {}",
         args.arch,
         args.tied,
-        args.noise,
+        noise,
+        args.sparsity,
         tl.dataset().len(),
         el.dataset().len(),
         vs.num_parameters(),
@@ -131,7 +134,7 @@ fn main() -> anyhow::Result<()> {
             0,
         )?;
         save_grid(&rows, 8, (0.0, 1.0), &args.out.join("reconstructions.png"))?;
-        if args.noise > 0.0 {
+        if noise != Noise::None {
             let noisy = noise.apply(&x, 12345, 0)?;
             let den = ae.reconstruct(&noisy, false)?;
             let rows = Tensor::concat(
@@ -151,6 +154,8 @@ fn main() -> anyhow::Result<()> {
         "code": code,
         "tied": args.tied,
         "noise": args.noise,
+        "mask": args.mask,
+        "sparsity": args.sparsity,
         "epochs": args.epochs,
         "train_images": tl.dataset().len(),
         "test_images": el.dataset().len(),

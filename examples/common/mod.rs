@@ -69,6 +69,13 @@ pub struct Args {
     /// Denoising autoencoder: standard deviation of the Gaussian input noise (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub noise: f32,
+    /// Denoising autoencoder: probability of zeroing each input pixel (masking noise; 0 =
+    /// off). Exclusive with `--noise`.
+    #[arg(long, default_value_t = 0.0)]
+    pub mask: f32,
+    /// Sparse autoencoder: weight of the L1 penalty on the code (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub sparsity: f32,
     /// Autoencoder: tie the decoder's weights to the encoder's.
     #[arg(long)]
     pub tied: bool,
