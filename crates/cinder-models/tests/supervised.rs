@@ -63,7 +63,9 @@ fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
         .transforms(vec![norm]);
     let vs = VarStore::new(&dev, 0);
     let model = LeNet5::new(&vs.root(), 1, 10).unwrap();
-    let lr = 3e-3;
+    // Batch 8 and lr 5e-3 with cosine decay: over seeds 0-4 this gave 71.4-75.3% (seed 0:
+    // 72.9%) on lavapipe; lr 3e-3 gave 70.7-75.0% and lr 2e-3 68.4-74.4%.
+    let lr = 5e-3;
     let mut opt = Adam::new(
         vs.parameters(),
         AdamConfig {
