@@ -165,26 +165,20 @@ impl DeviceTensor {
         }
         let dev = grad_out.device();
         // Windows that cannot overlap (the span of one fits in a stride) take the scatter
-        // kernel: one write per output cell into zeros.
+        // kernel, one write per output cell into zeros; others gather per input cell.
         let disjoint = |k: usize, s: usize, d: usize| d * (k - 1) < s;
-        if disjoint(p.kernel.0, p.stride.0, p.dilation.0)
+        let (entry, gx, n) = if disjoint(p.kernel.0, p.stride.0, p.dilation.0)
             && disjoint(p.kernel.1, p.stride.1, p.dilation.1)
         {
             let gx = DeviceTensor::zeros(dev, input_shape)?;
-            let n = grad_out.numel();
-            dev.dispatch(
-                &k("max_pool_backward_scatter", 2, 1),
-                &[grad_out, indices],
-                &[&gx],
-                &params(n, &g, p, false),
-                grid_elems(n),
-            )?;
-            return Ok(gx);
-        }
-        let gx = DeviceTensor::uninit_for(op, dev, input_shape, DType::F32)?;
-        let n = gx.numel();
+            ("max_pool_backward_scatter", gx, grad_out.numel())
+        } else {
+            let gx = DeviceTensor::uninit_for(op, dev, input_shape, DType::F32)?;
+            let n = gx.numel();
+            ("max_pool_backward", gx, n)
+        };
         dev.dispatch(
-            &k("max_pool_backward", 2, 1),
+            &k(entry, 2, 1),
             &[grad_out, indices],
             &[&gx],
             &params(n, &g, p, false),
