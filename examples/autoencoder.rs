@@ -13,12 +13,11 @@ use std::time::Instant;
 
 use cinder::models::{AeArch, AeConfig, Autoencoder, Noise};
 use cinder::nn::VarStore;
-use cinder::nn::optim::{Adam, AdamConfig};
-use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
+use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
 use clap::Parser;
 use common::generative::{first_images, load, loader, save_grid, train_epoch};
-use common::{Args, ensure_dir, write_json};
+use common::{Args, ensure_dir, finish, optimizer, schedule};
 use serde_json::json;
 
 /// PCA with 20 components on the 60,000 training images: test MSE per pixel (issue #6).
@@ -67,31 +66,20 @@ fn main() -> anyhow::Result<()> {
         vs.num_parameters(),
         dev.adapter_info().name
     );
-    let mut opt = Adam::new(
-        vs.parameters(),
-        AdamConfig {
-            lr: args.learning_rate(),
-            ..Default::default()
-        },
-    )?;
-    let mut sched = CosineAnnealingLr::new(
-        args.learning_rate(),
-        (args.epochs * tl.num_batches()).max(1),
-        0.0,
-    )?;
+    let mut opt = optimizer(&args, &vs)?;
+    let mut sched = schedule(&args, opt.as_mut(), args.epochs * tl.num_batches(), 0)?;
     let mut history = vec![];
     let (mut test_mse, mut train_loss) = (f64::NAN, f64::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
     for epoch in 0..args.epochs {
         let start = Instant::now();
-        let sched = (args.schedule == "cosine").then_some(&mut sched as &mut dyn LrScheduler);
         let train_loss_epoch = train_epoch(
             &tl,
             epoch,
             args.epochs,
-            &mut opt,
-            sched,
+            opt.as_mut(),
+            sched.as_mut().map(|s| s as &mut dyn LrScheduler),
             &mut step,
             "mse",
             |x, step| {
@@ -167,11 +155,6 @@ fn main() -> anyhow::Result<()> {
         "seconds": t0.elapsed().as_secs_f64(),
         "history": history,
     });
-    write_json(&args.out.join("metrics.json"), &metrics)?;
-    let mut last = metrics;
-    if let Some(o) = last.as_object_mut() {
-        o.remove("history");
-    }
-    println!("{last}");
+    finish(&args, metrics, &["history"])?;
     Ok(())
 }

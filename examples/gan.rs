@@ -24,7 +24,7 @@ use cinder::prelude::*;
 use clap::Parser;
 use common::classify::channel_stats;
 use common::generative::{load, loader, save_grid};
-use common::{Args, ensure_dir, progress, write_json};
+use common::{Args, ensure_dir, finish, progress};
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
@@ -205,11 +205,6 @@ fn main() -> anyhow::Result<()> {
         "seconds": t0.elapsed().as_secs_f64(),
         "history": history,
     });
-    write_json(&args.out.join("metrics.json"), &metrics)?;
-    let mut last = metrics;
-    if let Some(o) = last.as_object_mut() {
-        o.remove("history");
-    }
-    println!("{last}");
+    finish(&args, metrics, &["history"])?;
     Ok(())
 }

@@ -15,13 +15,12 @@ use std::time::Instant;
 use cinder::data::Dataset;
 use cinder::models::siamese::Pair;
 use cinder::models::{PairSampler, Siamese, knn_accuracy};
-use cinder::nn::optim::{Adam, AdamConfig, Optimizer};
-use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
+use cinder::nn::schedule::LrScheduler;
 use cinder::nn::{Module, VarStore};
 use cinder::prelude::*;
 use clap::Parser;
 use common::generative::{load, loader, scatter};
-use common::{Args, ensure_dir, progress, write_json};
+use common::{Args, ensure_dir, finish, optimizer, progress, schedule};
 use serde_json::json;
 
 const MARGIN: f32 = 1.0;
@@ -84,15 +83,8 @@ fn main() -> anyhow::Result<()> {
         vs.num_parameters(),
         dev.adapter_info().name
     );
-    let mut opt = Adam::new(
-        vs.parameters(),
-        AdamConfig {
-            lr: args.learning_rate(),
-            ..Default::default()
-        },
-    )?;
-    let mut sched =
-        CosineAnnealingLr::new(args.learning_rate(), (args.epochs * steps).max(1), 0.0)?;
+    let mut opt = optimizer(&args, &vs)?;
+    let mut sched = schedule(&args, opt.as_mut(), args.epochs * steps, 0)?;
     let mut history = vec![];
     let (mut loss, mut acc) = (f32::NAN, f32::NAN);
     let t0 = Instant::now();
@@ -106,8 +98,8 @@ fn main() -> anyhow::Result<()> {
             opt.zero_grad();
             l.backward()?;
             opt.step()?;
-            if args.schedule == "cosine" {
-                sched.step_optimizer(&mut opt);
+            if let Some(s) = sched.as_mut() {
+                s.step_optimizer(opt.as_mut());
             }
             let l = l.detach();
             sum = Some(match sum {
@@ -152,11 +144,6 @@ fn main() -> anyhow::Result<()> {
         "seconds": t0.elapsed().as_secs_f64(),
         "history": history,
     });
-    write_json(&args.out.join("metrics.json"), &metrics)?;
-    let mut last = metrics;
-    if let Some(o) = last.as_object_mut() {
-        o.remove("history");
-    }
-    println!("{last}");
+    finish(&args, metrics, &["history"])?;
     Ok(())
 }

@@ -12,13 +12,13 @@ use cinder::data::{DataLoader, Dataset, Transform, cifar};
 use cinder::device::Device;
 use cinder::models::train::{Stats, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
-use cinder::nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
+use cinder::nn::optim::Optimizer;
+use cinder::nn::schedule::LrScheduler;
 use cinder::nn::{Module, VarStore};
 use serde_json::json;
 
 use super::picture::grid;
-use super::{Args, ensure_dir, progress, write_json};
+use super::{Args, ensure_dir, finish, optimizer, progress, schedule};
 
 /// The datasets an example trains on.
 pub struct Data {
@@ -102,34 +102,6 @@ pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
     (mean, std)
 }
 
-fn make_optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer>> {
-    Ok(match args.optimizer.as_str() {
-        "adam" => Box::new(Adam::new(
-            vs.parameters(),
-            AdamConfig {
-                lr: args.learning_rate(),
-                ..Default::default()
-            },
-        )?),
-        "adamw" => Box::new(Adam::new(
-            vs.parameters(),
-            AdamConfig {
-                lr: args.learning_rate(),
-                ..AdamConfig::adamw()
-            },
-        )?),
-        "sgd" => Box::new(Sgd::new(
-            vs.parameters(),
-            SgdConfig {
-                lr: args.learning_rate(),
-                momentum: 0.9,
-                ..Default::default()
-            },
-        )?),
-        other => anyhow::bail!("unknown --optimizer {other} (adam, adamw or sgd)"),
-    })
-}
-
 /// The training state saved after every epoch for --resume: the model (`model.*`), the
 /// optimizer (`optim.*`) and the loop's counters as metadata.
 fn save_last(
@@ -193,7 +165,7 @@ pub fn run(
         dev.adapter_info().name
     );
 
-    let mut opt = make_optimizer(args, vs)?;
+    let mut opt = optimizer(args, vs)?;
     let best_path = args.out.join("best.safetensors");
     let last_path = args.out.join("last.safetensors");
     let (mut start, mut best_acc, mut bad) = (0usize, -1f32, 0usize);
@@ -211,19 +183,12 @@ pub fn run(
         println!("resumed after epoch {start} (best validation accuracy {best_acc:.4})");
     }
 
-    // Cosine decay per step over the whole run (PyTorch's CosineAnnealingLR stepped every
-    // batch), or a constant rate.
-    let total = args.epochs * train.num_batches();
-    let mut schedule = match args.schedule.as_str() {
-        "cosine" => {
-            let mut s = CosineAnnealingLr::new(args.learning_rate(), total.max(1), 0.0)?;
-            s.set_epoch(start * train.num_batches());
-            opt.set_lr(s.lr());
-            Some(s)
-        }
-        "constant" => None,
-        other => anyhow::bail!("unknown --schedule {other} (cosine or constant)"),
-    };
+    let mut schedule = schedule(
+        args,
+        opt.as_mut(),
+        args.epochs * train.num_batches(),
+        start * train.num_batches(),
+    )?;
     let mut history = Vec::new();
     let mut last_train = Stats::default();
     let mut epochs_run = start;
@@ -317,18 +282,12 @@ pub fn run(
         "classes": data.classes,
         "history": history,
     });
-    write_json(&args.out.join("metrics.json"), &metrics)?;
     println!(
         "test: loss {:.4}, accuracy {:.4}; misclassified images (green: label, red: prediction) in {}",
         ts.loss,
         ts.accuracy,
         pic.display()
     );
-    let mut last = metrics;
-    if let Some(o) = last.as_object_mut() {
-        o.remove("history");
-        o.remove("classes");
-    }
-    println!("{last}");
+    finish(args, metrics, &["history", "classes"])?;
     Ok(())
 }

@@ -9,6 +9,9 @@ pub mod picture;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cinder::nn::VarStore;
+use cinder::nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -121,5 +124,77 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> 
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
     std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The optimizer `--optimizer` names, over `vs`'s parameters at the learning rate: Adam,
+/// AdamW (PyTorch's defaults) or SGD with momentum 0.9. Returns `Err` for another name.
+pub fn optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer>> {
+    let lr = args.learning_rate();
+    Ok(match args.optimizer.as_str() {
+        "adam" => Box::new(Adam::new(
+            vs.parameters(),
+            AdamConfig {
+                lr,
+                ..Default::default()
+            },
+        )?),
+        "adamw" => Box::new(Adam::new(
+            vs.parameters(),
+            AdamConfig {
+                lr,
+                ..AdamConfig::adamw()
+            },
+        )?),
+        "sgd" => Box::new(Sgd::new(
+            vs.parameters(),
+            SgdConfig {
+                lr,
+                momentum: 0.9,
+                ..Default::default()
+            },
+        )?),
+        other => anyhow::bail!("unknown --optimizer {other} (adam, adamw or sgd)"),
+    })
+}
+
+/// The `--schedule` over a run of `total` steps, `done` of them already taken (a resumed
+/// run): cosine decay from the learning rate to 0, stepped every batch as PyTorch's
+/// CosineAnnealingLR, with `opt`'s rate set to the current value; or `None` for a constant
+/// rate. Returns `Err` for another name.
+pub fn schedule(
+    args: &Args,
+    opt: &mut dyn Optimizer,
+    total: usize,
+    done: usize,
+) -> anyhow::Result<Option<CosineAnnealingLr>> {
+    match args.schedule.as_str() {
+        "cosine" => {
+            let mut s = CosineAnnealingLr::new(args.learning_rate(), total.max(1), 0.0)?;
+            s.set_epoch(done);
+            opt.set_lr(s.lr());
+            Ok(Some(s))
+        }
+        "constant" => Ok(None),
+        other => anyhow::bail!("unknown --schedule {other} (cosine or constant)"),
+    }
+}
+
+/// Writes `metrics` to `metrics.json` under `--out`, then prints it without the keys in
+/// `brief_without` (per-epoch history and the like) as the example's last stdout line.
+/// Returns `Err` when the file cannot be written.
+pub fn finish(
+    args: &Args,
+    metrics: serde_json::Value,
+    brief_without: &[&str],
+) -> anyhow::Result<()> {
+    write_json(&args.out.join("metrics.json"), &metrics)?;
+    let mut last = metrics;
+    if let Some(o) = last.as_object_mut() {
+        for k in brief_without {
+            o.remove(*k);
+        }
+    }
+    println!("{last}");
     Ok(())
 }
