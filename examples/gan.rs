@@ -106,7 +106,8 @@ fn main() -> anyhow::Result<()> {
             format!("epoch {}/{}", epoch + 1, args.epochs),
         );
         let (mut dsum, mut dn, mut gsum, mut gn) = (0f32, 0usize, 0f32, 0usize);
-        for batch in tl.epoch(epoch as u64) {
+        let last = tl.num_batches().saturating_sub(1);
+        for (i, batch) in tl.epoch(epoch as u64).enumerate() {
             let b = batch?;
             let x = Tensor::from_data(b.images);
             let y = Tensor::from_data(b.labels);
@@ -114,7 +115,7 @@ fn main() -> anyhow::Result<()> {
             let s = trainer.step(&g, &d, &mut g_opt, &mut d_opt, &x, labels, step)?;
             step += 1;
             pb.inc(1);
-            if step.is_multiple_of(10) {
+            if step.is_multiple_of(10) || i == last {
                 dsum += s.d_loss.item()?;
                 dn += 1;
                 if let Some(l) = &s.g_loss {
@@ -129,9 +130,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
         pb.finish_and_clear();
-        // last sampled losses of the epoch (averaged over every 10th step)
-        dl = dsum / dn.max(1) as f32;
-        gl = gsum / gn.max(1) as f32;
+        // the epoch's losses, averaged over every 10th step and its last (NaN, written as
+        // null, when no generator step was sampled)
+        let mean = |sum: f32, n: usize| if n == 0 { f32::NAN } else { sum / n as f32 };
+        dl = mean(dsum, dn);
+        gl = mean(gsum, gn);
         let grid = no_grad(|| g.forward(&z_fixed, fixed_labels, true))?;
         save_grid(
             &grid,
@@ -141,7 +144,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "epoch {:>2}: D loss {dl:.4}, G loss {gl:.4} (every 10th step) | {secs:.1} s",
+            "epoch {:>2}: D loss {dl:.4}, G loss {gl:.4} (every 10th and the last step) | {secs:.1} s",
             epoch + 1
         );
         history.push(json!({"epoch": epoch + 1, "d_loss": dl, "g_loss": gl, "seconds": secs}));
