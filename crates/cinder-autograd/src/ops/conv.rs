@@ -9,6 +9,146 @@ use cinder_device::{DeviceTensor, Result};
 
 use crate::tensor::Tensor;
 
+/// One kind of convolution, named by its parameters: its three device calls and op names.
+/// The backward rules below are written once for both kinds: the input and weight gradients
+/// of a transposed convolution stand to it as those of a convolution do to it.
+trait Kind: Copy + Send + Sync + 'static {
+    /// Op names of the forward, the input gradient and the weight gradient.
+    const NAMES: [&'static str; 3];
+    fn forward(x: &DeviceTensor, w: &DeviceTensor, p: &Self) -> Result<DeviceTensor>;
+    fn input_grad(
+        g: &DeviceTensor,
+        w: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor>;
+    fn weight_grad(
+        g: &DeviceTensor,
+        x: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor>;
+}
+
+impl Kind for Conv2dParams {
+    const NAMES: [&'static str; 3] = ["conv2d", "conv2d_backward_input", "conv2d_backward_weight"];
+    fn forward(x: &DeviceTensor, w: &DeviceTensor, p: &Self) -> Result<DeviceTensor> {
+        x.conv2d(w, None, p)
+    }
+    fn input_grad(
+        g: &DeviceTensor,
+        w: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor> {
+        DeviceTensor::conv2d_backward_input(g, w, s, p)
+    }
+    fn weight_grad(
+        g: &DeviceTensor,
+        x: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor> {
+        DeviceTensor::conv2d_backward_weight(g, x, s, p)
+    }
+}
+
+impl Kind for ConvTranspose2dParams {
+    const NAMES: [&'static str; 3] = [
+        "conv_transpose2d",
+        "conv_transpose2d_backward_input",
+        "conv_transpose2d_backward_weight",
+    ];
+    fn forward(x: &DeviceTensor, w: &DeviceTensor, p: &Self) -> Result<DeviceTensor> {
+        x.conv_transpose2d(w, None, p)
+    }
+    fn input_grad(
+        g: &DeviceTensor,
+        w: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor> {
+        DeviceTensor::conv_transpose2d_backward_input(g, w, s, p)
+    }
+    fn weight_grad(
+        g: &DeviceTensor,
+        x: &DeviceTensor,
+        s: &[usize],
+        p: &Self,
+    ) -> Result<DeviceTensor> {
+        DeviceTensor::conv_transpose2d_backward_weight(g, x, s, p)
+    }
+}
+
+/// A gradient formula of [`bilinear`]: `(grad, other input, this input's shape, params)`.
+type Rule<K> = fn(&Tensor, &Tensor, &[usize], K) -> Result<Tensor>;
+
+/// Records `y`, bilinear in `(a, b)`, with the rule `da = left(G, b)` and
+/// `db = right(a, G)`, each only when that input requires a gradient. Every op of the
+/// family is such a pair, and each formula is again an op of the family.
+fn bilinear<K: Kind>(
+    name: &'static str,
+    y: DeviceTensor,
+    (a, b): (&Tensor, &Tensor),
+    p: K,
+    left: Rule<K>,
+    right: Rule<K>,
+) -> Tensor {
+    Tensor::from_op(name, y, &[a, b], move |c| {
+        let (g, a, b) = (c.grad, c.input(0), c.input(1));
+        let da = a
+            .requires_grad()
+            .then(|| left(g, b, &a.shape(), p))
+            .transpose()?;
+        let db = b
+            .requires_grad()
+            .then(|| right(a, g, &b.shape(), p))
+            .transpose()?;
+        Ok(vec![da, db])
+    })
+}
+
+/// The convolution of `x` with `w` (no bias), recorded with its rule.
+fn conv<K: Kind>(x: &Tensor, w: &Tensor, p: K) -> Result<Tensor> {
+    let y = K::forward(&x.data(), &w.data(), &p)?;
+    Ok(bilinear(
+        K::NAMES[0],
+        y,
+        (x, w),
+        p,
+        |g, w, xs, p| input_grad(g, w, xs, p),
+        |x, g, ws, p| weight_grad(g, x, ws, p),
+    ))
+}
+
+/// The input gradient as an op: `y = A_w^T g`, the adjoint of the convolution in its input,
+/// so `d/dg = conv(G; w)` and `d/dw` is the weight gradient of `conv(G; w)` against `g`.
+fn input_grad<K: Kind>(g: &Tensor, w: &Tensor, shape: &[usize], p: K) -> Result<Tensor> {
+    let y = K::input_grad(&g.data(), &w.data(), shape, &p)?;
+    Ok(bilinear(
+        K::NAMES[1],
+        y,
+        (g, w),
+        p,
+        |gg, w, _, p| conv(gg, w, p),
+        |g, gg, ws, p| weight_grad(g, gg, ws, p),
+    ))
+}
+
+/// The weight gradient as an op: `<W', y> = <conv(x; W'), g>`, so `d/dg = conv(x; W')` and
+/// `d/dx` is the convolution's input gradient with `W'`.
+fn weight_grad<K: Kind>(g: &Tensor, x: &Tensor, shape: &[usize], p: K) -> Result<Tensor> {
+    let y = K::weight_grad(&g.data(), &x.data(), shape, &p)?;
+    Ok(bilinear(
+        K::NAMES[2],
+        y,
+        (g, x),
+        p,
+        |gw, x, _, p| conv(x, gw, p),
+        |g, gw, xs, p| input_grad(g, gw, xs, p),
+    ))
+}
+
 fn add_bias(y: Tensor, bias: Option<&Tensor>, channels: usize) -> Result<Tensor> {
     match bias {
         None => Ok(y),
@@ -34,21 +174,8 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: &Conv2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y = self.data().conv2d(&weight.data(), None, &p)?;
+        let y = conv(self, weight, *p)?;
         let o = y.shape()[1];
-        let y = Tensor::from_op("conv2d", y, &[self, weight], move |c| {
-            let (g, x, w) = (c.grad, c.input(0), c.input(1));
-            let gx = x
-                .requires_grad()
-                .then(|| Tensor::conv2d_backward_input(g, w, &x.shape(), &p))
-                .transpose()?;
-            let gw = w
-                .requires_grad()
-                .then(|| Tensor::conv2d_backward_weight(g, x, &w.shape(), &p))
-                .transpose()?;
-            Ok(vec![gx, gw])
-        });
         add_bias(y, bias, o)
     }
 
@@ -60,28 +187,7 @@ impl Tensor {
         input_shape: &[usize],
         p: &Conv2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y =
-            DeviceTensor::conv2d_backward_input(&grad_out.data(), &weight.data(), input_shape, &p)?;
-        Ok(Tensor::from_op(
-            "conv2d_backward_input",
-            y,
-            &[grad_out, weight],
-            move |c| {
-                // y = A_w^T g, the adjoint of conv in x: d/dg = conv(G, w); d/dw = the weight
-                // gradient of conv(G; w) against g.
-                let (gg, g, w) = (c.grad, c.input(0), c.input(1));
-                let dg = g
-                    .requires_grad()
-                    .then(|| gg.conv2d(w, None, &p))
-                    .transpose()?;
-                let dw = w
-                    .requires_grad()
-                    .then(|| Tensor::conv2d_backward_weight(g, gg, &w.shape(), &p))
-                    .transpose()?;
-                Ok(vec![dg, dw])
-            },
-        ))
+        input_grad(grad_out, weight, input_shape, *p)
     }
 
     /// Gradient of [`Tensor::conv2d`] with respect to its weight, as an op (differentiable
@@ -92,31 +198,7 @@ impl Tensor {
         weight_shape: &[usize],
         p: &Conv2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y = DeviceTensor::conv2d_backward_weight(
-            &grad_out.data(),
-            &input.data(),
-            weight_shape,
-            &p,
-        )?;
-        Ok(Tensor::from_op(
-            "conv2d_backward_weight",
-            y,
-            &[grad_out, input],
-            move |c| {
-                // <W', y> = <conv(x; W'), g>: d/dg = conv(x; W'); d/dx = conv's input gradient.
-                let (gw, g, x) = (c.grad, c.input(0), c.input(1));
-                let dg = g
-                    .requires_grad()
-                    .then(|| x.conv2d(gw, None, &p))
-                    .transpose()?;
-                let dx = x
-                    .requires_grad()
-                    .then(|| Tensor::conv2d_backward_input(g, gw, &x.shape(), &p))
-                    .transpose()?;
-                Ok(vec![dg, dx])
-            },
-        ))
+        weight_grad(grad_out, input, weight_shape, *p)
     }
 
     /// Gradient of a convolution's bias: `grad_out` summed to `[O]`. Errors as
@@ -136,21 +218,8 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: &ConvTranspose2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y = self.data().conv_transpose2d(&weight.data(), None, &p)?;
+        let y = conv(self, weight, *p)?;
         let o = y.shape()[1];
-        let y = Tensor::from_op("conv_transpose2d", y, &[self, weight], move |c| {
-            let (g, x, w) = (c.grad, c.input(0), c.input(1));
-            let gx = x
-                .requires_grad()
-                .then(|| Tensor::conv_transpose2d_backward_input(g, w, &x.shape(), &p))
-                .transpose()?;
-            let gw = w
-                .requires_grad()
-                .then(|| Tensor::conv_transpose2d_backward_weight(g, x, &w.shape(), &p))
-                .transpose()?;
-            Ok(vec![gx, gw])
-        });
         add_bias(y, bias, o)
     }
 
@@ -162,30 +231,7 @@ impl Tensor {
         input_shape: &[usize],
         p: &ConvTranspose2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y = DeviceTensor::conv_transpose2d_backward_input(
-            &grad_out.data(),
-            &weight.data(),
-            input_shape,
-            &p,
-        )?;
-        Ok(Tensor::from_op(
-            "conv_transpose2d_backward_input",
-            y,
-            &[grad_out, weight],
-            move |c| {
-                let (gg, g, w) = (c.grad, c.input(0), c.input(1));
-                let dg = g
-                    .requires_grad()
-                    .then(|| gg.conv_transpose2d(w, None, &p))
-                    .transpose()?;
-                let dw = w
-                    .requires_grad()
-                    .then(|| Tensor::conv_transpose2d_backward_weight(g, gg, &w.shape(), &p))
-                    .transpose()?;
-                Ok(vec![dg, dw])
-            },
-        ))
+        input_grad(grad_out, weight, input_shape, *p)
     }
 
     /// Gradient of [`Tensor::conv_transpose2d`] with respect to its weight, as an op.
@@ -196,29 +242,6 @@ impl Tensor {
         weight_shape: &[usize],
         p: &ConvTranspose2dParams,
     ) -> Result<Tensor> {
-        let p = *p;
-        let y = DeviceTensor::conv_transpose2d_backward_weight(
-            &grad_out.data(),
-            &input.data(),
-            weight_shape,
-            &p,
-        )?;
-        Ok(Tensor::from_op(
-            "conv_transpose2d_backward_weight",
-            y,
-            &[grad_out, input],
-            move |c| {
-                let (gw, g, x) = (c.grad, c.input(0), c.input(1));
-                let dg = g
-                    .requires_grad()
-                    .then(|| x.conv_transpose2d(gw, None, &p))
-                    .transpose()?;
-                let dx = x
-                    .requires_grad()
-                    .then(|| Tensor::conv_transpose2d_backward_input(g, gw, &x.shape(), &p))
-                    .transpose()?;
-                Ok(vec![dg, dx])
-            },
-        ))
+        weight_grad(grad_out, input, weight_shape, *p)
     }
 }
