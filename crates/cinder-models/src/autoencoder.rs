@@ -5,7 +5,7 @@
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
 use cinder_nn::loss::{Reduction, mse};
-use cinder_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, Path};
+use cinder_nn::{Conv2d, ConvTranspose2d, Linear, Path};
 
 /// Corruption applied to the input in denoising mode (the target stays clean).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -181,16 +181,8 @@ impl Autoencoder {
                         &[c, h, w, wd],
                     ));
                 }
-                let s2 = Conv2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
-                let t2 = ConvTranspose2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
+                let s2 = crate::halving::down();
+                let t2 = crate::halving::up();
                 let flat = 2 * wd * (h / 4) * (w / 4);
                 let zero = cinder_nn::Init::Constant(0.0);
                 let (dfc, dfc_bias, d1, d2, d1_bias, d2_bias) = if cfg.tied {

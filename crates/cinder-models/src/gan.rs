@@ -10,8 +10,7 @@ use cinder_device::{DeviceTensor, Error, Result};
 use cinder_nn::loss::{GanLoss, Penalty, gradient_penalty};
 use cinder_nn::optim::Optimizer;
 use cinder_nn::{
-    BatchNorm, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Embedding, Init,
-    Linear, Module, Path, VarStore,
+    BatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Linear, Module, Path, VarStore,
 };
 
 /// Which generator/discriminator pair.
@@ -122,11 +121,7 @@ impl Generator {
                 cfg,
             },
             GanArch::Dcgan { width } => {
-                let t2 = ConvTranspose2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
+                let t2 = crate::halving::up();
                 let flat = 2 * width * (h / 4) * (w / 4);
                 Generator {
                     fcs: vec![Linear::new(&path.pp("fc0"), zin, flat, true)?],
@@ -221,11 +216,7 @@ impl Discriminator {
                 }
             }
             GanArch::Dcgan { width } => {
-                let s2 = Conv2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
+                let s2 = crate::halving::down();
                 let cin = c + usize::from(cond);
                 Discriminator {
                     embed: cfg

@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub mod classical;
 pub mod gan;
+mod halving;
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;

@@ -6,9 +6,7 @@
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
 use cinder_nn::loss::{Reduction, bce_with_logits, kl_div_gaussian};
-use cinder_nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, Module, Path,
-};
+use cinder_nn::{Conv2d, ConvTranspose2d, Linear, Module, Path};
 
 const LN_2PI: f32 = 1.837_877_1;
 
@@ -128,16 +126,8 @@ impl Vae {
                         &[c, h, w, width],
                     ));
                 }
-                let s2 = Conv2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
-                let t2 = ConvTranspose2dConfig {
-                    stride: 2,
-                    padding: 1,
-                    ..Default::default()
-                };
+                let s2 = crate::halving::down();
+                let t2 = crate::halving::up();
                 let flat = 2 * width * (h / 4) * (w / 4);
                 Net::Conv {
                     c1: Conv2d::new(&e.pp("conv1"), c, width, 4, s2)?,
