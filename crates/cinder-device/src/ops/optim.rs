@@ -128,6 +128,14 @@ fn check_finite(op: &'static str, shape: &[usize], vals: &[(&str, f32)]) -> Resu
     Ok(())
 }
 
+/// `Err` naming the first of `vals` that is negative.
+fn check_nonneg(op: &'static str, shape: &[usize], vals: &[(&str, f32)]) -> Result<()> {
+    for &(name, v) in vals {
+        check_range(op, shape, v >= 0.0, format!("{name} {v} < 0"))?;
+    }
+    Ok(())
+}
+
 fn check_range(op: &'static str, shape: &[usize], ok: bool, msg: String) -> Result<()> {
     if ok {
         Ok(())
@@ -255,18 +263,14 @@ impl DeviceTensor {
                 ("weight_decay", h.weight_decay),
             ],
         )?;
-        check_range(op, sh, h.lr >= 0.0, format!("lr {} < 0", h.lr))?;
-        check_range(
+        check_nonneg(
             op,
             sh,
-            h.momentum >= 0.0,
-            format!("momentum {} < 0", h.momentum),
-        )?;
-        check_range(
-            op,
-            sh,
-            h.weight_decay >= 0.0,
-            format!("weight_decay {} < 0", h.weight_decay),
+            &[
+                ("lr", h.lr),
+                ("momentum", h.momentum),
+                ("weight_decay", h.weight_decay),
+            ],
         )?;
         check_range(
             op,
@@ -334,8 +338,7 @@ impl DeviceTensor {
                 ("weight_decay", h.weight_decay),
             ],
         )?;
-        check_range(op, sh, h.lr >= 0.0, format!("lr {} < 0", h.lr))?;
-        check_range(op, sh, h.eps >= 0.0, format!("eps {} < 0", h.eps))?;
+        check_nonneg(op, sh, &[("lr", h.lr), ("eps", h.eps)])?;
         for (name, b) in [("beta1", h.beta1), ("beta2", h.beta2)] {
             check_range(
                 op,
@@ -344,12 +347,7 @@ impl DeviceTensor {
                 format!("{name} {b} not in [0, 1)"),
             )?;
         }
-        check_range(
-            op,
-            sh,
-            h.weight_decay >= 0.0,
-            format!("weight_decay {} < 0", h.weight_decay),
-        )?;
+        check_nonneg(op, sh, &[("weight_decay", h.weight_decay)])?;
         let t = h.step.min(i32::MAX as u64) as i32;
         let bc1 = 1.0 - (h.beta1 as f64).powi(t);
         let bc2 = 1.0 - (h.beta2 as f64).powi(t);
@@ -399,26 +397,15 @@ impl DeviceTensor {
         states.extend(momentum_buf);
         let n = check_tensors(op, self, grad, &states, h.step)?;
         let sh = self.shape();
-        check_finite(
-            op,
-            sh,
-            &[
-                ("lr", h.lr),
-                ("alpha", h.alpha),
-                ("eps", h.eps),
-                ("weight_decay", h.weight_decay),
-                ("momentum", h.momentum),
-            ],
-        )?;
-        for (name, v) in [
+        let vals = [
             ("lr", h.lr),
             ("alpha", h.alpha),
             ("eps", h.eps),
             ("weight_decay", h.weight_decay),
             ("momentum", h.momentum),
-        ] {
-            check_range(op, sh, v >= 0.0, format!("{name} {v} < 0"))?;
-        }
+        ];
+        check_finite(op, sh, &vals)?;
+        check_nonneg(op, sh, &vals)?;
         check_range(
             op,
             sh,
@@ -468,9 +455,7 @@ impl DeviceTensor {
             ("eps", h.eps),
         ];
         check_finite(op, sh, &vals)?;
-        for (name, v) in vals {
-            check_range(op, sh, v >= 0.0, format!("{name} {v} < 0"))?;
-        }
+        check_nonneg(op, sh, &vals)?;
         let clr = (h.lr as f64 / (1.0 + (h.step - 1) as f64 * h.lr_decay as f64)) as f32;
         let f = flags(h.step, h.maximize);
         let p = params(
