@@ -116,7 +116,7 @@ impl Tensor {
         )?))
     }
 
-    /// A shape-`[]` leaf holding `v`.
+    /// A shape-`[]` leaf holding `v`. Returns `Err` when the device cannot allocate it.
     pub fn scalar(device: &Device, v: f32) -> Result<Tensor> {
         Ok(Self::from_data(DeviceTensor::scalar(device, v)?))
     }
@@ -185,7 +185,7 @@ impl Tensor {
     pub fn to_scalar(&self) -> Result<f32> {
         self.data().to_scalar()
     }
-    /// Alias of [`Tensor::to_scalar`], as PyTorch's `item()`.
+    /// Alias of [`Tensor::to_scalar`], as PyTorch's `item()`; the same errors.
     pub fn item(&self) -> Result<f32> {
         self.to_scalar()
     }

@@ -133,7 +133,8 @@ pub fn train_epoch(
 }
 
 /// Evaluates `model` (evaluation mode, no graph) on every batch of `loader`. Returns the
-/// mean loss and accuracy and, per example in loader order, the predicted class.
+/// mean loss and accuracy and, per example in loader order, the predicted class; or the
+/// first error of the loader, the model or a readback.
 pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(Stats, Vec<u32>)> {
     let start = Instant::now();
     let mut totals = Totals::new();

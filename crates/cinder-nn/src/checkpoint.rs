@@ -979,7 +979,8 @@ impl VarStore {
         self.save_with_metadata(path, &BTreeMap::new())
     }
 
-    /// [`VarStore::save`] with a `__metadata__` string map (epoch, config, ...).
+    /// [`VarStore::save`] with a `__metadata__` string map (epoch, config, ...); the same
+    /// errors.
     pub fn save_with_metadata(
         &self,
         path: impl AsRef<FsPath>,

@@ -148,7 +148,8 @@ impl Tensor {
     pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyRelu, slope, 0.0)
     }
-    /// Leaky relu's derivative `x > 0 ? 1 : slope` (no grad).
+    /// Leaky relu's derivative `x > 0 ? 1 : slope` (no grad). Returns `Err` for `u32`
+    /// tensors.
     pub fn leaky_relu_grad(&self, slope: f32) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyReluGrad, slope, 0.0)
     }
@@ -156,7 +157,8 @@ impl Tensor {
     pub fn elu(&self, alpha: f32) -> Result<Tensor> {
         self.unary(UnaryOp::Elu, alpha, 0.0)
     }
-    /// ELU's derivative `x > 0 ? 1 : alpha e^x` (differentiable).
+    /// ELU's derivative `x > 0 ? 1 : alpha e^x` (differentiable). Returns `Err` for `u32`
+    /// tensors.
     pub fn elu_grad(&self, alpha: f32) -> Result<Tensor> {
         self.unary(UnaryOp::EluGrad, alpha, 0.0)
     }
@@ -178,14 +180,17 @@ impl Tensor {
         self.unary(UnaryOp::Affine, a, b)
     }
     /// relu backward `input > 0 ? self : 0` (one fused kernel, differentiable in `self`).
+    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
     pub fn relu_backward(&self, input: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::ReluBackward, input)
     }
     /// sigmoid backward `self * y * (1 - y)` from the output `y` (fused, differentiable).
+    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
     pub fn sigmoid_backward(&self, output: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::SigmoidBackward, output)
     }
     /// tanh backward `self * (1 - y^2)` from the output `y` (fused, differentiable).
+    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
     pub fn tanh_backward(&self, output: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::TanhBackward, output)
     }

@@ -37,7 +37,8 @@ impl Tensor {
         self.reshape(&shape)
     }
 
-    /// A copy in a new buffer (gradient passes unchanged).
+    /// A copy in a new buffer (gradient passes unchanged). Returns `Err` when the device
+    /// cannot allocate it.
     pub fn deep_clone(&self) -> Result<Tensor> {
         let y = self.data().deep_clone()?;
         Ok(Tensor::from_op("deep_clone", y, &[self], |c| {

@@ -185,11 +185,13 @@ impl Tensor {
     pub fn var_all(&self, unbiased: bool) -> Result<Tensor> {
         self.reduce_all_op("var_all", Red::Var(unbiased), |d| d.var_all(unbiased))
     }
-    /// Flat index of the largest element, u32, no grad.
+    /// Flat index of the largest element, u32, no grad. Returns `Err` for an empty or
+    /// `u32` tensor.
     pub fn argmax_all(&self) -> Result<Tensor> {
         Ok(Tensor::from_data(self.data().argmax_all()?))
     }
-    /// Flat index of the smallest element, u32, no grad.
+    /// Flat index of the smallest element, u32, no grad. Returns `Err` for an empty or
+    /// `u32` tensor.
     pub fn argmin_all(&self) -> Result<Tensor> {
         Ok(Tensor::from_data(self.data().argmin_all()?))
     }

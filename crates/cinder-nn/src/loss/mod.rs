@@ -28,7 +28,7 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    /// Applies the reduction to `losses`.
+    /// Applies the reduction to `losses`. Returns `Err` for a `u32` tensor.
     pub fn apply(self, losses: Tensor) -> Result<Tensor> {
         match self {
             Reduction::Mean => losses.mean_all(),
