@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cinder::models::{Activation, LeNet5, Mlp};
 use cinder::nn::loss::{CrossEntropy, cross_entropy};
 use cinder::nn::optim::{Adam, AdamConfig, Optimizer};
-use cinder::nn::{Module, VarStore};
+use cinder::nn::{ModuleT, VarStore};
 use cinder::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
@@ -34,7 +34,7 @@ fn bench_model(
     name: &str,
     bs: usize,
     shape: &[usize],
-    build: impl Fn(&VarStore) -> Box<dyn Module>,
+    build: impl Fn(&VarStore) -> Box<dyn ModuleT>,
 ) {
     let dev = Device::default().expect("a wgpu adapter (run scripts/setup.sh)");
     let vs = VarStore::new(&dev, 0);

@@ -32,5 +32,5 @@ pub mod prelude {
         BinaryOp, DType, Device, DeviceTensor, Error, MatmulKernel, Result, UnaryOp,
     };
     pub use cinder_nn::optim::Optimizer;
-    pub use cinder_nn::{Module, VarStore};
+    pub use cinder_nn::{Module, ModuleT, VarStore};
 }

@@ -14,7 +14,7 @@ use cinder::models::train::{Stats, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
 use cinder::nn::optim::Optimizer;
 use cinder::nn::schedule::LrScheduler;
-use cinder::nn::{Module, VarStore};
+use cinder::nn::{ModuleT, VarStore};
 use serde_json::json;
 
 use super::picture::grid;
@@ -138,7 +138,7 @@ pub fn run(
     args: &Args,
     dev: &Device,
     vs: &VarStore,
-    model: &dyn Module,
+    model: &dyn ModuleT,
     data: Data,
     augment: Vec<Transform>,
 ) -> anyhow::Result<()> {

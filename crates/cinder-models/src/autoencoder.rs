@@ -233,7 +233,7 @@ impl Autoencoder {
         if s.len() != 4 || s[1..] != self.cfg.image {
             return Err(Error::shapes("Autoencoder::encode", &s, &self.cfg.image));
         }
-        use cinder_nn::Module;
+        use cinder_nn::ModuleT;
         match &self.net {
             Net::Mlp { enc, .. } => {
                 let mut h = x.flatten_from(1)?;
@@ -260,7 +260,7 @@ impl Autoencoder {
         if s.len() != 2 || s[1] != self.cfg.code {
             return Err(Error::shapes("Autoencoder::decode", &s, &[self.cfg.code]));
         }
-        use cinder_nn::Module;
+        use cinder_nn::ModuleT;
         let [c, h, w] = self.cfg.image;
         let n = s[0];
         match &self.net {

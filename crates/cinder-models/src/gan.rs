@@ -10,7 +10,7 @@ use cinder_device::{DeviceTensor, Error, Result};
 use cinder_nn::loss::{GanLoss, Penalty, gradient_penalty};
 use cinder_nn::optim::Optimizer;
 use cinder_nn::{
-    BatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Linear, Module, Path, VarStore,
+    BatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Linear, ModuleT, Path, VarStore,
 };
 
 /// Which generator/discriminator pair.

@@ -37,15 +37,11 @@ impl LeNet5 {
 
 impl Module for LeNet5 {
     /// `[N, C, 28, 28]` to `[N, classes]` logits. Returns `Err` for other input sizes.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self
-            .pool
-            .forward_t(&self.conv1.forward_t(x, train)?.relu()?, train)?;
-        let h = self
-            .pool
-            .forward_t(&self.conv2.forward_t(&h, train)?.relu()?, train)?;
-        let h = self.fc1.forward_t(&h.flatten_from(1)?, train)?.relu()?;
-        let h = self.fc2.forward_t(&h, train)?.relu()?;
-        self.fc3.forward_t(&h, train)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.pool.forward(&self.conv1.forward(x)?.relu()?)?;
+        let h = self.pool.forward(&self.conv2.forward(&h)?.relu()?)?;
+        let h = self.fc1.forward(&h.flatten_from(1)?)?.relu()?;
+        let h = self.fc2.forward(&h)?.relu()?;
+        self.fc3.forward(&h)
     }
 }

@@ -2,7 +2,7 @@
 
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
-use cinder_nn::{Dropout, Linear, Module, Path};
+use cinder_nn::{Dropout, Linear, ModuleT, Path};
 
 /// The hidden layers' activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,7 +72,7 @@ impl Mlp {
     }
 }
 
-impl Module for Mlp {
+impl ModuleT for Mlp {
     /// `[N, ...]` to `[N, widths.last()]` logits. Returns `Err` when the flattened input
     /// width is not `widths[0]`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {

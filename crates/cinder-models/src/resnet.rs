@@ -3,7 +3,7 @@
 
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
-use cinder_nn::{AdaptiveAvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Linear, Module, Path};
+use cinder_nn::{AdaptiveAvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Linear, ModuleT, Path};
 
 fn conv(path: &Path, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
@@ -48,7 +48,7 @@ impl BasicBlock {
     }
 }
 
-impl Module for BasicBlock {
+impl ModuleT for BasicBlock {
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = self
@@ -137,7 +137,7 @@ impl ResNet {
     }
 }
 
-impl Module for ResNet {
+impl ModuleT for ResNet {
     /// `[N, C, H, W]` to `[N, classes]` logits.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = self

@@ -5,7 +5,7 @@
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
 use cinder_nn::loss::{Reduction, contrastive};
-use cinder_nn::{Conv2d, Conv2dConfig, Linear, MaxPool2d, Module, Path};
+use cinder_nn::{Conv2d, Conv2dConfig, Linear, MaxPool2d, Module, ModuleT, Path};
 
 /// The shared encoder: `conv 5x5 pad 2 (C->w) - relu - maxpool 2 - conv 5x5 pad 2 (w->2w) -
 /// relu - maxpool 2 - linear (-> 128) - relu - linear (-> dim)`, for `H`, `W` divisible by
@@ -64,19 +64,15 @@ impl Siamese {
 
 impl Module for Siamese {
     /// `[N, C, H, W]` to embeddings `[N, dim]`. Returns `Err` for other image shapes.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.shape();
         if s.len() != 4 || s[1..] != self.image {
             return Err(Error::shapes("Siamese", &s, &self.image));
         }
-        let h = self
-            .pool
-            .forward_t(&self.conv1.forward_t(x, train)?.relu()?, train)?;
-        let h = self
-            .pool
-            .forward_t(&self.conv2.forward_t(&h, train)?.relu()?, train)?;
-        let h = self.fc1.forward_t(&h.flatten_from(1)?, train)?.relu()?;
-        self.fc2.forward_t(&h, train)
+        let h = self.pool.forward(&self.conv1.forward(x)?.relu()?)?;
+        let h = self.pool.forward(&self.conv2.forward(&h)?.relu()?)?;
+        let h = self.fc1.forward(&h.flatten_from(1)?)?.relu()?;
+        self.fc2.forward(&h)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use cinder_autograd::{Tensor, no_grad};
 use cinder_data::DataLoader;
 use cinder_device::{DType, DeviceTensor, Result};
-use cinder_nn::Module;
+use cinder_nn::ModuleT;
 use cinder_nn::loss::{CrossEntropy, cross_entropy};
 use cinder_nn::optim::Optimizer;
 
@@ -95,7 +95,7 @@ pub struct Step {
 /// and the [`Step`]. Returns the epoch's mean loss and training accuracy, or the first
 /// error.
 pub fn train_epoch(
-    model: &dyn Module,
+    model: &dyn ModuleT,
     opt: &mut dyn Optimizer,
     loader: &DataLoader,
     epoch: u64,
@@ -135,7 +135,7 @@ pub fn train_epoch(
 /// Evaluates `model` (evaluation mode, no graph) on every batch of `loader`. Returns the
 /// mean loss and accuracy and, per example in loader order, the predicted class; or the
 /// first error of the loader, the model or a readback.
-pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(Stats, Vec<u32>)> {
+pub fn evaluate(model: &dyn ModuleT, loader: &DataLoader) -> Result<(Stats, Vec<u32>)> {
     let start = Instant::now();
     let mut totals = Totals::new();
     let mut preds = Vec::with_capacity(loader.dataset().len());

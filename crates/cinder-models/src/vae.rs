@@ -6,7 +6,7 @@
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
 use cinder_nn::loss::{Reduction, bce_with_logits, kl_div_gaussian};
-use cinder_nn::{Conv2d, ConvTranspose2d, Linear, Module, Path};
+use cinder_nn::{Conv2d, ConvTranspose2d, Linear, ModuleT, Path};
 
 const LN_2PI: f32 = 1.837_877_1;
 

@@ -3,7 +3,7 @@
 
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
-use cinder_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, MaxPool2d, Module, Path};
+use cinder_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, MaxPool2d, ModuleT, Path};
 
 /// One entry of a VGG configuration: a 3x3 convolution with that many channels, or a 2x2
 /// max pool.
@@ -132,7 +132,7 @@ impl Vgg {
     }
 }
 
-impl Module for Vgg {
+impl ModuleT for Vgg {
     /// `[N, C, 32, 32]` to `[N, classes]` logits. Returns `Err` for other input sizes.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();

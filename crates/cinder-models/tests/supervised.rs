@@ -14,7 +14,7 @@ use cinder_nn::checkpoint::{self, take_prefix, with_prefix};
 use cinder_nn::loss::{CrossEntropy, cross_entropy};
 use cinder_nn::optim::{Adam, AdamConfig, Optimizer};
 use cinder_nn::schedule::{CosineAnnealingLr, LrScheduler};
-use cinder_nn::{Module, VarStore};
+use cinder_nn::{ModuleT, VarStore};
 
 /// The tests of this file run one at a time: each trains a model, and four at once on a
 /// CPU adapter only add memory pressure (a GPU error in one thread surfaces at the next
@@ -98,7 +98,7 @@ fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
 }
 
 /// Random images and labels, and the loss after `steps` Adam steps on them.
-fn overfit(model: &dyn Module, vs: &VarStore, steps: usize, lr: f32) -> (f32, f32) {
+fn overfit(model: &dyn ModuleT, vs: &VarStore, steps: usize, lr: f32) -> (f32, f32) {
     let dev = vs.device().clone();
     let x = Tensor::from_data(
         DeviceTensor::rand_normal(&dev, &[32, 3, 32, 32], 0.0, 1.0, 9, 0).unwrap(),

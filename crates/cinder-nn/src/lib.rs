@@ -14,5 +14,5 @@ pub mod var_store;
 
 pub use init::Init;
 pub use layers::*;
-pub use module::Module;
+pub use module::{Module, ModuleT};
 pub use var_store::{Path, VarStore};

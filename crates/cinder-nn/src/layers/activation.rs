@@ -10,7 +10,7 @@ use crate::module::Module;
 pub struct Relu;
 impl Module for Relu {
     /// `max(x, 0)`. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.relu()
     }
 }
@@ -25,7 +25,7 @@ impl Default for LeakyRelu {
 }
 impl Module for LeakyRelu {
     /// `x > 0 ? x : slope x`. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.leaky_relu(self.0)
     }
 }
@@ -40,7 +40,7 @@ impl Default for Elu {
 }
 impl Module for Elu {
     /// `x > 0 ? x : alpha (e^x - 1)`. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.elu(self.0)
     }
 }
@@ -50,7 +50,7 @@ impl Module for Elu {
 pub struct Gelu;
 impl Module for Gelu {
     /// GELU. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.gelu()
     }
 }
@@ -60,7 +60,7 @@ impl Module for Gelu {
 pub struct Sigmoid;
 impl Module for Sigmoid {
     /// Logistic sigmoid. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.sigmoid()
     }
 }
@@ -70,7 +70,7 @@ impl Module for Sigmoid {
 pub struct Tanh;
 impl Module for Tanh {
     /// Hyperbolic tangent. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.tanh()
     }
 }
@@ -86,7 +86,7 @@ impl Default for Softplus {
 }
 impl Module for Softplus {
     /// Softplus. Returns `Err` for `u32` input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.0 == 1.0 {
             x.softplus()
         } else {
@@ -100,7 +100,7 @@ impl Module for Softplus {
 pub struct Flatten;
 impl Module for Flatten {
     /// Flattens every dimension after the first. Returns `Err` for a scalar.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.flatten_from(1)
     }
 }

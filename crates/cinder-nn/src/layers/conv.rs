@@ -85,7 +85,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     /// `[N, in, H, W]` to `[N, out, OH, OW]`. Errors as [`Tensor::conv2d`].
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.conv2d(&self.weight, self.bias.as_ref(), &self.params)
     }
 }
@@ -164,7 +164,7 @@ impl ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     /// `[N, in, H, W]` to `[N, out, OH, OW]`. Errors as [`Tensor::conv_transpose2d`].
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.conv_transpose2d(&self.weight, self.bias.as_ref(), &self.params)
     }
 }

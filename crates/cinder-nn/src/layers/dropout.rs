@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
-use crate::module::Module;
+use crate::module::ModuleT;
 
 /// PyTorch's `nn.Dropout(p)`. Masks come from the device's counter-based generator keyed by
 /// `(seed, offset)`, the offset advancing with every call, so a run is reproducible.
@@ -39,7 +39,7 @@ impl Dropout {
     }
 }
 
-impl Module for Dropout {
+impl ModuleT for Dropout {
     /// In training, `x * mask / (1 - p)` with `mask ~ Bernoulli(1 - p)`; otherwise `x`.
     /// Returns `Err` only for a `u32` input in training.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -34,7 +34,7 @@ impl Embedding {
 impl Module for Embedding {
     /// u32 indices of any shape to `[..., dim]`. Returns `Err` for f32 input. Indices past
     /// the table read zeros (the device's gather convention), they are not checked.
-    fn forward_t(&self, ids: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         ids.data().expect_dtype("Embedding", DType::U32)?;
         let s = ids.shape();
         let dim = self.weight.shape()[1];

@@ -41,7 +41,7 @@ impl Linear {
 
 impl Module for Linear {
     /// `[..., in]` to `[..., out]`. Returns `Err` when the last dimension is not `in`.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.shape();
         let w = self.weight.shape();
         if s.is_empty() || s[s.len() - 1] != w[1] {

@@ -4,7 +4,7 @@ use cinder_autograd::{Tensor, no_grad};
 use cinder_device::{DeviceTensor, Error, Result};
 
 use crate::init::Init;
-use crate::module::Module;
+use crate::module::ModuleT;
 use crate::var_store::Path;
 
 /// Options of [`BatchNorm`] (PyTorch's defaults: eps 1e-5, momentum 0.1, affine).
@@ -94,7 +94,7 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
+impl ModuleT for BatchNorm {
     /// Normalizes `x`. Returns `Err` for a rank the layer does not take, a channel count
     /// other than `C`, or a training batch with a single value per channel.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -35,7 +35,7 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     /// `[N, C, H, W]` pooled. Errors as [`Tensor::max_pool2d`].
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.max_pool2d(&self.params)?.0)
     }
 }
@@ -60,7 +60,7 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     /// `[N, C, H, W]` pooled. Errors as [`Tensor::avg_pool2d`].
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.avg_pool2d(&self.params, self.count_include_pad)
     }
 }
@@ -82,7 +82,7 @@ impl AdaptiveAvgPool2d {
 impl Module for AdaptiveAvgPool2d {
     /// `[N, C, H, W]` to `[N, C, oh, ow]`. Returns `Err` for another rank, a zero output
     /// size, or (for outputs other than 1x1) sizes that do not divide the input.
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.shape();
         let (oh, ow) = self.output;
         if s.len() != 4 || oh == 0 || ow == 0 {

@@ -3,12 +3,13 @@
 use cinder_autograd::Tensor;
 use cinder_device::Result;
 
-use crate::module::Module;
+use crate::module::ModuleT;
 
-/// Modules applied one after another, as `nn.Sequential`.
+/// Modules applied one after another, as `nn.Sequential`. It holds any [`ModuleT`] and is
+/// one itself: call `forward_t(x, train)` with the mode its members should run in.
 #[derive(Default)]
 pub struct Sequential {
-    layers: Vec<Box<dyn Module>>,
+    layers: Vec<Box<dyn ModuleT>>,
 }
 
 impl Sequential {
@@ -18,13 +19,13 @@ impl Sequential {
     }
 
     /// Appends a module and returns the sequence (builder style).
-    pub fn with<M: Module + 'static>(mut self, m: M) -> Sequential {
+    pub fn with<M: ModuleT + 'static>(mut self, m: M) -> Sequential {
         self.layers.push(Box::new(m));
         self
     }
 
     /// Appends a module in place.
-    pub fn push<M: Module + 'static>(&mut self, m: M) {
+    pub fn push<M: ModuleT + 'static>(&mut self, m: M) {
         self.layers.push(Box::new(m));
     }
 
@@ -39,7 +40,7 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
+impl ModuleT for Sequential {
     /// Each module's `forward_t` in order. Returns the first module's `Err`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut y = x.clone();

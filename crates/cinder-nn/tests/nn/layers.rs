@@ -378,7 +378,13 @@ fn embedding_flatten_activations_sequential() {
         .unwrap();
     let seq = Sequential::new().with(Flatten).with(l1).with(Relu).with(l2);
     assert_eq!(seq.len(), 4);
-    assert_eq!(read(&seq.forward(&xt).unwrap()), read(&manual));
+    assert_eq!(read(&seq.forward_t(&xt, false).unwrap()), read(&manual));
+    assert_eq!(read(&seq.forward_t(&xt, true).unwrap()), read(&manual));
+    // a mode-dependent member follows the mode the sequence is run in
+    let drop = Sequential::new().with(Dropout::new(0.5, 3).unwrap());
+    let ones = t(&[1.0; 64], &[64]);
+    assert_eq!(read(&drop.forward_t(&ones, false).unwrap()), vec![1.0; 64]);
+    assert!(read(&drop.forward_t(&ones, true).unwrap()).contains(&0.0));
 }
 
 #[test]
