@@ -13,3 +13,23 @@ fn grid_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
 // equal kernel::ELEMS_PER_INVOCATION. On lavapipe the cost is mostly per invocation: 8
 // elements each made add_scalar over 1.25M elements 3.3x faster than 1.
 const EPT: u32 = 8u;
+
+// NaN tests and NaN-propagating extrema (PyTorch's semantics), decided on the bits so that
+// no compiler assumption of NaN-free floats can fold them away. WGSL's own max/min and
+// ordered comparisons drop NaN.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn max_nan(a: f32, b: f32) -> f32 {
+    return select(max(a, b), a + b, is_nan(a) || is_nan(b));
+}
+
+fn min_nan(a: f32, b: f32) -> f32 {
+    return select(min(a, b), a + b, is_nan(a) || is_nan(b));
+}
+
+// min(max(x, lo), hi), NaN when any of the three is NaN.
+fn clamp_nan(x: f32, lo: f32, hi: f32) -> f32 {
+    return select(min(max(x, lo), hi), x + lo + hi, is_nan(x) || is_nan(lo) || is_nan(hi));
+}

@@ -34,6 +34,7 @@ var<immediate> pb: PB;
 
 const SQRT_2: f32 = 1.4142135623730951;
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 
 fn sigmoid(x: f32) -> f32 {
     let e = exp(-abs(x));
@@ -87,6 +88,17 @@ fn powf(x: f32, e: f32) -> f32 {
     }
     let odd = (abs(e) % 2.0) == 1.0;
     return select(r, -r, odd);
+}
+
+// GELU with PyTorch's tanh approximation (approximate="tanh").
+fn gelu_tanh(x: f32) -> f32 {
+    let inner = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    return 0.5 * x * (1.0 + tanh_stable(inner));
+}
+
+// sign with sign(NaN) = 0, as PyTorch.
+fn sign_nan(x: f32) -> f32 {
+    return select(sign(x), 0.0, is_nan(x));
 }
 
 fn b2f(c: bool) -> f32 {
@@ -190,7 +202,7 @@ fn binary_bcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 
 // out = cond != 0 ? a : b, all three contiguous and of one shape.
 fn where_select_at(i: u32) {
-    out3[i] = select(in2[i], in1[i], in0[i] != 0.0);
+    out3[i] = select(in2[i], in1[i], (bitcast<u32>(in0[i]) & 0x7fffffffu) != 0u); // NaN counts as true
 }
 
 @compute @workgroup_size(WG)

@@ -1,8 +1,13 @@
 // Index kernels: gather, index_select, scatter_add and index_select's backward (both written
-// owner-computes: each output element sums what maps to it, no atomics), and one_hot.
+// owner-computes: each output element sums what maps to it, no float atomics), and one_hot.
 // Tensors are viewed as [outer, len, inner] around the indexed axis. Data moves as raw
 // 32-bit words where no arithmetic is done, so gather/index_select serve f32 and u32.
-// An out-of-range index reads 0 (gather, index_select) or contributes nothing (scatter).
+// An out-of-range index reads 0 (gather, index_select) or contributes nothing (scatter), and
+// sets the dispatching thread's slot of the device's error word (bound after the outputs:
+// errN at binding N; slot s is words 2s and 2s + 1): the first word ORs the op's bit
+// (device::INDEX_ERROR_OPS: gather 1, index_select 2, scatter_add 4, index_select_backward 8,
+// one_hot 16), the second keeps the largest bad index. The host reports it at that thread's
+// next readback or sync.
 
 override WG: u32 = 256u;
 
@@ -13,6 +18,7 @@ struct P {
     len_idx: u32,  // size of the indexed axis in the index (and output for gathers)
     inner: u32,
     classes: u32,
+    slot: u32,     // the dispatching thread's slot of the error word (device::error_slot)
 }
 
 var<immediate> p: P;
@@ -31,12 +37,22 @@ var<immediate> p: P;
 @group(0) @binding(0) var<storage, read> labels: array<u32>;
 @group(0) @binding(1) var<storage, read_write> onehot: array<f32>;
 
+@group(0) @binding(2) var<storage, read_write> err2: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read_write> err3: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read_write> err4: array<atomic<u32>>;
+
 // out[o, j, i] = src[o, idx[o, j, i], i]   (torch.gather; out has the index's shape)
 fn gather_at(i: u32) {
     let inner = i % p.inner;
     let o = i / (p.inner * p.len_idx);
     let l = idx[i];
-    dst[i] = select(0u, src[(o * p.len_in + l) * p.inner + inner], l < p.len_in);
+    if (l >= p.len_in) {
+        atomicOr(&err3[2u * p.slot], 1u);
+        atomicMax(&err3[2u * p.slot + 1u], l);
+        dst[i] = 0u;
+        return;
+    }
+    dst[i] = src[(o * p.len_in + l) * p.inner + inner];
 }
 
 @compute @workgroup_size(WG)
@@ -59,7 +75,13 @@ fn index_select_at(i: u32) {
     let j = (i / p.inner) % p.len_idx;
     let o = i / (p.inner * p.len_idx);
     let l = idx[j];
-    dst[i] = select(0u, src[(o * p.len_in + l) * p.inner + inner], l < p.len_in);
+    if (l >= p.len_in) {
+        atomicOr(&err3[2u * p.slot], 2u);
+        atomicMax(&err3[2u * p.slot + 1u], l);
+        dst[i] = 0u;
+        return;
+    }
+    dst[i] = src[(o * p.len_in + l) * p.inner + inner];
 }
 
 @compute @workgroup_size(WG)
@@ -84,8 +106,14 @@ fn scatter_add_at(i: u32) {
     var acc = base_f[i];
     for (var j = 0u; j < p.len_idx; j++) {
         let at = (o * p.len_idx + j) * p.inner + inner;
-        if (idx[at] == l) {
+        let t = idx[at];
+        if (t == l) {
             acc += src_f[at];
+        }
+        // each index is seen by every output of its column: the row-0 output reports it
+        if (l == 0u && t >= p.len_in) {
+            atomicOr(&err4[2u * p.slot], 4u);
+            atomicMax(&err4[2u * p.slot + 1u], t);
         }
     }
     out_f3[i] = acc;
@@ -112,8 +140,13 @@ fn index_select_backward_at(i: u32) {
     let o = i / (p.inner * p.len_in);
     var acc = 0.0;
     for (var j = 0u; j < p.len_idx; j++) {
-        if (idx[j] == l) {
+        let t = idx[j];
+        if (t == l) {
             acc += grad_f[(o * p.len_idx + j) * p.inner + inner];
+        }
+        if (i == 0u && t >= p.len_in) {
+            atomicOr(&err3[2u * p.slot], 8u);
+            atomicMax(&err3[2u * p.slot + 1u], t);
         }
     }
     out_f2[i] = acc;
@@ -135,7 +168,13 @@ fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 
 // out[r, c] = labels[r] == c
 fn one_hot_at(i: u32) {
-    onehot[i] = select(0.0, 1.0, labels[i / p.classes] == i % p.classes);
+    let label = labels[i / p.classes];
+    let c = i % p.classes;
+    if (c == 0u && label >= p.classes) {
+        atomicOr(&err2[2u * p.slot], 16u);
+        atomicMax(&err2[2u * p.slot + 1u], label);
+    }
+    onehot[i] = select(0.0, 1.0, label == c);
 }
 
 @compute @workgroup_size(WG)

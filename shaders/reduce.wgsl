@@ -14,7 +14,8 @@
 // A state S carries what every op needs to be combined associatively:
 //   sum, mean:        a = running sum
 //   max/min, arg*:    a = best value, i = its index along the axis (EMPTY: no element yet;
-//                     ties keep the smaller index, as PyTorch)
+//                     ties keep the smaller index and NaN beats every number, so the
+//                     result is the first NaN when there is one, as PyTorch)
 //   logsumexp:        a = running max m, b = sum of exp(x - m)  (stable)
 //   var:              a = mean, b = sum of squared deviations (M2), i = count
 //                     (Welford per element, Chan et al. to combine)
@@ -96,13 +97,13 @@ fn accum(s: S, x: f32, k: u32) -> S {
             r.a = s.a + x;
         }
         case OP_MAX, OP_ARGMAX: {
-            if (s.i == EMPTY || x > s.a) {
+            if (s.i == EMPTY || (!is_nan(s.a) && (x > s.a || is_nan(x)))) {
                 r.a = x;
                 r.i = k;
             }
         }
         case OP_MIN, OP_ARGMIN: {
-            if (s.i == EMPTY || x < s.a) {
+            if (s.i == EMPTY || (!is_nan(s.a) && (x < s.a || is_nan(x)))) {
                 r.a = x;
                 r.i = k;
             }
@@ -125,6 +126,30 @@ fn accum(s: S, x: f32, k: u32) -> S {
     return r;
 }
 
+// The better of two max (or min) states: NaN beats any number (the first NaN wins, as
+// PyTorch), then the larger (smaller) value, then on ties the smaller index.
+fn pick_extremum(s: S, t: S, larger: bool) -> S {
+    if (t.i == EMPTY) {
+        return s;
+    }
+    if (s.i == EMPTY) {
+        return t;
+    }
+    let sn = is_nan(s.a);
+    let tn = is_nan(t.a);
+    if (sn != tn) {
+        if (tn) {
+            return t;
+        }
+        return s;
+    }
+    let better = select((t.a < s.a), (t.a > s.a), larger);
+    if ((!sn && better) || ((sn || t.a == s.a) && t.i < s.i)) {
+        return t;
+    }
+    return s;
+}
+
 // Combines two states (associative; for arg ops the smaller index wins ties).
 fn combine(s: S, t: S) -> S {
     switch op() {
@@ -132,28 +157,10 @@ fn combine(s: S, t: S) -> S {
             return S(s.a + t.a, 0.0, 0.0, 0u);
         }
         case OP_MAX, OP_ARGMAX: {
-            if (t.i == EMPTY) {
-                return s;
-            }
-            if (s.i == EMPTY) {
-                return t;
-            }
-            if (t.a > s.a || (t.a == s.a && t.i < s.i)) {
-                return t;
-            }
-            return s;
+            return pick_extremum(s, t, true);
         }
         case OP_MIN, OP_ARGMIN: {
-            if (t.i == EMPTY) {
-                return s;
-            }
-            if (s.i == EMPTY) {
-                return t;
-            }
-            if (t.a < s.a || (t.a == s.a && t.i < s.i)) {
-                return t;
-            }
-            return s;
+            return pick_extremum(s, t, false);
         }
         case OP_LSE: {
             let m = max(s.a, t.a);

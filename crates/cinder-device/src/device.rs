@@ -36,7 +36,46 @@ struct Inner {
     state: Mutex<State>,
     pool: Mutex<Pool>,
     gpu_error: Arc<Mutex<Option<String>>>,
+    /// The error words of kernels that check their indices ([`Kernel::error_word`]): one
+    /// slot of two words per host thread ([`error_slot`]); word 0 ORs the
+    /// [`INDEX_ERROR_OPS`] bit of each op that met a bad index, word 1 keeps the largest bad
+    /// index. A thread's readbacks and syncs read its slot and clear it.
+    error_word: wgpu::Buffer,
 }
+
+/// Error slots in a device's error word (host threads beyond this share slots).
+pub const ERROR_SLOTS: u32 = 64;
+/// Bytes of the device's error word: two u32 per slot.
+const ERROR_WORD_BYTES: u64 = ERROR_SLOTS as u64 * 8;
+
+/// The error slot of the calling thread: what the index kernels it dispatches write to, and
+/// what its readbacks check, so that a bad index is reported to the thread whose op met it.
+pub fn error_slot() -> u32 {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    thread_local! {
+        static SLOT: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+    SLOT.with(|s| match s.get() {
+        Some(slot) => slot,
+        None => {
+            let slot = NEXT.fetch_add(1, Ordering::Relaxed) % ERROR_SLOTS;
+            s.set(Some(slot));
+            slot
+        }
+    })
+}
+
+/// The ops whose kernels report bad indices, by bit of the error word (bit `i` is entry `i`;
+/// `shaders/index.wgsl` writes the same bits).
+pub const INDEX_ERROR_OPS: [&str; 5] = [
+    "gather",
+    "index_select",
+    "scatter_add",
+    "index_select_backward",
+    "one_hot",
+];
 
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
@@ -241,6 +280,15 @@ impl Device {
             }
         }));
         let pool = Pool::with_limit(DEFAULT_MAX_POOLED_BYTES);
+        // wgpu zero-initializes new buffers.
+        let error_word = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("error word"),
+            size: ERROR_WORD_BYTES,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Device {
             inner: Arc::new(Inner {
                 device,
@@ -253,6 +301,7 @@ impl Device {
                 state: Mutex::new(State::default()),
                 pool: Mutex::new(pool),
                 gpu_error,
+                error_word,
             }),
         })
     }
@@ -379,7 +428,8 @@ impl Device {
         } else {
             dev.create_shader_module(desc)
         };
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..kernel.reads + kernel.writes)
+        let bindings = kernel.reads + kernel.writes + kernel.error_word as u32;
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..bindings)
             .map(|i| wgpu::BindGroupLayoutEntry {
                 binding: i,
                 visibility: wgpu::ShaderStages::COMPUTE,
@@ -478,7 +528,7 @@ impl Device {
             return Ok(());
         }
         let pipeline = self.pipeline(kernel)?;
-        let entries: Vec<wgpu::BindGroupEntry> = inputs
+        let mut entries: Vec<wgpu::BindGroupEntry> = inputs
             .iter()
             .chain(outputs)
             .enumerate()
@@ -491,6 +541,12 @@ impl Device {
                 }),
             })
             .collect();
+        if kernel.error_word {
+            entries.push(wgpu::BindGroupEntry {
+                binding: entries.len() as u32,
+                resource: self.inner.error_word.as_entire_binding(),
+            });
+        }
         let bind = self
             .inner
             .device
@@ -570,18 +626,12 @@ impl Device {
     }
 
     /// Submits every recorded command and waits until the device has finished all of it.
-    /// Returns [`Error::DeviceLost`] if the device reported an error meanwhile.
+    /// Returns [`Error::DeviceLost`] if the device reported an error meanwhile, and
+    /// [`Error::IndexOutOfRange`] if a kernel dispatched by this thread met a bad index since
+    /// its last readback or sync.
     pub fn sync(&self) -> Result<()> {
-        {
-            let mut st = lock(&self.inner.state);
-            self.submit_locked(&mut st);
-            st.in_flight.clear();
-        }
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        self.check_error()
+        // Reading the error word back submits and waits for everything before it.
+        self.read_bytes(&self.inner.error_word, 0).map(|_| ())
     }
 
     fn check_error(&self) -> Result<()> {
@@ -612,15 +662,14 @@ impl Device {
         }
     }
 
-    /// Reads the first `bytes` bytes of `buffer` back to the host, submitting and waiting.
+    /// Reads the first `bytes` bytes of `buffer` back to the host, submitting and waiting,
+    /// together with the device's error word (so a bad index that a kernel dispatched by this
+    /// thread met is reported here as [`Error::IndexOutOfRange`], and the slot cleared).
     pub(crate) fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        if bytes == 0 {
-            return Ok(Vec::new());
-        }
         let size = bytes.next_multiple_of(4);
         let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size,
+            size: size + ERROR_WORD_BYTES,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -632,7 +681,10 @@ impl Device {
                     .device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
-            enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+            if size > 0 {
+                enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+            }
+            enc.copy_buffer_to_buffer(&self.inner.error_word, 0, &staging, size, ERROR_WORD_BYTES);
             let idx = self.inner.queue.submit([enc.finish()]);
             st.pending = 0;
             st.uploads = 0;
@@ -666,13 +718,34 @@ impl Device {
             }
             None => return Err(Error::DeviceLost("readback never completed".into())),
         }
-        let out = {
+        let (out, word) = {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| Error::DeviceLost(e.to_string()))?;
-            view[..bytes as usize].to_vec()
+            let w: &[u32] = bytemuck::cast_slice(&view[size as usize..]);
+            let slot = error_slot() as usize;
+            (
+                view[..bytes as usize].to_vec(),
+                [w[2 * slot], w[2 * slot + 1]],
+            )
         };
         staging.unmap();
+        if word[0] != 0 {
+            let at = error_slot() as u64 * 8;
+            self.inner
+                .queue
+                .write_buffer(&self.inner.error_word, at, &[0u8; 8]);
+            let ops = INDEX_ERROR_OPS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| word[0] & (1 << i) != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            return Err(Error::IndexOutOfRange {
+                ops,
+                index: word[1],
+            });
+        }
         Ok(out)
     }
 }

@@ -88,6 +88,22 @@ pub enum Error {
         /// Bytes requested.
         bytes: u64,
     },
+    /// An index tensor held a value outside the dimension it indexes. Kernels cannot
+    /// return an error and ops never read back, so the kernel sets the calling thread's slot
+    /// of the device's error word and that thread's next readback or [`crate::Device::sync`]
+    /// returns this error (as CUDA's device-side asserts surface at the next
+    /// synchronization), then clears the slot.
+    #[error(
+        "{}: index out of range (largest offending index {index}); found by the device and \
+         reported at the first readback or sync after the op",
+        ops.join(", ")
+    )]
+    IndexOutOfRange {
+        /// The ops that met a bad index since the last check (usually one).
+        ops: Vec<&'static str>,
+        /// The largest offending index seen.
+        index: u32,
+    },
     /// The device was lost or a GPU command failed.
     #[error("device lost or GPU error: {0}")]
     DeviceLost(String),

@@ -59,6 +59,10 @@ pub struct Kernel {
     pub reads: u32,
     /// Number of read-write storage bindings (bindings `reads..reads + writes`).
     pub writes: u32,
+    /// Whether the kernel reports bad indices: the device binds its error word (an
+    /// `array<atomic<u32>, 4>`, see [`crate::device`]) after the outputs, at binding
+    /// `reads + writes`.
+    pub error_word: bool,
 }
 
 impl Kernel {
@@ -71,7 +75,14 @@ impl Kernel {
             constants: Vec::new(),
             reads,
             writes,
+            error_word: false,
         }
+    }
+
+    /// Binds the device's error word after the outputs (for kernels that check indices).
+    pub fn with_error_word(mut self) -> Self {
+        self.error_word = true;
+        self
     }
 
     /// Adds a template substitution (`placeholder` is replaced by `text` in the source).
@@ -105,6 +116,7 @@ impl PartialEq for Kernel {
             && self.subst == other.subst
             && self.reads == other.reads
             && self.writes == other.writes
+            && self.error_word == other.error_word
             && self.constants.len() == other.constants.len()
             && self
                 .constants
@@ -121,6 +133,7 @@ impl std::hash::Hash for Kernel {
         self.family.hash(h);
         self.entry.hash(h);
         self.subst.hash(h);
+        self.error_word.hash(h);
         for (k, v) in &self.constants {
             k.hash(h);
             v.to_bits().hash(h);

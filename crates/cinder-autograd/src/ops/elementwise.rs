@@ -8,6 +8,9 @@ use crate::tensor::{Ctx, Tensor, needs_graph};
 
 /// `1 / sqrt(2 pi)`, for GELU's second derivative.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
+/// `sqrt(2 / pi)` and the cubic coefficient of GELU's tanh approximation.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
 
 impl Tensor {
     /// A leaf filled with `value`. Errors as [`DeviceTensor::full`].
@@ -32,13 +35,13 @@ impl Tensor {
     }
 
     /// Applies a unary op with parameters `a`, `b`, recording its backward rule. Ops whose
-    /// derivative is zero wherever it exists (`sign`, `relu_mask`, `leaky_relu_grad`) give a
+    /// derivative is zero wherever it exists (`sign`, `relu_mask`, `leaky_relu_grad`, `isnan`) give a
     /// tensor that does not require grad. Returns `Err` for `u32` tensors.
     pub fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<Tensor> {
         let y = self.data().unary(op, a, b)?;
         if matches!(
             op,
-            UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad
+            UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad | UnaryOp::IsNan
         ) || !needs_graph(&[self])
         {
             return Ok(Tensor::from_data(y));
@@ -103,8 +106,8 @@ impl Tensor {
                 (BinaryOp::Div, true) => g.mul(&y.div(x)?)?.neg()?,
                 (BinaryOp::Pow, false) => g.mul(&x.powf(s - 1.0)?)?.mul_scalar(s)?,
                 (BinaryOp::Pow, true) => g.mul(y)?.mul_scalar(s.ln())?,
-                (BinaryOp::Maximum, _) => g.mul(&tie_mask(&x.data(), s, true)?)?,
-                (BinaryOp::Minimum, _) => g.mul(&tie_mask(&x.data(), s, false)?)?,
+                (BinaryOp::Maximum, _) => g.mul(&extremum_mask(&x.data(), s, true)?)?,
+                (BinaryOp::Minimum, _) => g.mul(&extremum_mask(&x.data(), s, false)?)?,
                 _ => unreachable!("comparisons and fused backward ops are handled above"),
             };
             Ok(vec![Some(gx)])
@@ -162,14 +165,55 @@ impl Tensor {
     pub fn elu_grad(&self, alpha: f32) -> Result<Tensor> {
         self.unary(UnaryOp::EluGrad, alpha, 0.0)
     }
-    /// `min(max(x, lo), hi)`; the gradient passes where `lo <= x <= hi`. Returns `Err`
-    /// when `lo > hi` or for `u32` tensors.
+    /// `min(max(x, lo), hi)` (NaN stays NaN); the gradient passes where `lo < x < hi`,
+    /// strictly, and is 0 at the bounds and at NaN, as PyTorch's `clamp` with scalar bounds.
+    /// Returns `Err` when `lo > hi` or for `u32` tensors.
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
-        if lo > hi {
-            // Let the device op produce the error.
-            self.data().clamp(lo, hi)?;
+        self.clamp_like("clamp", lo, hi, false)
+    }
+
+    /// PyTorch's `hardtanh(x, min_val, max_val)` (defaults -1 and 1): `clamp` forward, with
+    /// PyTorch's hardtanh gradient: 0 at and beyond the bounds, passed through at NaN.
+    /// Returns `Err` when `lo > hi` or for `u32` tensors.
+    pub fn hardtanh(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        self.clamp_like("hardtanh", lo, hi, true)
+    }
+
+    fn clamp_like(&self, name: &'static str, lo: f32, hi: f32, hardtanh: bool) -> Result<Tensor> {
+        let y = self.data().clamp(lo, hi)?;
+        Ok(Tensor::from_op(name, y, &[self], move |c| {
+            let d = c.input(0).data();
+            let mask = if hardtanh {
+                // !(x <= lo) && !(x >= hi): NaN passes
+                d.le_scalar(lo)?
+                    .rsub_scalar(1.0)?
+                    .mul(&d.ge_scalar(hi)?.rsub_scalar(1.0)?)?
+            } else {
+                d.gt_scalar(lo)?.mul(&d.lt_scalar(hi)?)?
+            };
+            Ok(vec![Some(c.grad.mul(&constant(mask))?)])
+        }))
+    }
+
+    /// PReLU, `x > 0 ? x : w x`, with a learned slope `weight` of shape `[C]` (one per
+    /// channel, dimension 1 of `x`) or `[1]` (shared), as PyTorch's `prelu`. Gradients reach
+    /// `x` and `weight`. Returns `Err` when the weight's length is neither 1 nor the channel
+    /// count, or for `u32` tensors.
+    pub fn prelu(&self, weight: &Tensor) -> Result<Tensor> {
+        let s = self.shape();
+        let w = weight.shape();
+        let c = w.iter().product::<usize>();
+        let ok = w.len() == 1 && (c == 1 || (s.len() >= 2 && s[1] == c));
+        if !ok {
+            return Err(cinder_device::Error::shapes("prelu", &s, &w));
         }
-        self.unary(UnaryOp::Clamp, lo, hi)
+        let mut ws = vec![1; s.len().max(1)];
+        if c != 1 {
+            ws[1] = c;
+        }
+        let wb = weight.reshape(&ws)?;
+        let pos = Tensor::from_data(self.data().gt_scalar(0.0)?);
+        Tensor::where_cond(&pos, self, &self.mul(&wb)?)
     }
     /// `x^e`. Returns `Err` for `u32` tensors.
     pub fn powf(&self, e: f32) -> Result<Tensor> {
@@ -219,6 +263,11 @@ fn op_name(op: UnaryOp) -> &'static str {
         UnaryOp::Sigmoid => "sigmoid",
         UnaryOp::Tanh => "tanh",
         UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluTanh => "gelu_tanh",
+        UnaryOp::Silu => "silu",
+        UnaryOp::Mish => "mish",
+        UnaryOp::Hardsigmoid => "hardsigmoid",
+        UnaryOp::Hardswish => "hardswish",
         UnaryOp::Softplus => "softplus",
         UnaryOp::Square => "square",
         UnaryOp::Clamp => "clamp",
@@ -231,6 +280,7 @@ fn op_name(op: UnaryOp) -> &'static str {
         UnaryOp::SigmoidGradFromOutput => "sigmoid_grad_from_output",
         UnaryOp::TanhGradFromOutput => "tanh_grad_from_output",
         UnaryOp::Sign => "sign",
+        UnaryOp::IsNan => "isnan",
         UnaryOp::Affine => "affine",
     }
 }
@@ -240,15 +290,30 @@ fn constant(d: DeviceTensor) -> Tensor {
     Tensor::from_data(d)
 }
 
-/// For `maximum(x, s)` (`max = true`) or `minimum`: 1 where `x` wins, 0.5 on ties, else 0.
-fn tie_mask(x: &DeviceTensor, s: f32, max: bool) -> Result<Tensor> {
-    let wins = if max {
-        x.gt_scalar(s)?
-    } else {
+/// The share of the gradient `x` gets from `maximum(x, s)` (`max = true`) or `minimum`,
+/// PyTorch's rule: 0.5 on ties, 0 where the other side wins, else 1 (so NaN takes it all).
+fn extremum_mask(x: &DeviceTensor, s: f32, max: bool) -> Result<Tensor> {
+    let loses = if max {
         x.lt_scalar(s)?
+    } else {
+        x.gt_scalar(s)?
     };
     let ties = x.eq_scalar(s)?.mul_scalar(0.5)?;
-    Ok(constant(wins.add(&ties)?))
+    Ok(constant(loses.add(&ties)?.rsub_scalar(1.0)?))
+}
+
+/// [`extremum_mask`] for two tensors: the shares of `a` and `b`.
+fn extremum_masks(a: &DeviceTensor, b: &DeviceTensor, max: bool) -> Result<(Tensor, Tensor)> {
+    let (a_loses, b_loses) = if max {
+        (a.lt(b)?, a.gt(b)?)
+    } else {
+        (a.gt(b)?, a.lt(b)?)
+    };
+    let ties = a.eq(b)?.mul_scalar(0.5)?;
+    Ok((
+        constant(a_loses.add(&ties)?.rsub_scalar(1.0)?),
+        constant(b_loses.add(&ties)?.rsub_scalar(1.0)?),
+    ))
 }
 
 fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
@@ -269,15 +334,54 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         UnaryOp::Sigmoid => g.sigmoid_backward(y)?,
         UnaryOp::Tanh => g.tanh_backward(y)?,
         UnaryOp::Gelu => g.mul(&x.gelu_grad()?)?,
+        // 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2), t = tanh(k (x + c x^3))
+        UnaryOp::GeluTanh => {
+            let x2 = x.square()?;
+            let t = x
+                .mul(&x2.mul_scalar(GELU_C)?.add_scalar(1.0)?)?
+                .mul_scalar(SQRT_2_OVER_PI)?
+                .tanh()?;
+            let slope = x2.affine(3.0 * GELU_C * SQRT_2_OVER_PI, SQRT_2_OVER_PI)?;
+            let d = t.affine(0.5, 0.5)?.add(
+                &x.mul(&t.square()?.rsub_scalar(1.0)?)?
+                    .mul(&slope)?
+                    .mul_scalar(0.5)?,
+            )?;
+            g.mul(&d)?
+        }
+        // s (1 + x (1 - s)), s = sigmoid(x)
+        UnaryOp::Silu => {
+            let sg = x.sigmoid()?;
+            g.mul(&sg.add(&x.mul(&sg)?.mul(&sg.rsub_scalar(1.0)?)?)?)?
+        }
+        // t + x sigmoid(x) (1 - t^2), t = tanh(softplus(x))
+        UnaryOp::Mish => {
+            let t = x.softplus()?.tanh()?;
+            g.mul(&t.add(&x.mul(&x.sigmoid()?)?.mul(&t.square()?.rsub_scalar(1.0)?)?)?)?
+        }
+        // 1/6 strictly inside (-3, 3), else 0 (NaN included), as PyTorch
+        UnaryOp::Hardsigmoid => {
+            let d = x.data();
+            let inside = d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?;
+            g.mul(&constant(inside.mul_scalar(1.0 / 6.0)?))?
+        }
+        // 0 below -3, x/3 + 1/2 on [-3, 3], 1 above (and at NaN), as PyTorch
+        UnaryOp::Hardswish => {
+            let d = x.data();
+            let (below, upto3) = (d.lt_scalar(-3.0)?, d.le_scalar(3.0)?);
+            let mid = constant(upto3.sub(&below)?);
+            let above = constant(upto3.rsub_scalar(1.0)?);
+            g.mul(&x.affine(1.0 / 3.0, 0.5)?.mul(&mid)?.add(&above)?)?
+        }
         UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
         UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
         UnaryOp::Clamp => {
             let d = x.data();
-            g.mul(&constant(d.ge_scalar(a)?.mul(&d.le_scalar(b)?)?))?
+            g.mul(&constant(d.gt_scalar(a)?.mul(&d.lt_scalar(b)?)?))?
         }
         UnaryOp::Powf => g.mul(&x.powf(a - 1.0)?)?.mul_scalar(a)?,
         UnaryOp::Recip => g.mul(&y.square()?)?.neg()?,
-        // d/dx (x > 0 ? 1 : a e^x) = x > 0 ? 0 : a e^x
+        // d/dx (x <= 0 ? a e^x : 1) = x <= 0 ? a e^x : 0
         UnaryOp::EluGrad => {
             let neg = constant(x.data().le_scalar(0.0)?);
             g.mul(&x.exp()?.mul_scalar(a)?.mul(&neg)?)?
@@ -292,7 +396,7 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         UnaryOp::SigmoidGradFromOutput => g.mul(&x.affine(-2.0, 1.0)?)?,
         UnaryOp::TanhGradFromOutput => g.mul(x)?.mul_scalar(-2.0)?,
         UnaryOp::Affine => g.mul_scalar(a)?,
-        UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad => {
+        UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad | UnaryOp::IsNan => {
             unreachable!("no node is recorded for ops with zero derivative")
         }
     })
@@ -319,17 +423,10 @@ fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
             let gb = need_b.then(|| g.mul(&y.mul(&a.log()?)?)).transpose()?;
             (Some(ga), gb)
         }
+        // PyTorch's rule: ties split, the loser gets 0, NaN on either side passes to both
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            let (ad, bd) = (a.data(), b.data());
-            let wins = if op == BinaryOp::Maximum {
-                ad.gt(&bd)?
-            } else {
-                ad.lt(&bd)?
-            };
-            let m = constant(wins.add(&ad.eq(&bd)?.mul_scalar(0.5)?)?);
-            let ga = g.mul(&m)?;
-            let gb = g.sub(&ga)?;
-            (Some(ga), Some(gb))
+            let (ma, mb) = extremum_masks(&a.data(), &b.data(), op == BinaryOp::Maximum)?;
+            (Some(g.mul(&ma)?), Some(g.mul(&mb)?))
         }
         // out = g * (x > 0): linear in g, zero derivative in x
         BinaryOp::ReluBackward => (Some(c.grad.relu_backward(b)?), None),
@@ -374,7 +471,8 @@ unary_methods! {
     sin => Sin,
     /// Cosine; `Err` for `u32` tensors.
     cos => Cos,
-    /// `max(x, 0)` (gradient 0 at 0, as PyTorch); `Err` for `u32` tensors.
+    /// `max(x, 0)`, NaN stays NaN (gradient 0 at 0 and 1 at NaN, as PyTorch); `Err` for
+    /// `u32` tensors.
     relu => Relu,
     /// Logistic sigmoid; `Err` for `u32` tensors.
     sigmoid => Sigmoid,
@@ -382,13 +480,27 @@ unary_methods! {
     tanh => Tanh,
     /// GELU (exact, erf form); `Err` for `u32` tensors.
     gelu => Gelu,
+    /// GELU with the tanh approximation (PyTorch's `gelu(x, approximate="tanh")`); `Err`
+    /// for `u32` tensors.
+    gelu_tanh => GeluTanh,
+    /// SiLU `x sigmoid(x)` (PyTorch's `silu`); `Err` for `u32` tensors.
+    silu => Silu,
+    /// Mish `x tanh(softplus(x))`; `Err` for `u32` tensors.
+    mish => Mish,
+    /// Hardsigmoid `clamp(x/6 + 1/2, 0, 1)` (gradient 1/6 strictly inside (-3, 3)); `Err`
+    /// for `u32` tensors.
+    hardsigmoid => Hardsigmoid,
+    /// Hardswish `x hardsigmoid(x)`; `Err` for `u32` tensors.
+    hardswish => Hardswish,
+    /// 1 where NaN, else 0 (no grad); `Err` for `u32` tensors.
+    isnan => IsNan,
     /// `log(1 + e^x)`; `Err` for `u32` tensors.
     softplus => Softplus,
     /// `x^2`; `Err` for `u32` tensors.
     square => Square,
     /// `1/x`; `Err` for `u32` tensors.
     recip => Recip,
-    /// Sign (-1, 0, 1), no grad; `Err` for `u32` tensors.
+    /// Sign (-1, 0, 1; 0 at NaN), no grad; `Err` for `u32` tensors.
     sign => Sign,
     /// `x > 0 ? 1 : 0`, relu's derivative, no grad; `Err` for `u32` tensors.
     relu_mask => ReluMask,
@@ -423,11 +535,11 @@ binary_methods! {
     /// `a ^ b` with broadcasting (gradient in `b` needs `a > 0`); `Err` when shapes do not
     /// broadcast.
     pow, pow_scalar => Pow,
-    /// `max(a, b)` with broadcasting (ties split the gradient); `Err` when shapes do not
-    /// broadcast.
+    /// `max(a, b)` with broadcasting, NaN when either is NaN (PyTorch's `maximum`: ties
+    /// split the gradient, NaN passes it to both sides); `Err` when shapes do not broadcast.
     maximum, maximum_scalar => Maximum,
-    /// `min(a, b)` with broadcasting (ties split the gradient); `Err` when shapes do not
-    /// broadcast.
+    /// `min(a, b)` with broadcasting, NaN when either is NaN (PyTorch's `minimum`); `Err`
+    /// when shapes do not broadcast.
     minimum, minimum_scalar => Minimum,
     /// `a == b` as 1/0 (no grad); `Err` when shapes do not broadcast.
     eq, eq_scalar => Eq,

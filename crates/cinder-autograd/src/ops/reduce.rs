@@ -26,12 +26,18 @@ fn out_kept(c: &Ctx, axes: &[usize]) -> Result<Tensor> {
 }
 
 /// Spreads the gradient of a max/min over the elements equal to the result, split evenly
-/// among ties.
+/// among ties, as PyTorch: along an axis (`amax`) a NaN result matches nothing, so its
+/// slice's gradient is NaN; over the whole tensor (`max()`) a NaN result is shared by the
+/// NaN elements.
 fn extremum_backward(c: &Ctx, axes: &[usize]) -> Result<Tensor> {
     let x = c.input(0).data();
     let y = out_kept(c, axes)?.data();
-    let hit = x.eq(&y)?;
-    let count = if axes.len() == x.rank() {
+    let whole = axes.len() == x.rank();
+    let mut hit = x.eq(&y)?;
+    if whole {
+        hit = hit.add(&x.isnan()?.mul(&y.isnan()?)?)?;
+    }
+    let count = if whole {
         hit.sum_all()?
     } else {
         let ax: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
@@ -120,15 +126,49 @@ impl Tensor {
     pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         self.reduce_axis_op("mean_axis", Red::Mean, axis, |d| d.mean_axis(axis, keepdim))
     }
-    /// Max along `axis` (gradient split among ties). Errors as
-    /// [`cinder_device::DeviceTensor::max_axis`].
-    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        self.reduce_axis_op("max_axis", Red::Max, axis, |d| d.max_axis(axis, keepdim))
+    /// Max along `axis`, PyTorch's `amax`: NaN where the slice holds one, the gradient split
+    /// evenly among ties. Errors as [`cinder_device::DeviceTensor::amax_axis`].
+    pub fn amax_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        self.reduce_axis_op("amax_axis", Red::Max, axis, |d| d.amax_axis(axis, keepdim))
     }
-    /// Min along `axis` (gradient split among ties). Errors as
-    /// [`cinder_device::DeviceTensor::min_axis`].
-    pub fn min_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        self.reduce_axis_op("min_axis", Red::Min, axis, |d| d.min_axis(axis, keepdim))
+    /// Min along `axis`, PyTorch's `amin` (gradient split among ties). Errors as
+    /// [`cinder_device::DeviceTensor::amin_axis`].
+    pub fn amin_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        self.reduce_axis_op("amin_axis", Red::Min, axis, |d| d.amin_axis(axis, keepdim))
+    }
+    /// PyTorch's `torch.max(x, dim)`: the values and the u32 indices (the first on ties, the
+    /// first NaN when there is one) of the maxima along `axis`; the whole gradient goes to
+    /// the returned index. Errors as [`cinder_device::DeviceTensor::max_axis`].
+    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let (_, idx) = self.data().max_axis(axis, true)?;
+        self.take_at(axis, idx, keepdim)
+    }
+    /// PyTorch's `torch.min(x, dim)`: values and indices of the minima along `axis`, the
+    /// gradient to the returned index. Errors as [`cinder_device::DeviceTensor::min_axis`].
+    pub fn min_axis(&self, axis: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let (_, idx) = self.data().min_axis(axis, true)?;
+        self.take_at(axis, idx, keepdim)
+    }
+
+    /// The elements at the keepdim indices `idx` along `axis` (a differentiable gather) and
+    /// the indices, both reshaped as the reduction's output.
+    fn take_at(
+        &self,
+        axis: isize,
+        idx: cinder_device::DeviceTensor,
+        keepdim: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let shape = self.shape();
+        let a = normalize_axis("max_axis", axis, &shape)?;
+        let mut out = shape.clone();
+        if keepdim {
+            out[a] = 1;
+        } else {
+            out.remove(a);
+        }
+        let idx = Tensor::from_data(idx);
+        let values = self.gather(a as isize, &idx)?.reshape(&out)?;
+        Ok((values, idx.reshape(&out)?))
     }
     /// Stable `log(sum(exp(x)))` along `axis`. Errors as
     /// [`cinder_device::DeviceTensor::logsumexp_axis`].
@@ -165,7 +205,8 @@ impl Tensor {
     pub fn mean_all(&self) -> Result<Tensor> {
         self.reduce_all_op("mean_all", Red::Mean, |d| d.mean_all())
     }
-    /// Largest element (shape `[]`, gradient split among ties). Errors as
+    /// Largest element (shape `[]`, NaN when there is one; the gradient split among ties,
+    /// and among the NaNs when the result is NaN, as PyTorch's `x.max()`). Errors as
     /// [`cinder_device::DeviceTensor::max_all`].
     pub fn max_all(&self) -> Result<Tensor> {
         self.reduce_all_op("max_all", Red::Max, |d| d.max_all())

@@ -11,13 +11,25 @@ fn domain(op: UnaryOp, seed: u64, n: usize) -> Vec<f32> {
     match op {
         UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Powf => uniform(seed, n, 0.5, 2.0),
         UnaryOp::SigmoidGradFromOutput => uniform(seed, n, 0.05, 0.95),
+        // every piece of the hard activations, away from the kinks at -3 and 3
+        UnaryOp::Hardsigmoid | UnaryOp::Hardswish => {
+            let v = [
+                -5.0, -3.4, -2.6, -1.0, -0.3, 0.2, 0.9, 2.5, 3.3, 4.0, 6.0, 1.7,
+            ];
+            v[..n.min(v.len())].to_vec()
+        }
         _ => away_from_zero(seed, n),
     }
 }
 
 #[test]
 fn unary_ops() {
-    let skip = [UnaryOp::Sign, UnaryOp::ReluMask, UnaryOp::LeakyReluGrad];
+    let skip = [
+        UnaryOp::Sign,
+        UnaryOp::ReluMask,
+        UnaryOp::LeakyReluGrad,
+        UnaryOp::IsNan,
+    ];
     for (i, &op) in UnaryOp::ALL.iter().enumerate() {
         if skip.contains(&op) {
             continue;
@@ -51,6 +63,50 @@ fn zero_derivative_ops_do_not_require_grad() {
     assert!(!x.sign().unwrap().requires_grad());
     assert!(!x.relu_mask().unwrap().requires_grad());
     assert!(!x.leaky_relu_grad(0.1).unwrap().requires_grad());
+    assert!(!x.isnan().unwrap().requires_grad());
+}
+
+/// clamp and hardtanh take PyTorch's gradients at the exact bounds (0 for both) and at NaN
+/// (0 for clamp, passed for hardtanh); relu passes the gradient at NaN; maximum and minimum
+/// split ties and hand NaN's gradient to both sides; PReLU's slope gets the gradient of the
+/// negative part.
+#[test]
+fn gradients_at_bounds_ties_and_nan_follow_pytorch() {
+    let nan = f32::NAN;
+    let x = param(&[-1.0, 0.0, 0.5, 1.0, 2.0, nan], &[6]);
+    let g = |y: cinder_autograd::Tensor| {
+        x.zero_grad();
+        y.sum_all().unwrap().backward().unwrap();
+        read(&x.grad().unwrap())
+    };
+    assert_eq!(
+        g(x.clamp(0.0, 1.0).unwrap()),
+        vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        g(x.hardtanh(0.0, 1.0).unwrap()),
+        vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    );
+    assert_eq!(g(x.relu().unwrap()), vec![0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(
+        g(x.maximum_scalar(1.0).unwrap()),
+        vec![0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+    );
+    let a = param(&[1.0, nan, 2.0, 3.0], &[4]);
+    let b = param(&[1.0, 1.0, nan, 1.0], &[4]);
+    a.maximum(&b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(read(&a.grad().unwrap()), vec![0.5, 1.0, 1.0, 1.0]);
+    assert_eq!(read(&b.grad().unwrap()), vec![0.5, 1.0, 1.0, 0.0]);
+    let xs = param(&[-2.0, 3.0, -1.0, 4.0], &[2, 2]);
+    let w = param(&[0.25, 0.5], &[2]);
+    xs.prelu(&w).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(read(&xs.grad().unwrap()), vec![0.25, 1.0, 0.25, 1.0]);
+    assert_eq!(read(&w.grad().unwrap()), vec![-3.0, 0.0]);
 }
 
 #[test]

@@ -197,6 +197,13 @@ fn double_backward_of_nonlinear_ops() {
     double_backward(&[&x], |t| t[0].tanh());
     double_backward(&[&x], |t| t[0].softplus());
     double_backward(&[&x], |t| t[0].gelu());
+    double_backward(&[&x], |t| t[0].gelu_tanh());
+    double_backward(&[&x], |t| t[0].silu());
+    double_backward(&[&x], |t| t[0].mish());
+    let wide = param(&[-4.5, -2.0, -0.7, 0.4, 2.2, 4.1], &[2, 3]);
+    double_backward(&[&wide], |t| t[0].hardswish());
+    let slope = param(&[0.25, -0.4, 0.1], &[3]);
+    double_backward(&[&x, &slope], |t| t[0].prelu(&t[1]));
     double_backward(&[&x], |t| t[0].elu(0.8));
     double_backward(&[&x], |t| t[0].exp());
     double_backward(&[&x], |t| t[0].sin());

@@ -26,7 +26,7 @@ pub enum UnaryOp {
     Sin,
     /// cosine
     Cos,
-    /// `max(x, 0)`
+    /// `max(x, 0)`; NaN stays NaN (PyTorch)
     Relu,
     /// `x > 0 ? x : a * x`
     LeakyRelu,
@@ -38,21 +38,32 @@ pub enum UnaryOp {
     Tanh,
     /// exact (erf) GELU, as PyTorch's default
     Gelu,
+    /// GELU with the tanh approximation, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
+    /// (PyTorch's `approximate="tanh"`)
+    GeluTanh,
+    /// SiLU (swish): `x * sigmoid(x)`
+    Silu,
+    /// Mish: `x * tanh(softplus(x))`
+    Mish,
+    /// Hardsigmoid: `clamp(x / 6 + 1/2, 0, 1)`
+    Hardsigmoid,
+    /// Hardswish: `x * hardsigmoid(x)`
+    Hardswish,
     /// `log(1 + e^x)`, stable
     Softplus,
     /// `x * x`
     Square,
-    /// `min(max(x, a), b)`
+    /// `min(max(x, a), b)`; NaN when `x`, `a` or `b` is NaN (PyTorch)
     Clamp,
     /// `x^a` with PyTorch's rules for negative bases
     Powf,
     /// `1 / x`
     Recip,
-    /// derivative of relu: `x > 0 ? 1 : 0`
+    /// derivative of relu as PyTorch takes it: `x <= 0 ? 0 : 1` (1 at NaN)
     ReluMask,
     /// derivative of leaky relu: `x > 0 ? 1 : a`
     LeakyReluGrad,
-    /// derivative of elu: `x > 0 ? 1 : a * e^x`
+    /// derivative of elu: `x <= 0 ? a * e^x : 1` (1 at NaN, as PyTorch)
     EluGrad,
     /// derivative of gelu
     GeluGrad,
@@ -60,15 +71,17 @@ pub enum UnaryOp {
     SigmoidGradFromOutput,
     /// derivative of tanh from its output y: `1 - y^2`
     TanhGradFromOutput,
-    /// sign: -1, 0 or 1
+    /// sign: -1, 0 or 1 (0 at NaN, as PyTorch)
     Sign,
+    /// 1 where `x` is NaN, else 0
+    IsNan,
     /// `a * x + b` (affine, used for scaling and shifting)
     Affine,
 }
 
 impl UnaryOp {
     /// Every unary op.
-    pub const ALL: [UnaryOp; 27] = [
+    pub const ALL: [UnaryOp; 33] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Exp,
@@ -83,6 +96,11 @@ impl UnaryOp {
         UnaryOp::Sigmoid,
         UnaryOp::Tanh,
         UnaryOp::Gelu,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Mish,
+        UnaryOp::Hardsigmoid,
+        UnaryOp::Hardswish,
         UnaryOp::Softplus,
         UnaryOp::Square,
         UnaryOp::Clamp,
@@ -95,6 +113,7 @@ impl UnaryOp {
         UnaryOp::SigmoidGradFromOutput,
         UnaryOp::TanhGradFromOutput,
         UnaryOp::Sign,
+        UnaryOp::IsNan,
         UnaryOp::Affine,
     ];
 
@@ -109,24 +128,30 @@ impl UnaryOp {
             UnaryOp::Rsqrt => "inverseSqrt(x)",
             UnaryOp::Sin => "sin(x)",
             UnaryOp::Cos => "cos(x)",
-            UnaryOp::Relu => "max(x, 0.0)",
+            UnaryOp::Relu => "select(max(x, 0.0), x, is_nan(x))",
             UnaryOp::LeakyRelu => "select(a * x, x, x > 0.0)",
             UnaryOp::Elu => "select(a * (exp(x) - 1.0), x, x > 0.0)",
             UnaryOp::Sigmoid => "sigmoid(x)",
             UnaryOp::Tanh => "tanh_stable(x)",
             UnaryOp::Gelu => "gelu(x)",
+            UnaryOp::GeluTanh => "gelu_tanh(x)",
+            UnaryOp::Silu => "x * sigmoid(x)",
+            UnaryOp::Mish => "x * tanh_stable(softplus(x))",
+            UnaryOp::Hardsigmoid => "clamp_nan(x / 6.0 + 0.5, 0.0, 1.0)",
+            UnaryOp::Hardswish => "x * clamp_nan(x / 6.0 + 0.5, 0.0, 1.0)",
             UnaryOp::Softplus => "softplus(x)",
             UnaryOp::Square => "x * x",
-            UnaryOp::Clamp => "min(max(x, a), b)",
+            UnaryOp::Clamp => "clamp_nan(x, a, b)",
             UnaryOp::Powf => "powf(x, a)",
             UnaryOp::Recip => "1.0 / x",
-            UnaryOp::ReluMask => "b2f(x > 0.0)",
+            UnaryOp::ReluMask => "select(1.0, 0.0, x <= 0.0)",
             UnaryOp::LeakyReluGrad => "select(a, 1.0, x > 0.0)",
-            UnaryOp::EluGrad => "select(a * exp(x), 1.0, x > 0.0)",
+            UnaryOp::EluGrad => "select(1.0, a * exp(x), x <= 0.0)",
             UnaryOp::GeluGrad => "gelu_grad(x)",
             UnaryOp::SigmoidGradFromOutput => "x * (1.0 - x)",
             UnaryOp::TanhGradFromOutput => "1.0 - x * x",
-            UnaryOp::Sign => "sign(x)",
+            UnaryOp::Sign => "sign_nan(x)",
+            UnaryOp::IsNan => "b2f(is_nan(x))",
             UnaryOp::Affine => "a * x + b",
         }
     }
@@ -144,7 +169,7 @@ impl UnaryOp {
             UnaryOp::Rsqrt => 1.0 / x.sqrt(),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
-            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::Relu => max_nan(x, 0.0),
             UnaryOp::LeakyRelu => {
                 if x > 0.0 {
                     x
@@ -162,16 +187,24 @@ impl UnaryOp {
             UnaryOp::Sigmoid => sig(x),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Gelu => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
-            UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            UnaryOp::GeluTanh => {
+                let k = (2.0 / std::f32::consts::PI).sqrt();
+                0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+            }
+            UnaryOp::Silu => x * sig(x),
+            UnaryOp::Mish => x * (max_nan(x, 0.0) + (-x.abs()).exp().ln_1p()).tanh(),
+            UnaryOp::Hardsigmoid => clamp_nan(x / 6.0 + 0.5, 0.0, 1.0),
+            UnaryOp::Hardswish => x * clamp_nan(x / 6.0 + 0.5, 0.0, 1.0),
+            UnaryOp::Softplus => max_nan(x, 0.0) + (-x.abs()).exp().ln_1p(),
             UnaryOp::Square => x * x,
-            UnaryOp::Clamp => x.max(a).min(b),
+            UnaryOp::Clamp => clamp_nan(x, a, b),
             UnaryOp::Powf => x.powf(a),
             UnaryOp::Recip => 1.0 / x,
             UnaryOp::ReluMask => {
-                if x > 0.0 {
-                    1.0
-                } else {
+                if x <= 0.0 {
                     0.0
+                } else {
+                    1.0
                 }
             }
             UnaryOp::LeakyReluGrad => {
@@ -182,10 +215,10 @@ impl UnaryOp {
                 }
             }
             UnaryOp::EluGrad => {
-                if x > 0.0 {
-                    1.0
-                } else {
+                if x <= 0.0 {
                     a * x.exp()
+                } else {
+                    1.0
                 }
             }
             UnaryOp::GeluGrad => {
@@ -194,6 +227,13 @@ impl UnaryOp {
             }
             UnaryOp::SigmoidGradFromOutput => x * (1.0 - x),
             UnaryOp::TanhGradFromOutput => 1.0 - x * x,
+            UnaryOp::IsNan => {
+                if x.is_nan() {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
             UnaryOp::Sign => {
                 if x > 0.0 {
                     1.0
@@ -205,6 +245,33 @@ impl UnaryOp {
             }
             UnaryOp::Affine => a * x + b,
         }
+    }
+}
+
+/// `max(a, b)`, NaN when either is (PyTorch's `maximum`; `f32::max` drops NaN).
+pub fn max_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// `min(a, b)`, NaN when either is (PyTorch's `minimum`; `f32::min` drops NaN).
+pub fn min_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// `min(max(x, lo), hi)`, NaN when any of the three is NaN (PyTorch's `clamp`).
+pub fn clamp_nan(x: f32, lo: f32, hi: f32) -> f32 {
+    if x.is_nan() || lo.is_nan() || hi.is_nan() {
+        f32::NAN
+    } else {
+        x.max(lo).min(hi)
     }
 }
 
@@ -249,9 +316,9 @@ pub enum BinaryOp {
     Div,
     /// `a ^ b` with PyTorch's rules for negative bases
     Pow,
-    /// `max(a, b)`
+    /// `max(a, b)`; NaN when either is NaN (PyTorch's `maximum`)
     Maximum,
-    /// `min(a, b)`
+    /// `min(a, b)`; NaN when either is NaN (PyTorch's `minimum`)
     Minimum,
     /// `a == b`
     Eq,
@@ -265,7 +332,8 @@ pub enum BinaryOp {
     Gt,
     /// `a >= b`
     Ge,
-    /// relu backward: `b > 0 ? a : 0` (a = grad, b = input)
+    /// relu backward: `b <= 0 ? 0 : a` (a = grad, b = input; NaN inputs pass the
+    /// gradient, as PyTorch's threshold backward)
     ReluBackward,
     /// sigmoid backward from output: `a * b * (1 - b)` (a = grad, b = output)
     SigmoidBackward,
@@ -324,15 +392,16 @@ impl BinaryOp {
             BinaryOp::Mul => "a * b",
             BinaryOp::Div => "a / b",
             BinaryOp::Pow => "powf(a, b)",
-            BinaryOp::Maximum => "max(a, b)",
-            BinaryOp::Minimum => "min(a, b)",
+            BinaryOp::Maximum => "max_nan(a, b)",
+            BinaryOp::Minimum => "min_nan(a, b)",
             BinaryOp::Eq => "b2f(a == b)",
-            BinaryOp::Ne => "b2f(a != b)",
+            // WGSL's `!=` compiles to an ordered compare (false for NaN); PyTorch's is true.
+            BinaryOp::Ne => "b2f(!(a == b) || is_nan(a) || is_nan(b))",
             BinaryOp::Lt => "b2f(a < b)",
             BinaryOp::Le => "b2f(a <= b)",
             BinaryOp::Gt => "b2f(a > b)",
             BinaryOp::Ge => "b2f(a >= b)",
-            BinaryOp::ReluBackward => "select(0.0, a, b > 0.0)",
+            BinaryOp::ReluBackward => "select(a, 0.0, b <= 0.0)",
             BinaryOp::SigmoidBackward => "a * b * (1.0 - b)",
             BinaryOp::TanhBackward => "a * (1.0 - b * b)",
         }
@@ -347,8 +416,8 @@ impl BinaryOp {
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
-            BinaryOp::Maximum => a.max(b),
-            BinaryOp::Minimum => a.min(b),
+            BinaryOp::Maximum => max_nan(a, b),
+            BinaryOp::Minimum => min_nan(a, b),
             BinaryOp::Eq => f(a == b),
             BinaryOp::Ne => f(a != b),
             BinaryOp::Lt => f(a < b),
@@ -356,10 +425,10 @@ impl BinaryOp {
             BinaryOp::Gt => f(a > b),
             BinaryOp::Ge => f(a >= b),
             BinaryOp::ReluBackward => {
-                if b > 0.0 {
-                    a
-                } else {
+                if b <= 0.0 {
                     0.0
+                } else {
+                    a
                 }
             }
             BinaryOp::SigmoidBackward => a * b * (1.0 - b),
@@ -605,7 +674,7 @@ unary_methods! {
     sin => Sin,
     /// Cosine; `Err` for `u32` tensors.
     cos => Cos,
-    /// `max(x, 0)`; `Err` for `u32` tensors.
+    /// `max(x, 0)` (NaN stays NaN); `Err` for `u32` tensors.
     relu => Relu,
     /// Logistic sigmoid; `Err` for `u32` tensors.
     sigmoid => Sigmoid,
@@ -613,15 +682,27 @@ unary_methods! {
     tanh => Tanh,
     /// GELU (exact, erf form); `Err` for `u32` tensors.
     gelu => Gelu,
+    /// GELU, tanh approximation; `Err` for `u32` tensors.
+    gelu_tanh => GeluTanh,
+    /// SiLU `x sigmoid(x)`; `Err` for `u32` tensors.
+    silu => Silu,
+    /// Mish `x tanh(softplus(x))`; `Err` for `u32` tensors.
+    mish => Mish,
+    /// Hardsigmoid `clamp(x/6 + 1/2, 0, 1)`; `Err` for `u32` tensors.
+    hardsigmoid => Hardsigmoid,
+    /// Hardswish `x hardsigmoid(x)`; `Err` for `u32` tensors.
+    hardswish => Hardswish,
+    /// 1 where NaN, else 0; `Err` for `u32` tensors.
+    isnan => IsNan,
     /// `log(1 + e^x)`; `Err` for `u32` tensors.
     softplus => Softplus,
     /// `x^2`; `Err` for `u32` tensors.
     square => Square,
     /// `1/x`; `Err` for `u32` tensors.
     recip => Recip,
-    /// Sign (-1, 0, 1); `Err` for `u32` tensors.
+    /// Sign (-1, 0, 1; 0 at NaN); `Err` for `u32` tensors.
     sign => Sign,
-    /// `x > 0 ? 1 : 0`, relu's derivative; `Err` for `u32` tensors.
+    /// `x <= 0 ? 0 : 1`, relu's derivative (1 at NaN); `Err` for `u32` tensors.
     relu_mask => ReluMask,
     /// GELU's derivative; `Err` for `u32` tensors.
     gelu_grad => GeluGrad,
@@ -696,7 +777,8 @@ impl DeviceTensor {
     pub fn elu_grad(&self, alpha: f32) -> Result<DeviceTensor> {
         self.unary(UnaryOp::EluGrad, alpha, 0.0)
     }
-    /// `min(max(x, lo), hi)`; `Err` when `lo > hi` or for `u32` tensors.
+    /// `min(max(x, lo), hi)`, NaN where `x` is NaN; `Err` when `lo > hi` or for `u32`
+    /// tensors.
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<DeviceTensor> {
         if lo > hi {
             return Err(Error::invalid(

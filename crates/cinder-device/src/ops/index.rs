@@ -1,8 +1,10 @@
 //! Index ops: gather, index_select (and its backward), scatter_add, one_hot. Kernels in
-//! `shaders/index.wgsl`. Indices are u32 tensors. The GPU cannot return an error from a
-//! kernel and Cinder never reads back inside an op, so an out-of-range index is defined
-//! behaviour instead: it reads 0 (gather, index_select, one_hot gives an all-zero row) or
-//! contributes nothing (scatter_add, index_select_backward).
+//! `shaders/index.wgsl`. Indices are u32 tensors.
+//!
+//! An out-of-range index is an error, as in PyTorch, but a kernel cannot return one and no
+//! op reads back, so the kernel sets the device's error word (and reads 0 or drops the
+//! contribution meanwhile) and the next readback or [`crate::Device::sync`] returns
+//! [`crate::Error::IndexOutOfRange`] naming the op and the largest bad index.
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params, grid_elems};
@@ -10,7 +12,7 @@ use crate::shape::{normalize_axis, split_at_axis};
 use crate::tensor::{DType, DeviceTensor};
 
 fn k(entry: &'static str, reads: u32) -> Kernel {
-    Kernel::new("index", entry, reads, 1)
+    Kernel::new("index", entry, reads, 1).with_error_word()
 }
 
 /// Every kernel specialization of this family.
@@ -39,12 +41,14 @@ fn params(
         .usize(len_idx)
         .usize(inner)
         .usize(classes)
+        .u32(crate::device::error_slot())
 }
 
 impl DeviceTensor {
     /// `torch.gather`: `out[..., j, ...] = self[..., index[..., j, ...], ...]` along `axis`.
     /// `index` (u32) must have `self`'s shape except along `axis`; the output has the
-    /// index's shape. Returns `Err` on a dtype, rank or shape mismatch or a bad axis.
+    /// index's shape. Returns `Err` on a dtype, rank or shape mismatch or a bad axis; an
+    /// index past the axis gives [`crate::Error::IndexOutOfRange`] at the next readback.
     pub fn gather(&self, axis: isize, index: &DeviceTensor) -> Result<DeviceTensor> {
         let op = "gather";
         index.expect_dtype(op, DType::U32)?;
@@ -70,7 +74,8 @@ impl DeviceTensor {
     }
 
     /// `torch.index_select`: the slices `index[j]` (u32, 1-D) of `self` along `axis`.
-    /// Returns `Err` when the index is not 1-D u32 or the axis is out of range.
+    /// Returns `Err` when the index is not 1-D u32 or the axis is out of range; an index
+    /// past the axis gives [`crate::Error::IndexOutOfRange`] at the next readback.
     pub fn index_select(&self, axis: isize, index: &DeviceTensor) -> Result<DeviceTensor> {
         let op = "index_select";
         index.expect_dtype(op, DType::U32)?;
@@ -96,7 +101,8 @@ impl DeviceTensor {
 
     /// Backward of [`DeviceTensor::index_select`]: with `self` the output gradient, sums
     /// the rows that `index` selected back into a tensor whose `axis` has `dim_size` entries.
-    /// Returns `Err` on dtype/shape mismatch.
+    /// Returns `Err` on dtype/shape mismatch; an index past `dim_size` gives
+    /// [`crate::Error::IndexOutOfRange`] at the next readback.
     pub fn index_select_backward(
         &self,
         axis: isize,
@@ -128,7 +134,8 @@ impl DeviceTensor {
 
     /// `torch.scatter_add` (not in place): a copy of `self` where `src[..., j, ...]` is added
     /// at `[..., index[..., j, ...], ...]` along `axis`. `index` (u32) and `src` share a shape
-    /// equal to `self`'s except along `axis`. Returns `Err` on dtype or shape mismatch.
+    /// equal to `self`'s except along `axis`. Returns `Err` on dtype or shape mismatch; an
+    /// index past the axis gives [`crate::Error::IndexOutOfRange`] at the next readback.
     pub fn scatter_add(
         &self,
         axis: isize,
@@ -166,7 +173,8 @@ impl DeviceTensor {
     }
 
     /// One-hot encoding of u32 labels: shape `[..., num_classes]`, f32 0/1. A label
-    /// `>= num_classes` gives an all-zero row. Returns `Err` for f32 input or zero classes.
+    /// `>= num_classes` gives [`crate::Error::IndexOutOfRange`] at the next readback (and an
+    /// all-zero row meanwhile). Returns `Err` for f32 input or zero classes.
     pub fn one_hot(&self, num_classes: usize) -> Result<DeviceTensor> {
         let op = "one_hot";
         self.expect_dtype(op, DType::U32)?;

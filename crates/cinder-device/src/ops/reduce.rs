@@ -11,8 +11,8 @@
 //!
 //! Empty axes (length 0): `sum` gives 0; `mean` and `var` give NaN (as PyTorch); `max`, `min`,
 //! `argmax`, `argmin` and `logsumexp` return [`Error::InvalidArgument`].
-//! NaN inputs: `sum`/`mean`/`var`/`logsumexp` propagate them; `max`/`min`/`arg*` do not
-//! promise PyTorch's NaN propagation (WGSL comparisons with NaN are false).
+//! NaN inputs propagate as in PyTorch: `sum`/`mean`/`var`/`logsumexp` give NaN, `max`/`min`
+//! give NaN, and `argmax`/`argmin` give the index of the first NaN.
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_GROUPS_PER_DIM, Params, grid_1d};
@@ -255,31 +255,59 @@ impl DeviceTensor {
         self.reduce_axis("mean_axis", ROp::Mean, axis, keepdim, 0.0)
     }
 
-    /// Maximum along `axis`. Errors as [`DeviceTensor::sum_axis`], plus
-    /// [`Error::InvalidArgument`] when the axis is empty.
-    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
-        self.reduce_axis("max_axis", ROp::Max, axis, keepdim, 0.0)
+    /// Maximum along `axis` (PyTorch's `amax`), NaN where the slice holds one. Errors as
+    /// [`DeviceTensor::sum_axis`], plus [`Error::InvalidArgument`] when the axis is empty.
+    pub fn amax_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
+        self.reduce_axis("amax_axis", ROp::Max, axis, keepdim, 0.0)
     }
 
-    /// Minimum along `axis`. Errors as [`DeviceTensor::max_axis`].
-    pub fn min_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
-        self.reduce_axis("min_axis", ROp::Min, axis, keepdim, 0.0)
+    /// Minimum along `axis` (PyTorch's `amin`). Errors as [`DeviceTensor::amax_axis`].
+    pub fn amin_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
+        self.reduce_axis("amin_axis", ROp::Min, axis, keepdim, 0.0)
+    }
+
+    /// PyTorch's `torch.max(x, dim)`: the maximum along `axis` and its index (u32; the first
+    /// on ties, the first NaN when there is one), both with the reduced shape. Errors as
+    /// [`DeviceTensor::amax_axis`].
+    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Result<(DeviceTensor, DeviceTensor)> {
+        self.extremum_with_index("max_axis", ROp::ArgMax, axis, keepdim)
+    }
+
+    /// PyTorch's `torch.min(x, dim)`: the minimum along `axis` and its index. Errors as
+    /// [`DeviceTensor::amax_axis`].
+    pub fn min_axis(&self, axis: isize, keepdim: bool) -> Result<(DeviceTensor, DeviceTensor)> {
+        self.extremum_with_index("min_axis", ROp::ArgMin, axis, keepdim)
+    }
+
+    /// The value at the arg-extremum `op` along `axis`, and the index.
+    fn extremum_with_index(
+        &self,
+        name: &'static str,
+        op: ROp,
+        axis: isize,
+        keepdim: bool,
+    ) -> Result<(DeviceTensor, DeviceTensor)> {
+        let idx = self.reduce_axis(name, op, axis, true, 0.0)?;
+        let a = normalize_axis(name, axis, self.shape())?;
+        let values = self.gather(a as isize, &idx)?;
+        let shape = reduced_shape(self.shape(), a, keepdim);
+        Ok((values.reshape(&shape)?, idx.reshape(&shape)?))
     }
 
     /// Index of the maximum along `axis`, as a `u32` tensor; ties give the first index (as
-    /// PyTorch). Errors as [`DeviceTensor::max_axis`].
+    /// PyTorch). Errors as [`DeviceTensor::amax_axis`].
     pub fn argmax_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
         self.reduce_axis("argmax_axis", ROp::ArgMax, axis, keepdim, 0.0)
     }
 
     /// Index of the minimum along `axis`, as a `u32` tensor; ties give the first index.
-    /// Errors as [`DeviceTensor::max_axis`].
+    /// Errors as [`DeviceTensor::amax_axis`].
     pub fn argmin_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
         self.reduce_axis("argmin_axis", ROp::ArgMin, axis, keepdim, 0.0)
     }
 
     /// `log(sum(exp(x)))` along `axis`, computed stably (the maximum is subtracted first, so
-    /// large inputs do not overflow). Errors as [`DeviceTensor::max_axis`].
+    /// large inputs do not overflow). Errors as [`DeviceTensor::amax_axis`].
     pub fn logsumexp_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
         self.reduce_axis("logsumexp_axis", ROp::LogSumExp, axis, keepdim, 0.0)
     }

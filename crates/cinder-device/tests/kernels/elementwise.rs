@@ -254,3 +254,73 @@ fn misuse_returns_errors_naming_the_op() {
         "{msg}"
     );
 }
+
+/// NaN and infinities through the max/min-like maps, as PyTorch: relu, clamp, maximum and
+/// minimum (tensor and scalar forms) give NaN for NaN, sign and the relu mask follow
+/// PyTorch's conventions, and isnan finds them.
+#[test]
+fn nan_and_infinities_propagate_as_pytorch() {
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let x = [nan, -1.0, 3.0, 0.0, -inf, inf, nan];
+    let t = tensor(&x, &[7]);
+    let relu = read(&t.relu().unwrap());
+    assert_close(&relu, &[nan, 0.0, 3.0, 0.0, 0.0, inf, nan], 0.0, 0.0);
+    let c = read(&t.clamp(-0.5, 0.5).unwrap());
+    assert_close(&c, &[nan, -0.5, 0.5, 0.0, -0.5, 0.5, nan], 0.0, 0.0);
+    assert_close(
+        &read(&t.maximum_scalar(1.0).unwrap()),
+        &[nan, 1.0, 3.0, 1.0, 1.0, inf, nan],
+        0.0,
+        0.0,
+    );
+    assert_close(
+        &read(&t.minimum_scalar(1.0).unwrap()),
+        &[nan, -1.0, 1.0, 0.0, -inf, 1.0, nan],
+        0.0,
+        0.0,
+    );
+    let other = tensor(&[1.0, nan, 2.0, -0.0, 5.0, 5.0, nan], &[7]);
+    assert_close(
+        &read(&t.maximum(&other).unwrap()),
+        &[nan, nan, 3.0, 0.0, 5.0, inf, nan],
+        0.0,
+        0.0,
+    );
+    assert_close(
+        &read(&t.minimum(&other).unwrap()),
+        &[nan, nan, 2.0, 0.0, -inf, 5.0, nan],
+        0.0,
+        0.0,
+    );
+    // broadcast form
+    let row = tensor(&[nan, 0.0], &[2, 1]);
+    let m = read(&tensor(&[1.0, 2.0], &[1, 2]).maximum(&row).unwrap());
+    assert!(m[0].is_nan() && m[1].is_nan());
+    assert_eq!(&m[2..], &[1.0, 2.0]);
+    assert_eq!(
+        read(&t.sign().unwrap()),
+        vec![0.0, -1.0, 1.0, 0.0, -1.0, 1.0, 0.0]
+    );
+    assert_eq!(
+        read(&t.isnan().unwrap()),
+        vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        read(&t.relu_mask().unwrap()),
+        vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+    );
+    // comparisons with NaN are false, except !=
+    assert_eq!(
+        read(&t.eq(&t).unwrap()),
+        vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    );
+    assert_eq!(
+        read(&t.ne(&t).unwrap()),
+        vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        read(&t.ge_scalar(-inf).unwrap()),
+        vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    );
+}

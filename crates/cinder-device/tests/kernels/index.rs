@@ -66,38 +66,92 @@ fn index_select_and_backward_match_cpu() {
 }
 
 #[test]
-fn scatter_add_matches_cpu_and_ignores_out_of_range() {
+fn scatter_add_matches_cpu() {
     let mut r = rng(32);
     let (base, bv) = rand_tensor(&mut r, &[3, 4]);
     let (src, sv) = rand_tensor(&mut r, &[3, 6]);
-    let mut iv: Vec<u32> = (0..18).map(|_| r.random_range(0..4u32)).collect();
-    iv[5] = 99; // out of range: contributes nothing
+    let iv: Vec<u32> = (0..18).map(|_| r.random_range(0..4u32)).collect();
     let out = base.scatter_add(1, &idx(&iv, &[3, 6]), &src).unwrap();
     let mut want = bv.clone();
     for row in 0..3 {
         for j in 0..6 {
             let l = iv[row * 6 + j] as usize;
-            if l < 4 {
-                want[row * 4 + l] += sv[row * 6 + j];
-            }
+            want[row * 4 + l] += sv[row * 6 + j];
         }
     }
     assert_close(&read(&out), &want, 1e-6, 1e-6);
-    // gather reads 0 for an out-of-range index
-    let g = base.gather(1, &idx(&[0, 7, 3, 0, 0, 0], &[3, 2])).unwrap();
-    assert_eq!(read(&g), vec![bv[0], 0.0, bv[7], bv[4], bv[8], bv[8]]);
 }
 
 #[test]
 fn one_hot_matches_cpu() {
-    let o = idx(&[2, 0, 3, 9], &[2, 2]).one_hot(4).unwrap();
+    let o = idx(&[2, 0, 3, 1], &[2, 2]).one_hot(4).unwrap();
     assert_eq!(o.shape(), &[2, 2, 4]);
     #[rustfmt::skip]
     let want = vec![
         0.0, 0.0, 1.0, 0.0,  1.0, 0.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 1.0,  0.0, 0.0, 0.0, 0.0,
+        0.0, 0.0, 0.0, 1.0,  0.0, 1.0, 0.0, 0.0,
     ];
     assert_eq!(read(&o), want);
+}
+
+/// The op's outcome at the first readback: `Err(IndexOutOfRange)` naming `op` and `index`.
+#[track_caller]
+fn assert_index_error(t: &DeviceTensor, op: &str, index: u32) {
+    match t.to_vec::<f32>() {
+        Err(Error::IndexOutOfRange { ops, index: i }) => {
+            assert_eq!(ops, vec![op]);
+            assert_eq!(i, index);
+        }
+        other => panic!("{op}: expected IndexOutOfRange, got {other:?}"),
+    }
+}
+
+/// Out-of-range indices are an error, as in PyTorch, reported by the next readback (or
+/// sync) of the thread that dispatched the op, then cleared; nothing is read back inside
+/// the op, and other threads' readbacks do not see it.
+#[test]
+fn out_of_range_indices_are_reported_at_the_next_readback() {
+    let base = tensor(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let g = base.gather(1, &idx(&[0, 7, 2, 0], &[2, 2])).unwrap();
+    assert_index_error(&g, "gather", 7);
+    assert_eq!(
+        read(&g),
+        vec![1.0, 0.0, 6.0, 4.0],
+        "cleared after the report"
+    );
+    let s = base.index_select(0, &idx(&[1, 5, 2], &[3])).unwrap();
+    assert_index_error(&s, "index_select", 5);
+    let src = tensor(&[1.0; 4], &[2, 2]);
+    let sa = base
+        .scatter_add(1, &idx(&[0, 3, 1, 9], &[2, 2]), &src)
+        .unwrap();
+    assert_index_error(&sa, "scatter_add", 9);
+    let b = src
+        .index_select_backward(0, &idx(&[0, 4], &[2]), 3)
+        .unwrap();
+    assert_index_error(&b, "index_select_backward", 4);
+    let o = idx(&[2, 0, 3, 9], &[2, 2]).one_hot(4).unwrap();
+    assert_index_error(&o, "one_hot", 9);
+    // an error is reported once even when later ops succeed, and sync reports it too
+    let bad = base.gather(1, &idx(&[0, 3, 0, 0], &[2, 2])).unwrap();
+    let fine = bad.add_scalar(1.0).unwrap();
+    assert!(matches!(
+        dev().sync(),
+        Err(Error::IndexOutOfRange { index: 3, .. })
+    ));
+    assert_eq!(read(&fine), vec![2.0, 1.0, 5.0, 5.0]);
+    // another thread's op does not fail this thread's readback
+    let other = std::thread::spawn(|| {
+        let b = tensor(&[1.0, 2.0], &[2]);
+        let g = b.index_select(0, &idx(&[8], &[1])).unwrap();
+        dev().flush();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        g.to_vec::<f32>().is_err()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(read(&base), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert!(other.join().unwrap(), "the other thread sees its own error");
+    assert!(dev().sync().is_ok());
 }
 
 #[test]

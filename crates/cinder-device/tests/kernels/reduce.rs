@@ -33,19 +33,31 @@ fn sum(r: &[f64]) -> f64 {
 fn mean(r: &[f64]) -> f64 {
     sum(r) / r.len() as f64
 }
+/// PyTorch's max: NaN when the row holds one (`f64::max` would drop it).
 fn max(r: &[f64]) -> f64 {
+    if r.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
     r.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
 }
 fn min(r: &[f64]) -> f64 {
+    if r.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
     r.iter().cloned().fold(f64::INFINITY, f64::min)
 }
+/// PyTorch's argmax: the first NaN, else the first maximum.
 fn argmax(r: &[f64]) -> u32 {
     let m = max(r);
-    r.iter().position(|&v| v == m).unwrap() as u32
+    r.iter()
+        .position(|&v| v == m || (m.is_nan() && v.is_nan()))
+        .unwrap() as u32
 }
 fn argmin(r: &[f64]) -> u32 {
     let m = min(r);
-    r.iter().position(|&v| v == m).unwrap() as u32
+    r.iter()
+        .position(|&v| v == m || (m.is_nan() && v.is_nan()))
+        .unwrap() as u32
 }
 fn lse(r: &[f64]) -> f64 {
     let m = max(r);
@@ -83,8 +95,8 @@ fn check_all_axis_reductions(shape: &[usize], seed: u64) {
             let cases: Vec<(&str, DeviceTensor, Vec<f32>, f32)> = vec![
                 ("sum", t.sum_axis(axis, keepdim).unwrap(), f(sum), 1e-5),
                 ("mean", t.mean_axis(axis, keepdim).unwrap(), f(mean), 1e-6),
-                ("max", t.max_axis(axis, keepdim).unwrap(), f(max), 0.0),
-                ("min", t.min_axis(axis, keepdim).unwrap(), f(min), 0.0),
+                ("max", t.amax_axis(axis, keepdim).unwrap(), f(max), 0.0),
+                ("min", t.amin_axis(axis, keepdim).unwrap(), f(min), 0.0),
                 (
                     "lse",
                     t.logsumexp_axis(axis, keepdim).unwrap(),
@@ -315,10 +327,10 @@ fn empty_axes() {
     assert_eq!(read(&t.sum_all().unwrap()), vec![0.0]);
     assert!(read(&t.mean_all().unwrap())[0].is_nan());
     // Reducing a non-empty axis of an empty tensor gives an empty tensor.
-    assert_eq!(t.max_axis(2, false).unwrap().shape(), &[2, 0]);
+    assert_eq!(t.amax_axis(2, false).unwrap().shape(), &[2, 0]);
     for (op, res) in [
-        ("max_axis", t.max_axis(1, false)),
-        ("min_axis", t.min_axis(1, false)),
+        ("amax_axis", t.amax_axis(1, false)),
+        ("amin_axis", t.amin_axis(1, false)),
         ("argmax_axis", t.argmax_axis(1, false)),
         ("argmin_axis", t.argmin_axis(1, false)),
         ("logsumexp_axis", t.logsumexp_axis(1, false)),
@@ -436,8 +448,8 @@ fn misuse_is_an_error() {
     let checks: Vec<(&str, cinder_device::Result<DeviceTensor>)> = vec![
         ("sum_axis", t.sum_axis(2, false)),
         ("mean_axis", t.mean_axis(-3, false)),
-        ("max_axis", t.max_axis(5, true)),
-        ("min_axis", t.min_axis(-4, false)),
+        ("amax_axis", t.amax_axis(5, true)),
+        ("amin_axis", t.amin_axis(-4, false)),
         ("argmax_axis", t.argmax_axis(2, false)),
         ("argmin_axis", t.argmin_axis(2, false)),
         ("logsumexp_axis", t.logsumexp_axis(2, false)),
@@ -473,5 +485,62 @@ fn misuse_is_an_error() {
             Err(Error::DtypeMismatch { op, .. }) => assert_eq!(op, name),
             other => panic!("{name}: expected DtypeMismatch, got {other:?}"),
         }
+    }
+}
+
+/// NaN propagates through max/min and arg* (the first NaN wins), at the first, a middle and
+/// the last position of each row, along short rows (one invocation per output), long rows
+/// (the tree) and the whole tensor; infinities are ordinary values.
+#[test]
+fn nan_propagates_through_extrema() {
+    for (rows, len) in [(6usize, 9usize), (6, 5000), (1, 300_001)] {
+        let mut r = rng(len as u64);
+        let mut x = uniform(&mut r, rows * len, -1.0, 1.0);
+        let middle = len / 2 + 1;
+        // row 0: no NaN, row 1: first, row 2: middle, row 3: last, row 4: two NaNs,
+        // row 5: +-inf and no NaN
+        let at = |row: usize, k: usize| row * len + k;
+        if rows > 1 {
+            x[at(1, 0)] = f32::NAN;
+            x[at(2, middle)] = f32::NAN;
+            x[at(3, len - 1)] = f32::NAN;
+            x[at(4, middle)] = f32::NAN;
+            x[at(4, 1)] = f32::NAN;
+            x[at(5, 2)] = f32::INFINITY;
+            x[at(5, middle)] = f32::NEG_INFINITY;
+        } else {
+            x[middle] = f32::NAN;
+            x[len - 1] = f32::NAN;
+            x[3] = f32::INFINITY;
+        }
+        let t = tensor(&x, &[rows, len]);
+        let shape = [rows, len];
+        let want = |f: fn(&[f64]) -> f64| f32s(cpu_rows(&x, &shape, 1, f));
+        assert_close(&read(&t.amax_axis(1, false).unwrap()), &want(max), 0.0, 0.0);
+        assert_close(&read(&t.amin_axis(1, false).unwrap()), &want(min), 0.0, 0.0);
+        let am = cpu_rows(&x, &shape, 1, argmax);
+        let an = cpu_rows(&x, &shape, 1, argmin);
+        assert_eq!(
+            read_u32(&t.argmax_axis(1, false).unwrap()),
+            am,
+            "argmax {len}"
+        );
+        assert_eq!(
+            read_u32(&t.argmin_axis(1, false).unwrap()),
+            an,
+            "argmin {len}"
+        );
+        let (v, i) = t.max_axis(1, false).unwrap();
+        assert_close(&read(&v), &want(max), 0.0, 0.0);
+        assert_eq!(read_u32(&i), am);
+        let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        assert!(read(&t.max_all().unwrap())[0].is_nan());
+        assert!(read(&t.min_all().unwrap())[0].is_nan());
+        assert_eq!(read_u32(&t.argmax_all().unwrap()), vec![argmax(&xd)]);
+        assert_eq!(read_u32(&t.argmin_all().unwrap()), vec![argmin(&xd)]);
+        // along axis 0 as well (strided rows)
+        let shape0 = [rows, len];
+        let am0 = cpu_rows(&x, &shape0, 0, argmax);
+        assert_eq!(read_u32(&t.argmax_axis(0, false).unwrap()), am0);
     }
 }

@@ -172,7 +172,7 @@ impl KMeans {
             // Final assignment with the final centroids (as scikit-learn).
             let d = data.dists(&c)?;
             let labels = d.argmin_axis(0, false)?;
-            let inertia = d.min_axis(0, false)?.sum_all()?.to_scalar()?;
+            let inertia = d.amin_axis(0, false)?.sum_all()?.to_scalar()?;
             if best.as_ref().is_none_or(|b| inertia < b.0) {
                 best = Some((inertia, c, labels, iters));
             }
@@ -239,7 +239,7 @@ impl KMeans {
         check_features("KMeans::score", x, c.shape()[1])?;
         let x_sq = x.square()?.sum_axis(1, true)?;
         Ok(-sq_dists(x, &x_sq, c)?
-            .min_axis(1, false)?
+            .amin_axis(1, false)?
             .sum_all()?
             .to_scalar()?)
     }
@@ -295,7 +295,7 @@ fn lloyd(
         let sums = oh.matmul_t(x, true, false)?; // [k, d]
         let counts = oh.sum_axis(0, false)?.reshape(&[k, 1])?;
         let mean = sums.div(&counts.maximum_scalar(1.0)?)?;
-        let far = d.min_axis(0, false)?.argmax_axis(0, true)?;
+        let far = d.amin_axis(0, false)?.argmax_axis(0, true)?;
         let far_x = x.index_select(0, &far)?; // [1, d]
         let newc = DeviceTensor::where_cond(&counts.eq_scalar(0.0)?, &far_x, &mean)?;
         let shift = newc.sub(&c)?.square()?.sum_all()?.to_scalar()?;

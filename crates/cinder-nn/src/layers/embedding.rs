@@ -32,8 +32,9 @@ impl Embedding {
 }
 
 impl Module for Embedding {
-    /// u32 indices of any shape to `[..., dim]`. Returns `Err` for f32 input. Indices past
-    /// the table read zeros (the device's gather convention), they are not checked.
+    /// u32 indices of any shape to `[..., dim]`. Returns `Err` for f32 input; an index
+    /// past the table gives [`cinder_device::Error::IndexOutOfRange`] at the next readback
+    /// (PyTorch raises), checked on the device without a readback here.
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         ids.data().expect_dtype("Embedding", DType::U32)?;
         let s = ids.shape();

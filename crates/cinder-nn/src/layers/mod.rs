@@ -9,7 +9,10 @@ mod norm;
 mod pool;
 mod sequential;
 
-pub use activation::{Elu, Flatten, Gelu, LeakyRelu, Relu, Sigmoid, Softplus, Tanh};
+pub use activation::{
+    Elu, Flatten, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, Mish, PRelu, Relu, Relu6,
+    Sigmoid, Silu, Softplus, Tanh,
+};
 pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;

@@ -359,9 +359,9 @@ fn embedding_flatten_activations_sequential() {
         let want: Vec<f32> = x.iter().map(|&v| f(v)).collect();
         assert_close(&read(&m.forward(&xt).unwrap()), &want, 1e-5, 1e-5);
     }
-    let g = read(&Gelu.forward(&xt).unwrap());
+    let g = read(&Gelu::new().forward(&xt).unwrap());
     // GELU(1) = 0.8413447, GELU(-1) = -0.1586553 (erf form)
-    let g1 = read(&Gelu.forward(&t(&[1.0, -1.0], &[2])).unwrap());
+    let g1 = read(&Gelu::default().forward(&t(&[1.0, -1.0], &[2])).unwrap());
     assert_close(&g1, &[0.841_344_7, -0.158_655_3], 1e-5, 1e-5);
     assert_eq!(g.len(), 12);
     assert_eq!(Flatten.forward(&xt).unwrap().shape(), vec![2, 6]);
