@@ -1,29 +1,32 @@
-//! Batched matmul with transpose flags and its backward rule: each gradient is another
-//! matmul with transpose flags (no transposed copy), summed over the batch when an operand
-//! was shared by every batch.
+//! Batched matmul with `torch.matmul`'s semantics (broadcast batches, 1-D operands as
+//! vectors) and transpose flags, and its backward rule: each gradient is another matmul with
+//! transpose flags (no transposed copy), summed over the batch dimensions an operand was
+//! broadcast along.
 
 use cinder_device::{MatmulKernel, Result};
 
 use crate::tensor::Tensor;
 
-/// Sums a batched gradient `[..., r, c]` down to `shape` when the operand was broadcast
-/// over the batch (its batch dimensions all 1, or absent).
+/// The gradient of an operand of shape `shape` from a batched product's gradient, summed
+/// over the batch dimensions it was broadcast along.
 fn unbatch(g: Tensor, shape: &[usize]) -> Result<Tensor> {
     let gs = g.shape();
     if gs == shape {
         return Ok(g);
     }
     let n = gs.len();
-    let (r, c) = (gs[n - 2], gs[n - 1]);
-    let batch: usize = gs[..n - 2].iter().product();
-    g.reshape(&[batch, r, c])?
-        .sum_axis(0, false)?
-        .reshape(shape)
+    let r = shape.len();
+    // Batch dimensions of `shape` (all but its last two), right-aligned against g's.
+    let mut kept: Vec<usize> = vec![1; n - 2];
+    let off = (n - 2) - (r - 2);
+    kept[off..].copy_from_slice(&shape[..r - 2]);
+    kept.extend_from_slice(&gs[n - 2..]);
+    g.sum_to_shape(&kept)?.reshape(shape)
 }
 
 impl Tensor {
-    /// `self @ rhs` for `[..., M, K]` and `[..., K, N]`. Errors as
-    /// [`cinder_device::DeviceTensor::matmul`].
+    /// `torch.matmul`: `[..., M, K] @ [..., K, N]` with broadcast batches, 1-D operands as
+    /// vectors. Errors as [`cinder_device::DeviceTensor::matmul`].
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         self.matmul_t(rhs, false, false)
     }
@@ -43,6 +46,33 @@ impl Tensor {
         trans_b: bool,
         kernel: MatmulKernel,
     ) -> Result<Tensor> {
+        // 1-D operands: as row / column vectors through a differentiable reshape.
+        if self.rank() == 1 || rhs.rank() == 1 {
+            let (sa, sb) = (self.shape(), rhs.shape());
+            if sa.is_empty() || sb.is_empty() {
+                return Err(cinder_device::Error::shapes("matmul", &sa, &sb));
+            }
+            let a = if sa.len() == 1 {
+                self.reshape(&if trans_a { [sa[0], 1] } else { [1, sa[0]] })?
+            } else {
+                self.clone()
+            };
+            let b = if sb.len() == 1 {
+                rhs.reshape(&if trans_b { [1, sb[0]] } else { [sb[0], 1] })?
+            } else {
+                rhs.clone()
+            };
+            let y = a.matmul_with(&b, trans_a, trans_b, kernel)?;
+            let mut shape = y.shape();
+            let r = shape.len();
+            if sb.len() == 1 {
+                shape.remove(r - 1);
+            }
+            if sa.len() == 1 {
+                shape.remove(r - 2);
+            }
+            return y.reshape(&shape);
+        }
         let y = self
             .data()
             .matmul_with(&rhs.data(), trans_a, trans_b, kernel)?;

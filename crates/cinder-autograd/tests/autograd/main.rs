@@ -7,6 +7,7 @@ mod engine;
 mod grad_conv;
 mod grad_elementwise;
 mod grad_layout;
+mod grad_matmul;
 mod grad_reduce;
 mod learning;
 mod second_order;

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params};
-use crate::shape::numel;
+use crate::shape::{broadcast_shapes, numel};
 use crate::tensor::{DType, DeviceTensor};
 
 /// Which matmul kernel to run.
@@ -72,18 +72,22 @@ fn groups_ok(g: (u32, u32, u32)) -> bool {
 }
 
 impl DeviceTensor {
-    /// Matrix product `self @ rhs` of `[..., M, K]` and `[..., K, N]` tensors, giving
-    /// `[..., M, N]`. Batch dimensions must be equal, or one side's must all be 1 (it is
-    /// reused for every batch). Returns `Err` naming both shapes on mismatch, for rank < 2,
-    /// or for `u32` operands.
+    /// Matrix product with `torch.matmul`'s semantics: `[..., M, K] @ [..., K, N]` gives
+    /// `[..., M, N]` with the batch dimensions broadcast (`[2, 1, 4, 5] @ [3, 5, 6]` is
+    /// `[2, 3, 4, 6]`; a side whose batch is all 1 is reused without a copy, others are
+    /// expanded); a 1-D left operand is a row vector and a 1-D right operand a column vector,
+    /// whose dimension is removed from the result (vector @ vector is a scalar `[]`). Returns
+    /// `Err` naming both shapes when the inner dimensions differ or the batches do not
+    /// broadcast, for a rank-0 operand, or for `u32` operands.
     pub fn matmul(&self, rhs: &DeviceTensor) -> Result<DeviceTensor> {
         self.matmul_t(rhs, false, false)
     }
 
     /// `op(self) @ op(rhs)` where `op` transposes the last two dimensions when its flag is
     /// set, without materializing the transpose: `self` is `[..., M, K]` (`[..., K, M]` if
-    /// `trans_a`), `rhs` is `[..., K, N]` (`[..., N, K]` if `trans_b`). Errors as
-    /// [`DeviceTensor::matmul`].
+    /// `trans_a`), `rhs` is `[..., K, N]` (`[..., N, K]` if `trans_b`); batches broadcast and
+    /// 1-D operands are vectors as in [`DeviceTensor::matmul`] (a flag on a 1-D operand
+    /// changes nothing). Errors as [`DeviceTensor::matmul`].
     pub fn matmul_t(
         &self,
         rhs: &DeviceTensor,
@@ -105,10 +109,50 @@ impl DeviceTensor {
         let op = "matmul";
         self.expect_dtype(op, DType::F32)?;
         rhs.expect_dtype(op, DType::F32)?;
-        let (sa, sb) = (self.shape(), rhs.shape());
-        if sa.len() < 2 || sb.len() < 2 {
-            return Err(Error::shapes(op, sa, sb));
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::shapes(op, self.shape(), rhs.shape()));
         }
+        // 1-D operands become a row (left) or a column (right) vector, removed at the end.
+        let (a_vec, b_vec) = (self.rank() == 1, rhs.rank() == 1);
+        let a = if a_vec {
+            let k = self.numel();
+            self.reshape(&if trans_a { [k, 1] } else { [1, k] })?
+        } else {
+            self.clone()
+        };
+        let b = if b_vec {
+            let k = rhs.numel();
+            rhs.reshape(&if trans_b { [1, k] } else { [k, 1] })?
+        } else {
+            rhs.clone()
+        };
+        let out = a.matmul_batched(&b, trans_a, trans_b, kernel, (self.shape(), rhs.shape()))?;
+        if !a_vec && !b_vec {
+            return Ok(out);
+        }
+        let mut shape = out.shape().to_vec();
+        let r = shape.len();
+        if b_vec {
+            shape.remove(r - 1);
+        }
+        if a_vec {
+            shape.remove(r - 2);
+        }
+        out.reshape(&shape)
+    }
+
+    /// The product of operands of rank 2 or more, batches broadcast. `orig` are the shapes
+    /// the caller gave, for errors.
+    fn matmul_batched(
+        &self,
+        rhs: &DeviceTensor,
+        trans_a: bool,
+        trans_b: bool,
+        kernel: MatmulKernel,
+        orig: (&[usize], &[usize]),
+    ) -> Result<DeviceTensor> {
+        let op = "matmul";
+        let (sa, sb) = (self.shape(), rhs.shape());
         let (ra, rb) = (sa.len(), sb.len());
         let (m, ka) = if trans_a {
             (sa[ra - 1], sa[ra - 2])
@@ -121,16 +165,28 @@ impl DeviceTensor {
             (sb[rb - 2], sb[rb - 1])
         };
         if ka != kb {
-            return Err(Error::shapes(op, sa, sb));
+            return Err(Error::shapes(op, orig.0, orig.1));
         }
         let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
-        let batch_shape: Vec<usize> = if numel(ba) == 1 && numel(bb) != 1 {
-            bb.to_vec()
-        } else if numel(bb) == 1 || ba == bb {
-            ba.to_vec()
-        } else {
-            return Err(Error::shapes(op, sa, sb));
+        let batch_shape =
+            broadcast_shapes(op, ba, bb).map_err(|_| Error::shapes(op, orig.0, orig.1))?;
+        // A side whose batch is all 1 is reused by every batch (stride 0); a side with a
+        // real batch of another shape is expanded to the full batch.
+        let expand = |t: &DeviceTensor, own: &[usize]| -> Result<DeviceTensor> {
+            if numel(own) == 1 || own == batch_shape.as_slice() {
+                return Ok(t.clone());
+            }
+            let r = t.rank();
+            let mut s = batch_shape.clone();
+            s.extend_from_slice(&t.shape()[r - 2..]);
+            t.broadcast_to(&s)
         };
+        let (a_full, b_full) = (expand(self, ba)?, expand(rhs, bb)?);
+        let (ba, bb) = (
+            &a_full.shape()[..a_full.rank() - 2],
+            &b_full.shape()[..b_full.rank() - 2],
+        );
+        let (lhs, rhs) = (&a_full, &b_full);
         let batch = numel(&batch_shape);
         let mut out_shape = batch_shape;
         out_shape.extend([m, n]);
@@ -185,7 +241,7 @@ impl DeviceTensor {
                 }
                 self.device().dispatch(
                     &blocked(trans_a, n % 4 == 0),
-                    &[self, &b],
+                    &[lhs, &b],
                     &[&out],
                     &params(false),
                     g,
@@ -198,7 +254,7 @@ impl DeviceTensor {
                 }
                 self.device().dispatch(
                     &tiled(trans_a, trans_b),
-                    &[self, rhs],
+                    &[lhs, rhs],
                     &[&out],
                     &params(trans_b),
                     g,
@@ -210,7 +266,7 @@ impl DeviceTensor {
                     return Err(too_big());
                 }
                 self.device()
-                    .dispatch(&naive(), &[self, rhs], &[&out], &params(trans_b), g)?;
+                    .dispatch(&naive(), &[lhs, rhs], &[&out], &params(trans_b), g)?;
             }
         }
         Ok(out)

@@ -120,7 +120,11 @@ fn matmul_misuse_is_an_error() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        a.matmul(&tensor(&[0.0; 3], &[3])),
+        a.matmul(&tensor(&[0.0; 4], &[4])),
+        Err(Error::ShapeMismatch { op: "matmul", .. })
+    ));
+    assert!(matches!(
+        a.matmul(&DeviceTensor::scalar(&dev(), 1.0).unwrap()),
         Err(Error::ShapeMismatch { op: "matmul", .. })
     ));
     let u = DeviceTensor::from_slice(&dev(), &[0u32; 6], &[3, 2]).unwrap();
@@ -132,6 +136,64 @@ fn matmul_misuse_is_an_error() {
     let c = tensor(&[0.0; 36], &[3, 3, 4]);
     assert!(matches!(
         b.matmul_t(&c, true, false),
+        Err(Error::ShapeMismatch { op: "matmul", .. })
+    ));
+}
+
+/// `torch.matmul`'s rules: batches broadcast against each other (`[2, 1, 4, 5] @ [3, 5, 6]`
+/// is `[2, 3, 4, 6]`), a batch of ones is kept in the output's rank, and 1-D operands are
+/// vectors whose dimension leaves the result.
+#[test]
+fn batches_broadcast_and_vectors_as_in_torch_matmul() {
+    let mut r = rng(44);
+    let (a, av) = rand_tensor(&mut r, &[2, 1, 4, 5]);
+    let (b, bv) = rand_tensor(&mut r, &[3, 5, 6]);
+    let c = a.matmul(&b).unwrap();
+    assert_eq!(c.shape(), &[2, 3, 4, 6]);
+    let got = read(&c);
+    for i in 0..2 {
+        for j in 0..3 {
+            let want = cpu(
+                &av[i * 20..i * 20 + 20],
+                &bv[j * 30..j * 30 + 30],
+                4,
+                5,
+                6,
+                false,
+                false,
+            );
+            let at = (i * 3 + j) * 24;
+            assert_close(&got[at..at + 24], &want, 1e-5, 1e-5);
+        }
+    }
+    // a batch of ones keeps its rank: [1, 1, 4, 5] @ [3, 5, 6] is [1, 3, 4, 6]
+    let a1 = a.narrow(0, 0, 1).unwrap();
+    assert_eq!(a1.matmul(&b).unwrap().shape(), &[1, 3, 4, 6]);
+    // vectors
+    let (v5, vv) = rand_tensor(&mut r, &[5]);
+    let m = a.narrow(0, 0, 1).unwrap().reshape(&[4, 5]).unwrap();
+    let mv = m.matmul(&v5).unwrap();
+    assert_eq!(mv.shape(), &[4]);
+    assert_close(
+        &read(&mv),
+        &cpu(&av[..20], &vv, 4, 5, 1, false, false),
+        1e-5,
+        1e-5,
+    );
+    let vm = v5.matmul(&b).unwrap();
+    assert_eq!(vm.shape(), &[3, 6]);
+    let (w5, wv) = rand_tensor(&mut r, &[5]);
+    let dot = v5.matmul(&w5).unwrap();
+    assert_eq!(dot.shape(), &[] as &[usize]);
+    let want: f32 = vv.iter().zip(&wv).map(|(x, y)| x * y).sum();
+    assert_close(&read(&dot), &[want], 1e-5, 1e-5);
+    // with a transpose flag: [3, 5, 6]^T @ [5] is [3, 6]
+    let bt = b.matmul_t(&v5, true, false).unwrap();
+    assert_eq!(bt.shape(), &[3, 6]);
+    // batches that do not broadcast
+    let (p, _) = rand_tensor(&mut r, &[2, 4, 5]);
+    assert!(matches!(
+        p.matmul(&b),
         Err(Error::ShapeMismatch { op: "matmul", .. })
     ));
 }
