@@ -71,22 +71,34 @@ fn softplus(x: f32) -> f32 {
     return max(x, 0.0) + log1p(exp(-abs(x)));
 }
 
-// x^e with PyTorch's meaning for negative bases and integer exponents.
+fn is_inf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
+// x^e with PyTorch's (C's) meaning for negative bases, integer exponents and the special
+// values: x^0 = 1 and 1^e = 1 even for NaN, (-1)^+-inf = 1, (-inf)^e = +-inf or +-0.
 fn powf(x: f32, e: f32) -> f32 {
-    if (e == 0.0) {
+    if (e == 0.0 || x == 1.0) {
         return 1.0;
     }
+    let odd = floor(e) == e && (abs(e) % 2.0) == 1.0;
     if (x == 0.0) {
         return select(0.0, bitcast<f32>(0x7f800000u), e < 0.0); // 0^-e = inf
+    }
+    if (x == -1.0 && is_inf(e)) {
+        return 1.0;
+    }
+    if (is_inf(x) && x < 0.0) {
+        let m = select(0.0, bitcast<f32>(0x7f800000u), e > 0.0);
+        return select(m, -m, odd);
     }
     let r = pow(abs(x), e);
     if (x > 0.0) {
         return r;
     }
-    if (floor(e) != e) {
+    if (floor(e) != e && !is_inf(e)) {
         return bitcast<f32>(0x7fc00000u); // NaN, as PyTorch
     }
-    let odd = (abs(e) % 2.0) == 1.0;
     return select(r, -r, odd);
 }
 

@@ -16,7 +16,8 @@
 //   max/min, arg*:    a = best value, i = its index along the axis (EMPTY: no element yet;
 //                     ties keep the smaller index and NaN beats every number, so the
 //                     result is the first NaN when there is one, as PyTorch)
-//   logsumexp:        a = running max m, b = sum of exp(x - m)  (stable)
+//   logsumexp:        a = running max m, b = sum of exp(x - m)  (stable), c = 1 once a NaN
+//                     was seen
 //   var:              a = mean, b = sum of squared deviations (M2), i = count
 //                     (Welford per element, Chan et al. to combine)
 // Final values are written as u32 words: f32 results bit-cast, arg results as indices.
@@ -109,9 +110,13 @@ fn accum(s: S, x: f32, k: u32) -> S {
             }
         }
         case OP_LSE: {
-            if (x > s.a) {
+            if (is_nan(x)) {
+                r.c = 1.0;
+            } else if (x > s.a) {
                 r.b = s.b * exp(s.a - x) + 1.0;
                 r.a = x;
+            } else if (x == s.a) {
+                r.b = s.b + 1.0; // also for equal infinities, where exp(x - a) is NaN
             } else {
                 r.b = s.b + exp(x - s.a);
             }
@@ -164,7 +169,10 @@ fn combine(s: S, t: S) -> S {
         }
         case OP_LSE: {
             let m = max(s.a, t.a);
-            return S(m, s.b * exp(s.a - m) + t.b * exp(t.a - m), 0.0, 0u);
+            // a side at the maximum contributes its sum as it is (no exp(inf - inf))
+            let bs = select(s.b * exp(s.a - m), s.b, s.a == m);
+            let bt = select(t.b * exp(t.a - m), t.b, t.a == m);
+            return S(m, bs + bt, max(s.c, t.c), 0u);
         }
         default: {
             if (t.i == 0u) {
@@ -194,7 +202,8 @@ fn finish(s: S) -> u32 {
             return s.i;
         }
         case OP_LSE: {
-            return bitcast<u32>(s.a + log(s.b));
+            // NaN when an element was NaN; a +inf maximum gives +inf, as PyTorch
+            return bitcast<u32>(select(s.a + log(s.b), nan(), s.c != 0.0));
         }
         default: {
             let den = f32(s.i) - p.corr;

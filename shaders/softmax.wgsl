@@ -37,10 +37,12 @@ fn row_base(r: u32) -> u32 {
     return (r / p.inner) * p.len * p.inner + r % p.inner;
 }
 
-// Folds v into the running (max, sum of exp(x - max)).
+// Folds v into the running (max, sum of exp(x - max)). A +inf maximum makes the sum NaN,
+// as exp(inf - inf) does in PyTorch's softmax (every output of that row is NaN).
 fn online(ms: vec2<f32>, v: f32) -> vec2<f32> {
     if (v > ms.x) {
-        return vec2<f32>(v, ms.y * exp(ms.x - v) + 1.0);
+        let one = select(1.0, bitcast<f32>(0x7fc00000u), v == bitcast<f32>(0x7f800000u));
+        return vec2<f32>(v, ms.y * exp(ms.x - v) + one);
     }
     return vec2<f32>(ms.x, ms.y + exp(v - ms.x));
 }

@@ -37,13 +37,13 @@ class Family:
 
     # ---- random data -------------------------------------------------------------
     def randn(self, *shape, scale=1.0):
-        return torch.randn(*shape, generator=self.gen, dtype=F32) * scale
+        return torch.randn(tuple(shape), generator=self.gen, dtype=F32) * scale
 
     def uniform(self, *shape, lo=-1.0, hi=1.0):
-        return torch.rand(*shape, generator=self.gen, dtype=F32) * (hi - lo) + lo
+        return torch.rand(tuple(shape), generator=self.gen, dtype=F32) * (hi - lo) + lo
 
     def randint(self, *shape, high):
-        return torch.randint(0, high, shape, generator=self.gen, dtype=torch.int64)
+        return torch.randint(0, high, tuple(shape), generator=self.gen, dtype=torch.int64)
 
     def away_from(self, *shape, points=(0.0,), gap=0.05, lo=-2.0, hi=2.0):
         """Uniform values at least `gap` away from every kink in `points`."""
@@ -124,6 +124,16 @@ class Family:
         for k, v in tensors.items():
             self._put(name, k, v)
         self.meta[name] = json.dumps(meta)
+
+    def deviate(self, case, key, index, value, why):
+        """Replaces element `index` (flat) of `case/key` by Cinder's deliberate value, and
+        records why in the case's "deviations" (listed in docs/conformance.md)."""
+        t = self.tensors[f"{case}/{key}"]
+        t.view(-1)[index] = value
+        meta = json.loads(self.meta[case])
+        meta.setdefault("deviations", []).append(
+            {"key": key, "index": index, "cinder": finite(float(value)), "why": why})
+        self.meta[case] = json.dumps(meta)
 
     def save(self, path):
         save_file(self.tensors, path, metadata=self.meta)

@@ -7,6 +7,7 @@
 mod harness;
 
 mod elementwise;
+mod reduce;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).
 #[test]

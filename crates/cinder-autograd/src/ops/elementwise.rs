@@ -169,27 +169,42 @@ impl Tensor {
     /// strictly, and is 0 at the bounds and at NaN, as PyTorch's `clamp` with scalar bounds.
     /// Returns `Err` when `lo > hi` or for `u32` tensors.
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
-        self.clamp_like("clamp", lo, hi, false)
+        self.clamp_like("clamp", lo, hi, Bounds::Both)
+    }
+
+    /// `max(x, lo)` (NaN stays NaN), PyTorch's `clamp_min` / `clamp(min=lo)`: the gradient
+    /// passes where `x > lo` (so also at `x = +inf`, unlike `clamp(lo, inf)`). Returns `Err`
+    /// for `u32` tensors.
+    pub fn clamp_min(&self, lo: f32) -> Result<Tensor> {
+        self.clamp_like("clamp_min", lo, f32::INFINITY, Bounds::Min)
+    }
+
+    /// `min(x, hi)` (NaN stays NaN), PyTorch's `clamp_max`: the gradient passes where
+    /// `x < hi`. Returns `Err` for `u32` tensors.
+    pub fn clamp_max(&self, hi: f32) -> Result<Tensor> {
+        self.clamp_like("clamp_max", f32::NEG_INFINITY, hi, Bounds::Max)
     }
 
     /// PyTorch's `hardtanh(x, min_val, max_val)` (defaults -1 and 1): `clamp` forward, with
     /// PyTorch's hardtanh gradient: 0 at and beyond the bounds, passed through at NaN.
     /// Returns `Err` when `lo > hi` or for `u32` tensors.
     pub fn hardtanh(&self, lo: f32, hi: f32) -> Result<Tensor> {
-        self.clamp_like("hardtanh", lo, hi, true)
+        self.clamp_like("hardtanh", lo, hi, Bounds::Hardtanh)
     }
 
-    fn clamp_like(&self, name: &'static str, lo: f32, hi: f32, hardtanh: bool) -> Result<Tensor> {
+    fn clamp_like(&self, name: &'static str, lo: f32, hi: f32, b: Bounds) -> Result<Tensor> {
         let y = self.data().clamp(lo, hi)?;
         Ok(Tensor::from_op(name, y, &[self], move |c| {
             let d = c.input(0).data();
-            let mask = if hardtanh {
+            let mask = match b {
                 // !(x <= lo) && !(x >= hi): NaN passes
-                d.le_scalar(lo)?
+                Bounds::Hardtanh => d
+                    .le_scalar(lo)?
                     .rsub_scalar(1.0)?
-                    .mul(&d.ge_scalar(hi)?.rsub_scalar(1.0)?)?
-            } else {
-                d.gt_scalar(lo)?.mul(&d.lt_scalar(hi)?)?
+                    .mul(&d.ge_scalar(hi)?.rsub_scalar(1.0)?)?,
+                Bounds::Both => d.gt_scalar(lo)?.mul(&d.lt_scalar(hi)?)?,
+                Bounds::Min => d.gt_scalar(lo)?,
+                Bounds::Max => d.lt_scalar(hi)?,
             };
             Ok(vec![Some(c.grad.mul(&constant(mask))?)])
         }))
@@ -238,6 +253,19 @@ impl Tensor {
     pub fn tanh_backward(&self, output: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::TanhBackward, output)
     }
+}
+
+/// Which clamp-like op a gradient mask is for (PyTorch's rules differ at the bounds and NaN).
+#[derive(Clone, Copy)]
+enum Bounds {
+    /// `clamp(lo, hi)`: strictly inside.
+    Both,
+    /// `clamp_min(lo)`: above.
+    Min,
+    /// `clamp_max(hi)`: below.
+    Max,
+    /// `hardtanh(lo, hi)`: strictly inside, or NaN.
+    Hardtanh,
 }
 
 fn is_comparison(op: BinaryOp) -> bool {
@@ -324,8 +352,9 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         UnaryOp::Exp => g.mul(y)?,
         UnaryOp::Log => g.div(x)?,
         UnaryOp::Sqrt => g.div(y)?.mul_scalar(0.5)?,
-        // d x^(-1/2) = -1/2 x^(-3/2) = -1/2 y / x
-        UnaryOp::Rsqrt => g.mul(&y.div(x)?)?.mul_scalar(-0.5)?,
+        // d x^(-1/2) = -1/2 x^(-3/2) = -1/2 y^3 (PyTorch's form, which keeps the sign of
+        // the infinity at -0)
+        UnaryOp::Rsqrt => g.mul(&y.square()?.mul(y)?)?.mul_scalar(-0.5)?,
         UnaryOp::Sin => g.mul(&x.cos()?)?,
         UnaryOp::Cos => g.mul(&x.sin()?)?.neg()?,
         UnaryOp::Relu => g.relu_backward(x)?,
@@ -365,13 +394,13 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
             let inside = d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?;
             g.mul(&constant(inside.mul_scalar(1.0 / 6.0)?))?
         }
-        // 0 below -3, x/3 + 1/2 on [-3, 3], 1 above (and at NaN), as PyTorch
+        // PyTorch's: 0 at and below -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3 on and
+        // at NaN
         UnaryOp::Hardswish => {
             let d = x.data();
-            let (below, upto3) = (d.lt_scalar(-3.0)?, d.le_scalar(3.0)?);
-            let mid = constant(upto3.sub(&below)?);
-            let above = constant(upto3.rsub_scalar(1.0)?);
-            g.mul(&x.affine(1.0 / 3.0, 0.5)?.mul(&mid)?.add(&above)?)?
+            let inside = constant(d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?);
+            let outside = constant(d.le_scalar(-3.0)?.rsub_scalar(1.0)?);
+            g.mul(&Tensor::where_cond(&inside, &x.affine(1.0 / 3.0, 0.5)?, &outside)?)?
         }
         UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
         UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,

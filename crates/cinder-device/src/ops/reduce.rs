@@ -9,8 +9,8 @@
 //! is left. Nothing is read back to choose a path: the choice depends on the shape and on
 //! whether the adapter is a CPU one (lavapipe), where barriers are expensive.
 //!
-//! Empty axes (length 0): `sum` gives 0; `mean` and `var` give NaN (as PyTorch); `max`, `min`,
-//! `argmax`, `argmin` and `logsumexp` return [`Error::InvalidArgument`].
+//! Empty axes (length 0), as PyTorch: `sum` gives 0, `logsumexp` -inf, `mean` and `var` NaN;
+//! `max`, `min`, `argmax` and `argmin` return [`Error::InvalidArgument`].
 //! NaN inputs propagate as in PyTorch: `sum`/`mean`/`var`/`logsumexp` give NaN, `max`/`min`
 //! give NaN, and `argmax`/`argmin` give the index of the first NaN.
 
@@ -54,10 +54,7 @@ enum ROp {
 
 impl ROp {
     fn needs_elements(self) -> bool {
-        matches!(
-            self,
-            ROp::Max | ROp::Min | ROp::ArgMax | ROp::ArgMin | ROp::LogSumExp
-        )
+        matches!(self, ROp::Max | ROp::Min | ROp::ArgMax | ROp::ArgMin)
     }
     fn out_dtype(self) -> DType {
         match self {
@@ -307,7 +304,8 @@ impl DeviceTensor {
     }
 
     /// `log(sum(exp(x)))` along `axis`, computed stably (the maximum is subtracted first, so
-    /// large inputs do not overflow). Errors as [`DeviceTensor::amax_axis`].
+    /// large inputs do not overflow); -inf for an empty axis. Errors as
+    /// [`DeviceTensor::sum_axis`].
     pub fn logsumexp_axis(&self, axis: isize, keepdim: bool) -> Result<DeviceTensor> {
         self.reduce_axis("logsumexp_axis", ROp::LogSumExp, axis, keepdim, 0.0)
     }
@@ -356,8 +354,8 @@ impl DeviceTensor {
         self.reduce_all("argmin_all", ROp::ArgMin, 0.0)
     }
 
-    /// Stable `log(sum(exp(x)))` over every element, as a shape-`[]` tensor. Errors as
-    /// [`DeviceTensor::max_all`].
+    /// Stable `log(sum(exp(x)))` over every element, as a shape-`[]` tensor (-inf for an
+    /// empty tensor). Returns [`Error::DtypeMismatch`] for `u32` tensors.
     pub fn logsumexp_all(&self) -> Result<DeviceTensor> {
         self.reduce_all("logsumexp_all", ROp::LogSumExp, 0.0)
     }
