@@ -7,6 +7,10 @@
 mod harness;
 
 mod elementwise;
+mod index;
+mod layout;
+mod linalg;
+mod matmul;
 mod reduce;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).

@@ -400,7 +400,11 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
             let d = x.data();
             let inside = constant(d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?);
             let outside = constant(d.le_scalar(-3.0)?.rsub_scalar(1.0)?);
-            g.mul(&Tensor::where_cond(&inside, &x.affine(1.0 / 3.0, 0.5)?, &outside)?)?
+            g.mul(&Tensor::where_cond(
+                &inside,
+                &x.affine(1.0 / 3.0, 0.5)?,
+                &outside,
+            )?)?
         }
         UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
         UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
