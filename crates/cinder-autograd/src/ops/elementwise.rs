@@ -128,9 +128,12 @@ impl Tensor {
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let y = DeviceTensor::where_cond(&cond.data(), &a.data(), &b.data())?;
         Ok(Tensor::from_op("where", y, &[cond, a, b], |c| {
-            let mask = Tensor::from_data(c.input(0).data().ne_scalar(0.0)?);
-            let ga = c.grad.mul(&mask)?;
-            let gb = c.grad.sub(&ga)?;
+            // Selected, not multiplied by the mask, so an infinite gradient on one side does
+            // not become NaN on the other (PyTorch's rule).
+            let cond = Tensor::from_data(c.input(0).data());
+            let zeros = c.grad.zeros_like()?;
+            let ga = Tensor::where_cond(&cond, c.grad, &zeros)?;
+            let gb = Tensor::where_cond(&cond, &zeros, c.grad)?;
             Ok(vec![
                 None,
                 Some(ga.sum_to_shape(&c.input(1).shape())?),
