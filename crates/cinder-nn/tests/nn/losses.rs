@@ -193,7 +193,15 @@ fn cross_entropy_nll_weights_smoothing_and_extreme_logits() {
         (0..n).map(nll_i).sum::<f64>() / n as f64,
         1e-5,
     );
-    let via_nll = nll(&zt.log_softmax(1).unwrap(), &yt, None, Reduction::Sum).unwrap();
+    let via_nll = nll(
+        &zt.log_softmax(1).unwrap(),
+        &yt,
+        &Nll {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     close(scalar(&via_nll), (0..n).map(nll_i).sum::<f64>(), 1e-5);
 
     let wsum: f64 = y.iter().map(|&k| w[k as usize] as f64).sum();
@@ -240,6 +248,7 @@ fn cross_entropy_nll_weights_smoothing_and_extreme_logits() {
             weight: Some(wt),
             label_smoothing: eps,
             reduction: Reduction::Mean,
+            ignore_index: None,
         },
     )
     .unwrap();
@@ -294,8 +303,10 @@ fn contrastive_and_triplet() {
         &t(&a, &[4, 2]),
         &t(&p, &[4, 2]),
         &t(&n, &[4, 2]),
-        1.0,
-        Reduction::Sum,
+        &TripletMargin {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        },
     )
     .unwrap();
     let dist = |x: &[f32], y: &[f32], i: usize| -> f64 {
