@@ -78,7 +78,7 @@ fn pairwise_distance(x: &Tensor, y: &Tensor, p: f32, eps: f32) -> Result<Tensor>
 /// triplet with `d(x, y) = ||x - y + eps||_p` along the last dimension; with `swap`, `d(a,
 /// n)` is replaced by `min(d(a, n), d(p, n))`. Inputs of one shape, `[N, D]` or `[D]` (any
 /// rank, the last dimension is the embedding). At the hinge (`d(a, p) - d(a, n) + margin =
-/// 0`) the gradient passes, as PyTorch's `clamp_min`.
+/// 0`) the gradient is 0, as PyTorch 2.x's `clamp_min` gives.
 ///
 /// Returns `Err` when the shapes differ, for a rank-0 input, a margin that is not positive,
 /// a `p` that is not positive, or a negative or non-finite eps.
@@ -111,10 +111,7 @@ pub fn triplet_margin(
     if swap {
         d_an = d_an.minimum(&pairwise_distance(pos, neg, p, eps)?)?;
     }
-    let l = d_ap
-        .sub(&d_an)?
-        .add_scalar(margin)?
-        .clamp(0.0, f32::INFINITY)?;
+    let l = d_ap.sub(&d_an)?.add_scalar(margin)?.relu()?;
     opts.reduction.apply(l)
 }
 
@@ -143,16 +140,18 @@ pub fn cosine_embedding(
     let m2 = x2.square()?.sum_axis(-1, false)?.add_scalar(1e-12)?;
     let cos = dot.div(&m1.mul(&m2)?.sqrt()?)?;
     let pos = cos.rsub_scalar(1.0)?.mul(&target.eq_scalar(1.0)?)?;
+    // relu: at the hinge the gradient is 0, as PyTorch's clamp_min gives
     let neg = cos
         .sub_scalar(margin)?
-        .clamp(0.0, f32::INFINITY)?
+        .relu()?
         .mul(&target.eq_scalar(-1.0)?)?;
     r.apply(pos.add(&neg)?)
 }
 
 /// Margin ranking loss (`nn.MarginRankingLoss`): `max(0, -y (x1 - x2) + margin)` with
 /// targets `y` of 1 (x1 should rank higher) or -1. The three tensors have the same rank
-/// and broadcast, as PyTorch. At the hinge the gradient passes, as PyTorch's `clamp_min`.
+/// and broadcast, as PyTorch. At the hinge the gradient is 0, as PyTorch 2.x's `clamp_min`
+/// gives.
 ///
 /// Returns `Err` when the ranks differ or the shapes do not broadcast.
 pub fn margin_ranking(
@@ -170,6 +169,6 @@ pub fn margin_ranking(
         .mul(&x1.sub(x2)?)?
         .neg()?
         .add_scalar(margin)?
-        .clamp(0.0, f32::INFINITY)?;
+        .relu()?;
     r.apply(l)
 }
