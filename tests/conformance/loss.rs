@@ -5,8 +5,8 @@
 
 use cinder::nn::loss::{
     CrossEntropy, KlReduction, Nll, Reduction, TripletMargin, bce, bce_with_logits,
-    cosine_embedding, cross_entropy, gaussian_nll, huber, kl_div, l1, margin_ranking, mse,
-    nll, smooth_l1, triplet_margin,
+    cosine_embedding, cross_entropy, gaussian_nll, huber, kl_div, l1, margin_ranking, mse, nll,
+    smooth_l1, triplet_margin,
 };
 use cinder::{Error, Result, Tensor};
 

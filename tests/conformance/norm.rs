@@ -5,8 +5,8 @@
 //! and in evaluation mode.
 
 use cinder::nn::{
-    BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig,
-    ModuleT, RmsNorm, RmsNormConfig, VarStore, group_norm, layer_norm, rms_norm,
+    BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, ModuleT,
+    RmsNorm, RmsNormConfig, VarStore, group_norm, layer_norm, rms_norm,
 };
 use cinder::{DeviceTensor, Result, Tensor};
 
@@ -73,11 +73,17 @@ fn forward_backward(
     out.mul(cot)?.sum_all()?.backward()?;
     let mut got = vec![
         (format!("expect.out{suffix}"), out),
-        (format!("expect.grad.x{suffix}"), x.grad().expect("x requires grad")),
+        (
+            format!("expect.grad.x{suffix}"),
+            x.grad().expect("x requires grad"),
+        ),
     ];
     for (name, p) in params {
         if let Some(p) = p {
-            got.push((format!("expect.grad.{name}{suffix}"), p.grad().expect("a gradient")));
+            got.push((
+                format!("expect.grad.{name}{suffix}"),
+                p.grad().expect("a gradient"),
+            ));
         }
     }
     Ok(got)

@@ -804,11 +804,7 @@ pub fn prepare_save_as(
         }
     }
     let file_name = path.file_name().ok_or_else(|| {
-        Error::invalid(
-            op,
-            format!("{} does not name a file", path.display()),
-            &[],
-        )
+        Error::invalid(op, format!("{} does not name a file", path.display()), &[])
     })?;
     let mut sorted: Vec<(&(String, DeviceTensor), FileDType)> = tensors
         .iter()

@@ -229,7 +229,12 @@ impl Path {
     /// `num_batches_tracked`. Loading converts it back (I64 is read as u32). Returns `Err`
     /// when the name is taken or `data`'s dtype cannot be written as `file_dtype` (only
     /// its own dtype and U32 as I64 are allowed).
-    pub fn buffer_as(&self, leaf: &str, data: DeviceTensor, file_dtype: FileDType) -> Result<Tensor> {
+    pub fn buffer_as(
+        &self,
+        leaf: &str,
+        data: DeviceTensor,
+        file_dtype: FileDType,
+    ) -> Result<Tensor> {
         let name = self.name(leaf);
         crate::checkpoint::check_file_dtype("Path::buffer_as", &name, data.dtype(), file_dtype)?;
         let keep = (file_dtype != FileDType::of(data.dtype())).then_some(file_dtype);

@@ -124,11 +124,7 @@ pub fn rms_norm(
     let eps = eps.unwrap_or(f32::EPSILON);
     check_eps(op, eps)?;
     let r = rows(op, x, normalized_shape, &[weight])?;
-    let inv_rms = r
-        .square()?
-        .mean_axis(1, true)?
-        .add_scalar(eps)?
-        .rsqrt()?;
+    let inv_rms = r.square()?.mean_axis(1, true)?.add_scalar(eps)?.rsqrt()?;
     affine_rows(r.mul(&inv_rms)?, weight, None, &x.shape())
 }
 

@@ -15,9 +15,9 @@ pub use activation::{Elu, Flatten, Gelu, LeakyRelu, Relu, Sigmoid, Softplus, Tan
 pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
-pub use linear::Linear;
 pub use group_norm::{GroupNorm, GroupNormConfig, group_norm};
 pub use layer_norm::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig, layer_norm, rms_norm};
+pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::Sequential;

@@ -118,7 +118,11 @@ struct Layout {
 fn layout(op: &'static str, x: &Tensor) -> Result<Layout> {
     let s = x.shape();
     match s.len() {
-        0 => Err(Error::invalid(op, "expects [C], [N, C] or [N, C, d1, ...]", &s)),
+        0 => Err(Error::invalid(
+            op,
+            "expects [C], [N, C] or [N, C, d1, ...]",
+            &s,
+        )),
         1 => Ok(Layout {
             x: x.reshape(&[1, s[0]])?,
             classes: s[0],
@@ -222,7 +226,10 @@ fn keep_or_zero(x: &Tensor, keep: &Tensor) -> Result<Tensor> {
     let k = keep.data();
     let y = DeviceTensor::where_cond(&k, &x.data(), &zero)?;
     Ok(Tensor::from_op("keep_or_zero", y, &[x], move |c| {
-        Ok(vec![Some(keep_or_zero(c.grad, &Tensor::from_data(k.clone()))?)])
+        Ok(vec![Some(keep_or_zero(
+            c.grad,
+            &Tensor::from_data(k.clone()),
+        )?)])
     }))
 }
 

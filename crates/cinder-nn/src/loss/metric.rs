@@ -96,7 +96,11 @@ pub fn triplet_margin(
         return Err(Error::invalid(op, "expects [N, D] or [D]", &s));
     }
     let TripletMargin {
-        margin, p, eps, swap, ..
+        margin,
+        p,
+        eps,
+        swap,
+        ..
     } = *opts;
     // `!(x > 0)` also rejects NaN.
     if !(margin > 0.0) || !(p > 0.0) || !eps.is_finite() || eps < 0.0 {

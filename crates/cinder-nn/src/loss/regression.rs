@@ -65,12 +65,9 @@ pub fn smooth_l1(pred: &Tensor, target: &Tensor, beta: f32, r: Reduction) -> Res
 /// place under `no_grad`, so its gradient flows as if unclamped.
 fn clamp_min_keep_grad(var: &Tensor, eps: f32) -> Result<Tensor> {
     let v = var.data().maximum_scalar(eps)?;
-    Ok(Tensor::from_op(
-        "clamp_min_keep_grad",
-        v,
-        &[var],
-        |c| Ok(vec![Some(c.grad.clone())]),
-    ))
+    Ok(Tensor::from_op("clamp_min_keep_grad", v, &[var], |c| {
+        Ok(vec![Some(c.grad.clone())])
+    }))
 }
 
 /// `var` reshaped as PyTorch's `gaussian_nll_loss` does: the input's shape; one dimension
@@ -181,11 +178,8 @@ pub fn kl_div(
     } else {
         // xlogy(t, t): 0 where t == 0, else t log t (NaN for t < 0).
         let zero = Tensor::from_data(DeviceTensor::zeros(&target.device(), &[])?);
-        let tlogt = Tensor::where_cond(
-            &target.eq_scalar(0.0)?,
-            &zero,
-            &target.mul(&target.log()?)?,
-        )?;
+        let tlogt =
+            Tensor::where_cond(&target.eq_scalar(0.0)?, &zero, &target.mul(&target.log()?)?)?;
         tlogt.sub(&target.mul(input)?)?
     };
     match reduction {
