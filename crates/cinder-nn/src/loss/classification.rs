@@ -274,11 +274,11 @@ pub fn nll(logp: &Tensor, target: &Tensor, opts: &Nll) -> Result<Tensor> {
 /// Cross-entropy from logits `[N, C]`, `[N, C, d1, ...]` or `[C]` (classes along dimension
 /// 1, or 0 when unbatched), as `nn.CrossEntropyLoss`, with either target PyTorch takes:
 ///
-/// - **class indices** (u32, the input's shape without the class dimension): `(1 - e) nll
-///   + e / C * sum_c w_c (-log p_c)` per sample, with class weights `w`, label smoothing
-///   `e` and `ignore_index` (ignored targets give 0 and are left out of the mean, whose
-///   divisor is the kept targets' summed weights; an all-ignored batch gives NaN, as
-///   PyTorch);
+/// - **class indices** (u32, the input's shape without the class dimension):
+///   `(1 - e) nll + e / C * sum_c w_c (-log p_c)` per sample, with class weights `w`,
+///   label smoothing `e` and `ignore_index` (ignored targets give 0 and are left out of
+///   the mean, whose divisor is the kept targets' summed weights; an all-ignored batch
+///   gives NaN, as PyTorch);
 /// - **class probabilities** (f32 of the input's shape): `-sum_c w_c t'_c log p_c` per
 ///   sample with `t' = (1 - e) t + e / C`; the mean divides by the number of samples
 ///   (`N d1 ...`), not by weights, as PyTorch.

@@ -102,8 +102,8 @@ pub fn triplet_margin(
         swap,
         ..
     } = *opts;
-    // `!(x > 0)` also rejects NaN.
-    if !(margin > 0.0) || !(p > 0.0) || !eps.is_finite() || eps < 0.0 {
+    let positive = |v: f32| v > 0.0; // false for NaN too
+    if !positive(margin) || !positive(p) || !eps.is_finite() || eps < 0.0 {
         return Err(Error::invalid(
             op,
             format!("margin {margin} and p {p} must be positive, eps {eps} finite and >= 0"),

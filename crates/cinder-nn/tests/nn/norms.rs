@@ -417,3 +417,19 @@ fn batchnorm_training_step_neither_uploads_nor_reads_back() {
         assert_eq!(n, [3]);
     }
 }
+
+/// An empty batch normalizes to an empty output (as PyTorch); the mean loss over no
+/// sample is NaN.
+#[test]
+fn empty_batches() {
+    let x = t(&[], &[0, 5]);
+    let shape = |y: cinder_device::Result<Tensor>| y.unwrap().shape();
+    assert_eq!(shape(layer_norm(&x, &[5], None, None, 1e-5)), [0, 5]);
+    assert_eq!(
+        shape(group_norm(&t(&[], &[0, 4, 3]), 2, None, None, 1e-5)),
+        [0, 4, 3]
+    );
+    assert_eq!(shape(rms_norm(&x, &[5], None, None)), [0, 5]);
+    let l = cinder_nn::loss::cross_entropy(&x, &tu(&[], &[0]), &Default::default()).unwrap();
+    assert!(l.item().unwrap().is_nan());
+}
