@@ -10,7 +10,9 @@ mod elementwise;
 mod index;
 mod layout;
 mod linalg;
+mod loss;
 mod matmul;
+mod norm;
 mod reduce;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).

@@ -106,6 +106,14 @@ impl FileDType {
         }
     }
 
+    /// The file dtype a Cinder tensor of `dtype` is written as by default (its own).
+    pub fn of(dtype: DType) -> FileDType {
+        match dtype {
+            DType::F32 => FileDType::F32,
+            DType::U32 => FileDType::U32,
+        }
+    }
+
     /// The Cinder dtype a tensor of this file dtype is loaded as.
     pub fn loaded_as(self) -> DType {
         match self {
@@ -618,18 +626,30 @@ pub fn load_with_metadata(
 // Writing
 // ---------------------------------------------------------------------------------------
 
-fn dtype_str(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "F32",
-        DType::U32 => "U32",
+/// `Err` unless a tensor of `dtype` can be written as `file`: its own dtype, or U32 as I64
+/// (PyTorch's integer dtype; exact, every u32 is an i64).
+pub(crate) fn check_file_dtype(
+    op: &'static str,
+    name: &str,
+    dtype: DType,
+    file: FileDType,
+) -> Result<()> {
+    let ok = file == FileDType::of(dtype) || (dtype == DType::U32 && file == FileDType::I64);
+    if !ok {
+        return Err(Error::invalid(
+            op,
+            format!("tensor `{name}` of dtype {dtype:?} cannot be written as {file}"),
+            &[],
+        ));
     }
+    Ok(())
 }
 
 /// Serializes named host tensors (raw little-endian bytes) to the safetensors byte layout:
 /// header with `__metadata__` first, then the tensors sorted by name, each at the next
 /// offset, header padded with spaces to a multiple of 8.
 fn encode_header(
-    tensors: &[(&str, DType, &[usize], u64)],
+    tensors: &[(&str, FileDType, &[usize], u64)],
     metadata: &BTreeMap<String, String>,
 ) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("a string always serializes");
@@ -656,7 +676,7 @@ fn encode_header(
         h.push_str(&format!(
             "{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
             q(name),
-            dtype_str(*dtype),
+            dtype.as_str(),
             dims.join(","),
             offset,
             offset + bytes
@@ -756,27 +776,63 @@ pub fn prepare_save(
     tensors: &[(String, DeviceTensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<PendingSave> {
+    prepare_save_as(path, tensors, &BTreeMap::new(), metadata)
+}
+
+/// [`prepare_save`] with a file dtype for some tensors: each name in `file_dtypes` is
+/// written as that dtype instead of its own. The one conversion is U32 as I64 (exact), how
+/// `VarStore::save` writes BatchNorm's `num_batches_tracked` so that PyTorch reads its own
+/// `int64` counter; [`read`] converts it back. Returns the errors of [`prepare_save`], and
+/// `Err(InvalidArgument)` (before creating any file) for a name in `file_dtypes` that
+/// `tensors` does not have or a conversion other than U32 as I64.
+pub fn prepare_save_as(
+    path: impl AsRef<FsPath>,
+    tensors: &[(String, DeviceTensor)],
+    file_dtypes: &BTreeMap<String, FileDType>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<PendingSave> {
     let path = path.as_ref();
-    check_names("checkpoint::save", tensors.iter().map(|(n, _)| n.as_str()))?;
+    let op = "checkpoint::save";
+    check_names(op, tensors.iter().map(|(n, _)| n.as_str()))?;
+    for name in file_dtypes.keys() {
+        if !tensors.iter().any(|(n, _)| n == name) {
+            return Err(Error::invalid(
+                op,
+                format!("a file dtype is given for `{name}`, which is not among the tensors"),
+                &[],
+            ));
+        }
+    }
     let file_name = path.file_name().ok_or_else(|| {
-        Error::invalid(
-            "checkpoint::save",
-            format!("{} does not name a file", path.display()),
-            &[],
-        )
+        Error::invalid(op, format!("{} does not name a file", path.display()), &[])
     })?;
-    let mut sorted: Vec<&(String, DeviceTensor)> = tensors.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut sorted: Vec<(&(String, DeviceTensor), FileDType)> = tensors
+        .iter()
+        .map(|e| {
+            let fd = file_dtypes
+                .get(&e.0)
+                .copied()
+                .unwrap_or(FileDType::of(e.1.dtype()));
+            check_file_dtype(op, &e.0, e.1.dtype(), fd)?;
+            Ok((e, fd))
+        })
+        .collect::<Result<_>>()?;
+    sorted.sort_by(|a, b| a.0.0.cmp(&b.0.0));
     // Read everything back before creating the file, so a device error leaves nothing.
     let mut blobs = Vec::with_capacity(sorted.len());
-    for (_, t) in &sorted {
-        let bytes: Vec<u8> = match t.dtype() {
-            DType::F32 => t
+    for ((_, t), fd) in &sorted {
+        let bytes: Vec<u8> = match (t.dtype(), fd) {
+            (DType::F32, _) => t
                 .to_vec::<f32>()?
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
                 .collect(),
-            DType::U32 => t
+            (DType::U32, FileDType::I64) => t
+                .to_vec::<u32>()?
+                .iter()
+                .flat_map(|&v| i64::from(v).to_le_bytes())
+                .collect(),
+            (DType::U32, _) => t
                 .to_vec::<u32>()?
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
@@ -784,10 +840,10 @@ pub fn prepare_save(
         };
         blobs.push(bytes);
     }
-    let entries: Vec<(&str, DType, &[usize], u64)> = sorted
+    let entries: Vec<(&str, FileDType, &[usize], u64)> = sorted
         .iter()
         .zip(&blobs)
-        .map(|((n, t), b)| (n.as_str(), t.dtype(), t.shape(), b.len() as u64))
+        .map(|(((n, t), fd), b)| (n.as_str(), *fd, t.shape(), b.len() as u64))
         .collect();
     let header = encode_header(&entries, metadata);
     if header.len() as u64 > MAX_HEADER_BYTES {
@@ -848,6 +904,19 @@ pub fn save(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     prepare_save(path, tensors, metadata)?.commit()
+}
+
+/// [`save`] with a file dtype for some tensors, as [`prepare_save_as`] (whose errors it
+/// returns, with those of [`PendingSave::commit`]). `VarStore::save` calls it with
+/// [`VarStore::file_dtypes`]; so can a combined model + optimizer checkpoint, with the
+/// names prefixed as the tensors are.
+pub fn save_as(
+    path: impl AsRef<FsPath>,
+    tensors: &[(String, DeviceTensor)],
+    file_dtypes: &BTreeMap<String, FileDType>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    prepare_save_as(path, tensors, file_dtypes, metadata)?.commit()
 }
 
 /// `tensors` with `prefix` prepended to every name (`with_prefix("optim.", &state)`), to
@@ -974,7 +1043,9 @@ fn plan(
 
 impl VarStore {
     /// Saves every parameter and buffer under its name ([`VarStore::state`]) as a
-    /// safetensors file at `path`, atomically (see [`save`], whose errors it returns).
+    /// safetensors file at `path`, atomically (see [`save`], whose errors it returns). Each
+    /// variable is written in its [`VarStore::file_dtype`]: BatchNorm's
+    /// `num_batches_tracked` as I64, as PyTorch saves it; everything else as is.
     pub fn save(&self, path: impl AsRef<FsPath>) -> Result<()> {
         self.save_with_metadata(path, &BTreeMap::new())
     }
@@ -991,7 +1062,7 @@ impl VarStore {
             .into_iter()
             .map(|(n, t)| (n, t.data()))
             .collect();
-        save(path, &state, metadata)
+        save_as(path, &state, &self.file_dtypes(), metadata)
     }
 
     /// Loads a checkpoint (ours, or PyTorch's `state_dict` saved as safetensors) into the

@@ -1,11 +1,13 @@
 //! The path-scoped parameter store: every parameter and buffer of a model, under a
 //! PyTorch-style dotted name (`encoder.conv1.weight`).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cinder_autograd::Tensor;
 use cinder_device::{Device, DeviceTensor, Error, Result};
 
+use crate::checkpoint::FileDType;
 use crate::init::Init;
 
 #[derive(Default)]
@@ -14,6 +16,8 @@ struct Vars {
     params: Vec<(String, Tensor)>,
     /// Non-trainable state (BatchNorm running statistics) in creation order.
     buffers: Vec<(String, Tensor)>,
+    /// Variables saved in another dtype than their own (`num_batches_tracked` as I64).
+    file_dtypes: BTreeMap<String, FileDType>,
     /// Philox offsets handed out so far (each variable gets its own stream).
     draws: u64,
 }
@@ -95,6 +99,27 @@ impl VarStore {
             .map(|(_, t)| t.clone())
     }
 
+    /// The dtype the variable `name` is written as by [`VarStore::save`]: its own (F32 or
+    /// U32) unless it was registered with [`Path::buffer_as`]. `None` when the store has no
+    /// variable of that name.
+    pub fn file_dtype(&self, name: &str) -> Option<FileDType> {
+        let v = lock(&self.vars);
+        if let Some(d) = v.file_dtypes.get(name) {
+            return Some(*d);
+        }
+        v.params
+            .iter()
+            .chain(&v.buffers)
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| FileDType::of(t.dtype()))
+    }
+
+    /// The variables saved in another dtype than their own, by name (what
+    /// [`crate::checkpoint::save_as`] takes to write the store as [`VarStore::save`] does).
+    pub fn file_dtypes(&self) -> BTreeMap<String, FileDType> {
+        lock(&self.vars).file_dtypes.clone()
+    }
+
     /// Total number of trainable scalars.
     pub fn num_parameters(&self) -> usize {
         lock(&self.vars).params.iter().map(|(_, t)| t.numel()).sum()
@@ -107,7 +132,13 @@ impl VarStore {
         }
     }
 
-    fn register(&self, name: String, t: Tensor, buffer: bool) -> Result<Tensor> {
+    fn register(
+        &self,
+        name: String,
+        t: Tensor,
+        buffer: bool,
+        file_dtype: Option<FileDType>,
+    ) -> Result<Tensor> {
         let mut v = lock(&self.vars);
         if v.params.iter().chain(&v.buffers).any(|(n, _)| *n == name) {
             return Err(Error::invalid(
@@ -115,6 +146,9 @@ impl VarStore {
                 format!("a variable named `{name}` already exists"),
                 &t.shape(),
             ));
+        }
+        if let Some(d) = file_dtype {
+            v.file_dtypes.insert(name.clone(), d);
         }
         if buffer {
             v.buffers.push((name, t.clone()));
@@ -173,20 +207,38 @@ impl Path {
         let offset = self.store.next_offset();
         let data = init.tensor(&self.store.device, shape, self.store.seed, offset)?;
         self.store
-            .register(self.name(leaf), Tensor::parameter(data)?, false)
+            .register(self.name(leaf), Tensor::parameter(data)?, false, None)
     }
 
     /// Registers `data` as a trainable parameter `leaf` (weights computed elsewhere).
     /// Returns `Err` when the name is taken or the data is not f32.
     pub fn var_from(&self, leaf: &str, data: DeviceTensor) -> Result<Tensor> {
         self.store
-            .register(self.name(leaf), Tensor::parameter(data)?, false)
+            .register(self.name(leaf), Tensor::parameter(data)?, false, None)
     }
 
     /// Creates a non-trainable buffer `leaf` holding `data` (saved in checkpoints, never
     /// given to optimizers). Returns `Err` when the name is taken.
     pub fn buffer(&self, leaf: &str, data: DeviceTensor) -> Result<Tensor> {
         self.store
-            .register(self.name(leaf), Tensor::from_data(data), true)
+            .register(self.name(leaf), Tensor::from_data(data), true, None)
+    }
+
+    /// Creates a buffer as [`Path::buffer`] that checkpoints write as `file_dtype`: a `u32`
+    /// counter saved as PyTorch's `int64` (`FileDType::I64`), as BatchNorm's
+    /// `num_batches_tracked`. Loading converts it back (I64 is read as u32). Returns `Err`
+    /// when the name is taken or `data`'s dtype cannot be written as `file_dtype` (only
+    /// its own dtype and U32 as I64 are allowed).
+    pub fn buffer_as(
+        &self,
+        leaf: &str,
+        data: DeviceTensor,
+        file_dtype: FileDType,
+    ) -> Result<Tensor> {
+        let name = self.name(leaf);
+        crate::checkpoint::check_file_dtype("Path::buffer_as", &name, data.dtype(), file_dtype)?;
+        let keep = (file_dtype != FileDType::of(data.dtype())).then_some(file_dtype);
+        self.store
+            .register(name, Tensor::from_data(data), true, keep)
     }
 }

@@ -313,8 +313,9 @@ fn pytorch_state_dict_loads_by_name() {
     assert_eq!(vs.parameters().len(), 6);
     assert!(vs.parameters().iter().all(|p| p.requires_grad()));
 
-    // A store without `num_batches_tracked` (Cinder's BatchNorm does not keep it): the
-    // strict load names it and changes nothing; the partial load takes the rest.
+    // A store without `num_batches_tracked` (built by hand; BatchNorm itself keeps the
+    // counter): the strict load names it and changes nothing; the partial load takes the
+    // rest.
     let vs2 = VarStore::new(&dev, 2);
     for (name, t) in vs.state() {
         if name != "bn.num_batches_tracked" {
@@ -1086,4 +1087,203 @@ fn failed_saves_leave_no_file_behind() {
         other => panic!("expected Io, got {other:?}"),
     }
     assert_eq!(dir.listing(), ["sub"]);
+}
+
+/// The net of `scripts/torch_state_dict.py`, built under PyTorch's attribute names.
+struct TorchNet {
+    conv: cinder_nn::Conv2d,
+    bn: cinder_nn::BatchNorm,
+    gn: cinder_nn::GroupNorm,
+    fc: cinder_nn::Linear,
+    bn1: cinder_nn::BatchNorm,
+    ln: cinder_nn::LayerNorm,
+    rms: cinder_nn::RmsNorm,
+}
+
+impl TorchNet {
+    fn new(vs: &VarStore) -> TorchNet {
+        use cinder_nn::*;
+        let bn1 = BatchNormConfig {
+            momentum: None,
+            ..Default::default()
+        };
+        TorchNet {
+            conv: Conv2d::new(&vs.pp("conv"), 2, 3, 3, Default::default()).unwrap(),
+            bn: BatchNorm::new_2d(&vs.pp("bn"), 3, Default::default()).unwrap(),
+            gn: GroupNorm::new(&vs.pp("gn"), 3, 3, Default::default()).unwrap(),
+            fc: Linear::new(&vs.pp("fc"), 12, 4, true).unwrap(),
+            bn1: BatchNorm::new_1d(&vs.pp("bn1"), 4, bn1).unwrap(),
+            ln: LayerNorm::new(&vs.pp("ln"), &[4], Default::default()).unwrap(),
+            rms: RmsNorm::new(&vs.pp("rms"), &[4], Default::default()).unwrap(),
+        }
+    }
+
+    fn forward(&self, x: &cinder_autograd::Tensor, train: bool) -> cinder_autograd::Tensor {
+        use cinder_nn::{Module, ModuleT};
+        let h = self.conv.forward(x).unwrap();
+        let h = self.bn.forward_t(&h, train).unwrap().relu().unwrap();
+        let h = self.gn.forward(&h).unwrap();
+        let h = h.reshape(&[h.shape()[0], 12]).unwrap();
+        let h = self
+            .bn1
+            .forward_t(&self.fc.forward(&h).unwrap(), train)
+            .unwrap();
+        self.rms.forward(&self.ln.forward(&h).unwrap()).unwrap()
+    }
+}
+
+fn assert_near(got: &DeviceTensor, want: &DeviceTensor, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    let (g, w) = (got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(
+            (a - b).abs() <= 2e-5 + 2e-4 * b.abs(),
+            "{what}[{i}]: {a} vs PyTorch {b}"
+        );
+    }
+}
+
+/// A state_dict written by PyTorch (`safetensors.torch.save_file`, by
+/// `scripts/torch_state_dict.py write`) with two BatchNorms (int64 `num_batches_tracked`
+/// = 3), GroupNorm, LayerNorm and RMSNorm loads strictly; eval- and train-mode outputs and
+/// the buffers after the training forward are PyTorch's; Cinder's own save holds the
+/// counters as I64 scalars, as PyTorch's. With `CINDER_TORCH_EXPORT=DIR` the saved state
+/// and the eval output are also written to DIR for `scripts/torch_state_dict.py check DIR`
+/// (PyTorch's strict `load_state_dict`; see docs/checkpoints.md).
+#[test]
+fn torch_norms_state_dict_round_trip() {
+    let dev = dev();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let vs = VarStore::new(&dev, 0);
+    let net = TorchNet::new(&vs);
+    vs.load(fixtures.join("torch_norms.safetensors")).unwrap();
+    let count = |name: &str| vs.get(name).unwrap().to_vec::<u32>().unwrap();
+    assert_eq!(count("bn.num_batches_tracked"), [3]);
+    assert_eq!(count("bn1.num_batches_tracked"), [3]);
+
+    let io: BTreeMap<String, DeviceTensor> =
+        checkpoint::load(fixtures.join("torch_norms_io.safetensors"), &dev)
+            .unwrap()
+            .into_iter()
+            .collect();
+    let x = |k: &str| cinder_autograd::Tensor::from_data(io[k].clone());
+    let y_eval = net.forward(&x("x_eval"), false);
+    assert_near(&y_eval.data(), &io["y_eval"], "eval output");
+    let y_train = net.forward(&x("x_train"), true);
+    assert_near(&y_train.data(), &io["y_train"], "train output");
+    for (k, want) in &io {
+        let Some(name) = k.strip_prefix("after.") else {
+            continue;
+        };
+        let got = vs.get(name).unwrap().data();
+        match want.dtype() {
+            DType::U32 => assert_eq!(bits(&got), bits(want), "{name}"),
+            DType::F32 => assert_near(&got, want, name),
+        }
+    }
+    assert_eq!(count("bn.num_batches_tracked"), [4]);
+
+    // Cinder's file: the counters as I64 scalars, the rest F32; it loads back strictly.
+    let dir = TempDir::new("torch-norms");
+    let path = dir.join("cinder.safetensors");
+    vs.save(&path).unwrap();
+    let ck = checkpoint::read(&path).unwrap();
+    for t in &ck.tensors {
+        if t.name.ends_with("num_batches_tracked") {
+            assert_eq!(t.file_dtype, FileDType::I64, "{}", t.name);
+            assert!(t.shape.is_empty());
+            assert_eq!(t.data, HostData::U32(vec![4]));
+        } else {
+            assert_eq!(t.file_dtype, FileDType::F32, "{}", t.name);
+        }
+    }
+    assert_eq!(
+        vs.file_dtype("bn1.num_batches_tracked"),
+        Some(FileDType::I64)
+    );
+    assert_eq!(vs.file_dtype("bn1.running_var"), Some(FileDType::F32));
+    let vs2 = VarStore::new(&dev, 1);
+    let net2 = TorchNet::new(&vs2);
+    vs2.load(&path).unwrap();
+    assert_eq!(snapshot(&vs2), snapshot(&vs));
+    assert_eq!(
+        bits(&net2.forward(&x("x_eval"), false).data()),
+        bits(&net.forward(&x("x_eval"), false).data())
+    );
+
+    if let Some(out) = std::env::var_os("CINDER_TORCH_EXPORT") {
+        let out = PathBuf::from(out);
+        std::fs::create_dir_all(&out).unwrap();
+        vs.save(out.join("cinder_norms.safetensors")).unwrap();
+        let io_out = vec![
+            ("x_eval".to_string(), io["x_eval"].clone()),
+            (
+                "y_eval".to_string(),
+                net.forward(&x("x_eval"), false).data(),
+            ),
+        ];
+        checkpoint::save(
+            out.join("cinder_norms_io.safetensors"),
+            &io_out,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    }
+}
+
+/// `save_as` writes U32 as I64 where asked, refuses other conversions and unknown names
+/// before creating any file; `Path::buffer_as` checks the conversion too.
+#[test]
+fn save_as_writes_u32_as_i64() {
+    let dev = dev();
+    let dir = TempDir::new("save-as");
+    let path = dir.join("c.safetensors");
+    let tensors = vec![
+        (
+            "n".to_string(),
+            DeviceTensor::from_slice(&dev, &[0u32, 7, u32::MAX], &[3]).unwrap(),
+        ),
+        (
+            "x".to_string(),
+            DeviceTensor::from_slice(&dev, &[1.5f32], &[]).unwrap(),
+        ),
+    ];
+    let mut as_i64 = BTreeMap::new();
+    as_i64.insert("n".to_string(), FileDType::I64);
+    checkpoint::save_as(&path, &tensors, &as_i64, &BTreeMap::new()).unwrap();
+    let header = r#"{"n":{"dtype":"I64","shape":[3],"data_offsets":[0,24]},"x":{"dtype":"F32","shape":[],"data_offsets":[24,28]}}"#;
+    let mut data: Vec<u8> = [0i64, 7, u32::MAX as i64]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    data.extend(f32_bytes(&[1.5]));
+    assert_eq!(std::fs::read(&path).unwrap(), file_bytes(header, &data));
+    let back = checkpoint::read(&path).unwrap();
+    assert_eq!(back.tensors[0].data, HostData::U32(vec![0, 7, u32::MAX]));
+
+    for (name, fd) in [
+        ("x", FileDType::I64),
+        ("n", FileDType::F32),
+        ("nope", FileDType::I64),
+    ] {
+        let mut m = BTreeMap::new();
+        m.insert(name.to_string(), fd);
+        let p = dir.join("bad.safetensors");
+        assert!(matches!(
+            checkpoint::save_as(&p, &tensors, &m, &BTreeMap::new()),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(!p.exists());
+    }
+    assert_eq!(dir.listing(), ["c.safetensors"]);
+
+    let vs = VarStore::new(&dev, 0);
+    let f = DeviceTensor::zeros(&dev, &[]).unwrap();
+    assert!(vs.root().buffer_as("f", f.clone(), FileDType::I64).is_err());
+    vs.root().buffer_as("g", f, FileDType::F32).unwrap();
+    assert_eq!(
+        vs.file_dtypes(),
+        BTreeMap::new(),
+        "its own dtype is not recorded"
+    );
 }

@@ -4,6 +4,8 @@ mod activation;
 mod conv;
 mod dropout;
 mod embedding;
+mod group_norm;
+mod layer_norm;
 mod linear;
 mod norm;
 mod pool;
@@ -16,6 +18,8 @@ pub use activation::{
 pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use group_norm::{GroupNorm, GroupNormConfig, group_norm};
+pub use layer_norm::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig, layer_norm, rms_norm};
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};

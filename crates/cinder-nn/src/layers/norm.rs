@@ -1,49 +1,66 @@
-//! Batch normalization (`nn.BatchNorm1d`, `nn.BatchNorm2d`) with running statistics.
+//! Batch normalization (`nn.BatchNorm1d`, `nn.BatchNorm2d`) with running statistics and
+//! PyTorch's `num_batches_tracked` counter.
 
 use cinder_autograd::{Tensor, no_grad};
-use cinder_device::{DeviceTensor, Error, Result};
+use cinder_device::{DType, DeviceTensor, Error, Result};
 
+use crate::checkpoint::FileDType;
 use crate::init::Init;
 use crate::module::ModuleT;
 use crate::var_store::Path;
 
-/// Options of [`BatchNorm`] (PyTorch's defaults: eps 1e-5, momentum 0.1, affine).
+/// Options of [`BatchNorm`], PyTorch's arguments and defaults: eps 1e-5, momentum 0.1,
+/// affine, running statistics tracked.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {
     /// Added to the variance before the square root.
     pub eps: f32,
     /// Weight of the new batch statistic in the running average, PyTorch's meaning:
-    /// `running = (1 - momentum) * running + momentum * batch`.
-    pub momentum: f32,
+    /// `running = (1 - momentum) * running + momentum * batch`. `None` is PyTorch's
+    /// `momentum=None`: the cumulative average, with factor `1 / num_batches_tracked`.
+    pub momentum: Option<f32>,
     /// Learnable `weight` (ones) and `bias` (zeros).
     pub affine: bool,
+    /// Keep `running_mean`, `running_var` and `num_batches_tracked` and normalize with
+    /// them in evaluation. When false the layer has no buffers and always normalizes with
+    /// the batch's statistics, in evaluation too (as PyTorch).
+    pub track_running_stats: bool,
 }
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
         BatchNormConfig {
             eps: 1e-5,
-            momentum: 0.1,
+            momentum: Some(0.1),
             affine: true,
+            track_running_stats: true,
         }
     }
 }
 
 /// Batch normalization over the channel dimension 1: `BatchNorm1d` takes `[N, C]` or
 /// `[N, C, L]`, `BatchNorm2d` takes `[N, C, H, W]`. In training it normalizes with the
-/// batch's mean and biased variance and updates `running_mean` and `running_var` (with
-/// the unbiased variance, as PyTorch); in evaluation it uses the running statistics.
-/// PyTorch's `num_batches_tracked` counter is not kept (it only matters for
-/// `momentum=None`).
+/// batch's mean and biased variance, adds 1 to `num_batches_tracked` and updates
+/// `running_mean` and `running_var` (with the unbiased variance, as PyTorch); in evaluation
+/// it uses the running statistics. All of it stays on the device: a training step reads
+/// nothing back and uploads nothing.
+///
+/// `num_batches_tracked` is a `u32` scalar on the device, saved as PyTorch's `int64` by
+/// [`crate::VarStore::save`]. It is incremented through f32, so it counts exactly up to
+/// 2^24 = 16,777,216 training batches and then stays there (PyTorch counts on in int64);
+/// the cumulative average of `momentum = None` then weighs new batches by 2^-24.
 pub struct BatchNorm {
     /// `[C]`, ones at first (when affine).
     pub weight: Option<Tensor>,
     /// `[C]`, zeros at first (when affine).
     pub bias: Option<Tensor>,
-    /// `[C]` buffer, zeros at first.
-    pub running_mean: Tensor,
-    /// `[C]` buffer, ones at first.
-    pub running_var: Tensor,
+    /// `[C]` buffer, zeros at first (when tracking running statistics).
+    pub running_mean: Option<Tensor>,
+    /// `[C]` buffer, ones at first (when tracking running statistics).
+    pub running_var: Option<Tensor>,
+    /// `[]` u32 buffer, 0 at first: the number of training batches seen (when tracking
+    /// running statistics).
+    pub num_batches_tracked: Option<Tensor>,
     channels: usize,
     ranks: &'static [usize],
     cfg: BatchNormConfig,
@@ -59,6 +76,16 @@ impl BatchNorm {
         if c == 0 {
             return Err(Error::invalid("BatchNorm", "zero channels", &[c]));
         }
+        super::layer_norm::check_eps("BatchNorm", cfg.eps)?;
+        if let Some(m) = cfg.momentum
+            && !(0.0..=1.0).contains(&m)
+        {
+            return Err(Error::invalid(
+                "BatchNorm",
+                format!("momentum {m} outside [0, 1]"),
+                &[c],
+            ));
+        }
         let (weight, bias) = if cfg.affine {
             (
                 Some(path.var("weight", &[c], Init::Constant(1.0))?),
@@ -67,14 +94,23 @@ impl BatchNorm {
         } else {
             (None, None)
         };
-        let dev = path.device();
-        let running_mean = path.buffer("running_mean", DeviceTensor::zeros(dev, &[c])?)?;
-        let running_var = path.buffer("running_var", DeviceTensor::ones(dev, &[c])?)?;
+        let (running_mean, running_var, num_batches_tracked) = if cfg.track_running_stats {
+            let dev = path.device();
+            let zero = DeviceTensor::zeros(dev, &[])?.to_dtype(DType::U32)?;
+            (
+                Some(path.buffer("running_mean", DeviceTensor::zeros(dev, &[c])?)?),
+                Some(path.buffer("running_var", DeviceTensor::ones(dev, &[c])?)?),
+                Some(path.buffer_as("num_batches_tracked", zero, FileDType::I64)?),
+            )
+        } else {
+            (None, None, None)
+        };
         Ok(BatchNorm {
             weight,
             bias,
             running_mean,
             running_var,
+            num_batches_tracked,
             channels: c,
             ranks,
             cfg,
@@ -82,21 +118,54 @@ impl BatchNorm {
     }
 
     /// `nn.BatchNorm1d(c)`: inputs `[N, C]` or `[N, C, L]`. Returns `Err` for zero
-    /// channels or a taken name.
+    /// channels, a negative or non-finite eps, a momentum outside `[0, 1]`, or a taken name.
     pub fn new_1d(path: &Path, c: usize, cfg: BatchNormConfig) -> Result<BatchNorm> {
         Self::new(path, c, cfg, &[2, 3])
     }
 
-    /// `nn.BatchNorm2d(c)`: inputs `[N, C, H, W]`. Returns `Err` for zero channels or a
-    /// taken name.
+    /// `nn.BatchNorm2d(c)`: inputs `[N, C, H, W]`. Returns `Err` for zero channels, a
+    /// negative or non-finite eps, a momentum outside `[0, 1]`, or a taken name.
     pub fn new_2d(path: &Path, c: usize, cfg: BatchNormConfig) -> Result<BatchNorm> {
         Self::new(path, c, cfg, &[4])
+    }
+
+    /// The options the layer was built with.
+    pub fn config(&self) -> BatchNormConfig {
+        self.cfg
+    }
+
+    /// Adds 1 to `num_batches_tracked` and blends the batch statistics (`[C]` mean and
+    /// unbiased variance) into the running ones, on the device.
+    fn update_running(&self, mean: &DeviceTensor, var_unbiased: &DeviceTensor) -> Result<()> {
+        let (Some(rm), Some(rv), Some(nbt)) = (
+            &self.running_mean,
+            &self.running_var,
+            &self.num_batches_tracked,
+        ) else {
+            return Ok(());
+        };
+        // u32 -> f32 -> +1 -> u32: exact below 2^24, then it stays at 2^24.
+        let count = nbt.data().to_dtype(DType::F32)?.add_scalar(1.0)?;
+        nbt.set_data(count.to_dtype(DType::U32)?)?;
+        let blend = |running: &DeviceTensor, batch: &DeviceTensor| -> Result<DeviceTensor> {
+            match self.cfg.momentum {
+                Some(m) => running.mul_scalar(1.0 - m)?.add(&batch.mul_scalar(m)?),
+                // Cumulative average: factor 1 / num_batches_tracked, a device scalar.
+                None => {
+                    let f = count.recip()?;
+                    running.mul(&f.rsub_scalar(1.0)?)?.add(&batch.mul(&f)?)
+                }
+            }
+        };
+        rm.set_data(blend(&rm.data(), mean)?)?;
+        rv.set_data(blend(&rv.data(), var_unbiased)?)
     }
 }
 
 impl ModuleT for BatchNorm {
     /// Normalizes `x`. Returns `Err` for a rank the layer does not take, a channel count
-    /// other than `C`, or a training batch with a single value per channel.
+    /// other than `C`, or, when the batch statistics are used (training, or no running
+    /// statistics), a single value per channel.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let s = x.shape();
         if !self.ranks.contains(&s.len()) || s[1] != self.channels {
@@ -113,49 +182,42 @@ impl ModuleT for BatchNorm {
         bshape[1] = self.channels;
         let axes: Vec<isize> = (0..s.len() as isize).filter(|&a| a != 1).collect();
         let m = x.numel() / self.channels;
-        let (mean, inv_std) = if train {
-            if m < 2 {
-                return Err(Error::invalid(
-                    "BatchNorm",
-                    "expected more than one value per channel when training",
-                    &s,
-                ));
+        let running = match (&self.running_mean, &self.running_var) {
+            (Some(rm), Some(rv)) if !train => Some((rm, rv)),
+            _ => None,
+        };
+        let (mean, inv_std) = match running {
+            None => {
+                if m < 2 {
+                    return Err(Error::invalid(
+                        "BatchNorm",
+                        "expected more than one value per channel when training",
+                        &s,
+                    ));
+                }
+                let mean = x.sum_axes(&axes, true)?.mul_scalar(1.0 / m as f32)?;
+                let diff = x.sub(&mean)?;
+                let var = diff
+                    .square()?
+                    .sum_axes(&axes, true)?
+                    .mul_scalar(1.0 / m as f32)?;
+                if train {
+                    no_grad(|| {
+                        let c = [self.channels];
+                        let bv = var
+                            .data()
+                            .reshape(&c)?
+                            .mul_scalar(m as f32 / (m - 1) as f32)?;
+                        self.update_running(&mean.data().reshape(&c)?, &bv)
+                    })?;
+                }
+                (mean, var.add_scalar(self.cfg.eps)?.rsqrt()?)
             }
-            let mean = x.sum_axes(&axes, true)?.mul_scalar(1.0 / m as f32)?;
-            let diff = x.sub(&mean)?;
-            let var = diff
-                .square()?
-                .sum_axes(&axes, true)?
-                .mul_scalar(1.0 / m as f32)?;
-            let mom = self.cfg.momentum;
-            no_grad(|| -> Result<()> {
-                let bm = mean.data().reshape(&[self.channels])?;
-                let bv = var
-                    .data()
-                    .reshape(&[self.channels])?
-                    .mul_scalar(m as f32 / (m - 1) as f32)?;
-                let rm = self
-                    .running_mean
-                    .data()
-                    .mul_scalar(1.0 - mom)?
-                    .add(&bm.mul_scalar(mom)?)?;
-                let rv = self
-                    .running_var
-                    .data()
-                    .mul_scalar(1.0 - mom)?
-                    .add(&bv.mul_scalar(mom)?)?;
-                self.running_mean.set_data(rm)?;
-                self.running_var.set_data(rv)
-            })?;
-            (mean, var.add_scalar(self.cfg.eps)?.rsqrt()?)
-        } else {
-            let mean = self.running_mean.reshape(&bshape)?;
-            let inv = self
-                .running_var
-                .add_scalar(self.cfg.eps)?
-                .rsqrt()?
-                .reshape(&bshape)?;
-            (mean, inv)
+            Some((rm, rv)) => {
+                let mean = rm.reshape(&bshape)?;
+                let inv = rv.add_scalar(self.cfg.eps)?.rsqrt()?.reshape(&bshape)?;
+                (mean, inv)
+            }
         };
         let y = x.sub(&mean)?.mul(&inv_std)?;
         match (&self.weight, &self.bias) {

@@ -7,10 +7,12 @@ mod gan;
 mod metric;
 mod regression;
 
-pub use classification::{CrossEntropy, bce, bce_with_logits, cross_entropy, nll};
+pub use classification::{CrossEntropy, Nll, bce, bce_with_logits, cross_entropy, nll};
 pub use gan::{GanLoss, Penalty, gradient_penalty};
-pub use metric::{contrastive, triplet_margin};
-pub use regression::{gaussian_nll, huber, kl_div_gaussian, l1, mse};
+pub use metric::{TripletMargin, contrastive, cosine_embedding, margin_ranking, triplet_margin};
+pub use regression::{
+    KlReduction, gaussian_nll, huber, kl_div, kl_div_gaussian, l1, mse, smooth_l1,
+};
 
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};

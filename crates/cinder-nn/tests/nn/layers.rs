@@ -29,6 +29,7 @@ fn names_are_pytorch_style_and_unique() {
             "encoder.bn1.bias",
             "encoder.bn1.running_mean",
             "encoder.bn1.running_var",
+            "encoder.bn1.num_batches_tracked",
         ]
     );
     assert_eq!(vs.parameters().len(), 6, "buffers are not parameters");
@@ -248,21 +249,21 @@ fn batchnorm2d_train_updates_running_stats_and_eval_uses_them() {
             }
         }
         // running = 0.9 * init + 0.1 * batch statistic (unbiased variance)
-        let rm = read(&bn.running_mean)[ch];
-        let rv = read(&bn.running_var)[ch];
+        let rm = read(bn.running_mean.as_ref().unwrap())[ch];
+        let rv = read(bn.running_var.as_ref().unwrap())[ch];
         assert!((rm - 0.1 * mean).abs() < 1e-5);
         assert!((rv - (0.9 + 0.1 * var * m / (m - 1.0))).abs() < 1e-5);
     }
     // eval: (x - running_mean) / sqrt(running_var + eps)
-    let rm = read(&bn.running_mean);
-    let rv = read(&bn.running_var);
+    let rm = read(bn.running_mean.as_ref().unwrap());
+    let rv = read(bn.running_var.as_ref().unwrap());
     let y = read(&bn.forward_t(&xt, false).unwrap());
     for (i, (&v, &xi)) in y.iter().zip(&x).enumerate() {
         let ch = (i / hw) % c;
         assert!((v - (xi - rm[ch]) / (rv[ch] + 1e-5).sqrt()).abs() < 1e-5);
     }
     // eval leaves the running statistics alone
-    assert_eq!(read(&bn.running_mean), rm);
+    assert_eq!(read(bn.running_mean.as_ref().unwrap()), rm);
     assert!(
         bn.forward_t(&t(&[1.0; 8], &[2, 4]), true).is_err(),
         "wrong rank"

@@ -4,3 +4,4 @@
 mod common;
 mod layers;
 mod losses;
+mod norms;
