@@ -3,14 +3,9 @@
 //! `[N, C]`, `[N, C, d1, ...]` and unbatched `[C]` inputs.
 
 use cinder_autograd::Tensor;
-use cinder_device::{DType, DeviceTensor, Error, Result};
+use cinder_device::{DType, Error, Result};
 
 use super::{Reduction, same_shape};
-
-/// A constant f32 tensor of shape `[]` holding `v`, made on the device (no upload).
-fn scalar_const(like: &Tensor, v: f32) -> Result<Tensor> {
-    Tensor::full(&like.device(), &[], v)
-}
 
 /// Binary cross-entropy on probabilities (`nn.BCELoss`): `(t - 1) max(log(1 - p), -100) -
 /// t max(log p, -100)`, PyTorch's clamped form, so `p` of exactly 0 or 1 (a sigmoid
@@ -218,28 +213,13 @@ fn pick(
     Ok(Picked { picked, wy, keep })
 }
 
-/// `keep ? x : 0` whose gradient is selected the same way, so it is exactly 0 where `keep`
-/// is 0 even when the incoming gradient is infinite or NaN (as PyTorch's gradient of an
-/// ignored target). Differentiable (its rule is itself).
-fn keep_or_zero(x: &Tensor, keep: &Tensor) -> Result<Tensor> {
-    let zero = scalar_const(x, 0.0)?.data();
-    let k = keep.data();
-    let y = DeviceTensor::where_cond(&k, &x.data(), &zero)?;
-    Ok(Tensor::from_op("keep_or_zero", y, &[x], move |c| {
-        Ok(vec![Some(keep_or_zero(
-            c.grad,
-            &Tensor::from_data(k.clone()),
-        )?)])
-    }))
-}
-
 /// Reduces per-sample class-index losses: the mean divides by the kept targets' weights
 /// (their count without class weights), so an all-ignored batch gives 0 / 0 = NaN and a
 /// zero gradient, as PyTorch.
 fn reduce_picked(per: Tensor, p: &Picked, r: Reduction) -> Result<Tensor> {
     // Ignored targets give exactly 0, even where the gathered log-probability is infinite.
     let per = match &p.keep {
-        Some(k) => keep_or_zero(&per, k)?,
+        Some(k) => Tensor::where_cond(k, &per, &per.zeros_like()?)?,
         None => per,
     };
     match (r, &p.wy) {

@@ -68,7 +68,7 @@ fn pairwise_distance(x: &Tensor, y: &Tensor, p: f32, eps: f32) -> Result<Tensor>
     } else if p == 1.0 {
         d.abs()?.sum_axis(-1, false)
     } else if p == f32::INFINITY {
-        d.abs()?.max_axis(-1, false)
+        d.abs()?.amax_axis(-1, false)
     } else {
         d.abs()?.powf(p)?.sum_axis(-1, false)?.powf(1.0 / p)
     }
