@@ -2,7 +2,8 @@
 //! readback, and the buffer pool.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_PARAMS_BYTES, Params};
@@ -15,6 +16,9 @@ const MAX_PENDING_DISPATCHES: u32 = 512;
 const MAX_IN_FLIGHT: usize = 4;
 /// Uploads allowed without a submit (many `write_buffer` calls without one corrupt uploads).
 const MAX_UPLOADS_PER_SUBMIT: u32 = 64;
+/// How long a readback waits for its buffer to be mapped before giving up with
+/// [`Error::DeviceLost`] (a healthy device maps within milliseconds of the copy finishing).
+const READBACK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default bound on the bytes the pool keeps for reuse.
 const DEFAULT_MAX_POOLED_BYTES: u64 = 2 << 30;
 
@@ -692,10 +696,12 @@ impl Device {
             st.in_flight.clear();
             idx
         };
-        let done = Arc::new(Mutex::new(None));
+        let done = Arc::new((Mutex::new(None), Condvar::new()));
         let d2 = done.clone();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            *d2.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let (m, cv) = &*d2;
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            cv.notify_all();
         });
         self.inner
             .device
@@ -704,19 +710,30 @@ impl Device {
                 timeout: None,
             })
             .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        // The map callback runs on a later poll when the copy is the last thing submitted.
-        let mut tries = 0;
-        while lock(&done).is_none() && tries < 1000 {
-            let _ = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
-            tries += 1;
-        }
-        self.check_error()?;
-        match lock(&done).take() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}")));
+        // The map callback runs in whichever thread polls the device next, possibly another
+        // thread's poll that is still running when ours returns: poll, then wait on the
+        // callback's signal, until it has run (bounded by time, not by a number of polls).
+        let deadline = Instant::now() + READBACK_TIMEOUT;
+        let mapped = loop {
+            let (m, cv) = &*done;
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+            let g = lock(m);
+            let (mut g, _) = cv
+                .wait_timeout_while(g, Duration::from_millis(1), |r| r.is_none())
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = g.take() {
+                break r;
             }
-            None => return Err(Error::DeviceLost("readback never completed".into())),
+            if Instant::now() > deadline {
+                return Err(Error::DeviceLost(format!(
+                    "a readback was not mapped within {} s",
+                    READBACK_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        self.check_error()?;
+        if let Err(e) = mapped {
+            return Err(Error::DeviceLost(format!("mapping a readback buffer: {e}")));
         }
         let (out, word) = {
             let view = staging

@@ -180,3 +180,38 @@ fn memory_is_flat_across_repeated_steps() {
     );
     assert_eq!(step().to_scalar().unwrap(), step().to_scalar().unwrap());
 }
+
+/// Readbacks from 8 threads sharing the default device all succeed with the right values
+/// (the map callback of one thread's readback may run in another thread's poll).
+#[test]
+fn readbacks_from_many_threads_all_succeed() {
+    const THREADS: usize = 8;
+    const READS: usize = 1000;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let x = tensor(&[t as f32, 1.0, 2.0], &[3]);
+                let mut failures = Vec::new();
+                for i in 0..READS {
+                    let y = x.add_scalar(i as f32).unwrap();
+                    match y.to_vec::<f32>() {
+                        Ok(v) if v == vec![t as f32 + i as f32, 1.0 + i as f32, 2.0 + i as f32] => {
+                        }
+                        other => failures.push(format!("thread {t} read {i}: {other:?}")),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("no panic"))
+        .collect();
+    println!(
+        "{THREADS} threads, {} readbacks, {} failures",
+        THREADS * READS,
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
