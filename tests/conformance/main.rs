@@ -7,6 +7,8 @@
 mod harness;
 
 mod elementwise;
+mod optim;
+mod schedule;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).
 #[test]
