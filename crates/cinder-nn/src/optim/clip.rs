@@ -40,7 +40,7 @@ pub fn clip_grad_norm_with(
 ) -> Result<Tensor> {
     let op = "clip_grad_norm";
     check_nonneg(op, &[("max_norm", max_norm)])?;
-    if !(norm_type > 0.0) {
+    if norm_type.is_nan() || norm_type <= 0.0 {
         return Err(Error::invalid(
             op,
             format!("norm_type {norm_type} must be > 0 or inf"),
