@@ -316,6 +316,7 @@ impl<C: GroupConfig> Core<C> {
         let mut cfgs: Vec<(C, f32)> = self.groups.iter().map(|g| (g.cfg, g.initial_lr)).collect();
         let mut steps: Vec<Option<u64>> = vec![None; n];
         let mut found: Vec<BTreeMap<&'static str, DeviceTensor>> = vec![BTreeMap::new(); n];
+        let mut seen_groups = std::collections::BTreeSet::new();
         for (name, t) in state {
             let bad =
                 |msg: &str| Error::invalid(op, format!("state entry {name:?}: {msg}"), t.shape());
@@ -328,6 +329,9 @@ impl<C: GroupConfig> Core<C> {
                     .map_err(|_| bad("group index is not a number"))?;
                 if g >= ng {
                     return Err(bad(&format!("group index out of range ({ng} groups)")));
+                }
+                if !seen_groups.insert(name.as_str()) {
+                    return Err(bad("given twice"));
                 }
                 match key {
                     "params" => {
