@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             l.backward()?;
             opt.step()?;
             if let Some(s) = sched.as_mut() {
-                s.step_optimizer(opt.as_mut());
+                s.step_optimizer(opt.as_mut())?;
             }
             let l = l.detach();
             sum = Some(match sum {

@@ -45,6 +45,12 @@ fn load_grad(i: u32) -> f32 {
     return select(grad[i], -grad[i], has(MAXIMIZE));
 }
 
+// g + wd * x, the L2 term; none at all when wd is 0 (as PyTorch, so that an infinite
+// parameter does not turn the gradient into NaN through 0 * inf).
+fn l2(g: f32, x: f32) -> f32 {
+    return select(g + p.wd * x, g, p.wd == 0.0);
+}
+
 // ---------------------------------------------------------------------------------------
 // SGD. a = momentum, b = dampening.
 //   g = grad + wd * p
@@ -54,7 +60,7 @@ fn load_grad(i: u32) -> f32 {
 
 fn sgd_plain_at(i: u32) {
     let x = param[i];
-    let g = load_grad(i) + p.wd * x;
+    let g = l2(load_grad(i), x);
     param[i] = x - p.lr * g;
 }
 
@@ -74,7 +80,7 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
 fn sgd_momentum_at(i: u32) {
     let x = param[i];
-    var g = load_grad(i) + p.wd * x;
+    var g = l2(load_grad(i), x);
     var buf = g;
     if (!has(FIRST)) {
         buf = p.a * s2[i] + (1.0 - p.b) * g;
@@ -118,7 +124,7 @@ fn adam_core(i: u32, m0: f32, v0: f32) -> AdamOut {
     if (has(DECOUPLED)) {
         x = x * (1.0 - p.lr * p.wd);
     } else {
-        g = g + p.wd * x;
+        g = l2(g, x);
     }
     let m = p.a * m0 + (1.0 - p.a) * g;
     let v = p.b * v0 + (1.0 - p.b) * g * g;
@@ -201,7 +207,7 @@ struct RmsOut {
 
 fn rms_core(i: u32, v0: f32) -> RmsOut {
     let x = param[i];
-    let g = load_grad(i) + p.wd * x;
+    let g = l2(load_grad(i), x);
     let v = p.a * v0 + (1.0 - p.a) * g * g;
     return RmsOut(x, g, v);
 }
@@ -309,7 +315,7 @@ fn rmsprop_centered_momentum(@builtin(workgroup_id) wid: vec3<u32>,
 
 fn adagrad_at(i: u32) {
     let x = param[i];
-    let g = load_grad(i) + p.wd * x;
+    let g = l2(load_grad(i), x);
     let s0 = select(s2[i], p.b, has(FIRST));
     let s = s0 + g * g;
     s2[i] = s;
@@ -327,5 +333,77 @@ fn adagrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             break;
         }
         adagrad_at(i);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Gradient clipping by norm (torch.nn.utils.clip_grad_norm_): one invocation turns the
+// accumulated gradient norm into the total norm and the clipping coefficient, so nothing
+// is read back. Own bindings (inputs 0-1, outputs 2-3).
+//   c_acc:   sum over every gradient of |g|^p (finite p), or the largest |g| (p = inf)
+//   c_probe: NaN exactly when some gradient holds a NaN (the sum of |g|); read for p = inf,
+//            where a maximum would not propagate the NaN
+//   c_norm = acc^(1/p) (or acc for p = inf, NaN when the probe is NaN)
+//   c_coef = clamp(max_norm / (norm + 1e-6), max = 1), NaN when the norm is NaN (PyTorch's
+//            clamp propagates NaN, so every gradient becomes NaN)
+// lr = max_norm, a = p, b = 1 / p; flags: CLIP_INF.
+
+const CLIP_INF: u32 = 16u;
+
+@group(0) @binding(0) var<storage, read> c_acc: array<f32>;
+@group(0) @binding(1) var<storage, read> c_probe: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c_norm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c_coef: array<f32>;
+
+// NaN test on the bits (a float comparison may be folded on the assumption of no NaN).
+fn is_nan_bits(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn is_inf_bits(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
+@compute @workgroup_size(1)
+fn clip_norm_coef() {
+    let acc = c_acc[0];
+    var norm = acc;
+    if (has(CLIP_INF)) {
+        if (is_nan_bits(c_probe[0])) {
+            norm = bitcast<f32>(0x7fc00000u);
+        }
+    } else if (is_nan_bits(acc) || is_inf_bits(acc) || acc == 0.0 || p.a == 1.0) {
+        norm = acc;
+    } else if (p.a == 2.0) {
+        norm = sqrt(acc);
+    } else {
+        norm = pow(acc, p.b);
+    }
+    c_norm[0] = norm;
+    let coef = p.lr / (norm + 1e-6);
+    c_coef[0] = select(min(coef, 1.0), coef, is_nan_bits(coef));
+}
+
+// ---------------------------------------------------------------------------------------
+// Gradient clipping by value (torch.nn.utils.clip_grad_value_): a clamped copy of the
+// gradient, NaN kept as NaN (PyTorch's clamp propagates it; WGSL's min and max need not).
+// Bindings: in0 = grad, out1 = the clipped copy (`param`'s binding). lr = clip.
+
+fn clip_value_at(i: u32) {
+    let g = grad[i];
+    param[i] = select(min(max(g, -p.lr), p.lr), g, is_nan_bits(g));
+}
+
+@compute @workgroup_size(WG)
+fn clip_value(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        clip_value_at(i);
     }
 }

@@ -197,9 +197,12 @@ pub fn run(
             train.num_batches(),
             format!("epoch {}/{}", epoch + 1, args.epochs),
         );
+        let mut sched_err = None;
         let t = train_epoch(model, opt.as_mut(), &train, epoch as u64, 20, |o, s| {
-            if let Some(sched) = schedule.as_mut() {
-                sched.step_optimizer(o);
+            if let Some(sched) = schedule.as_mut()
+                && let Err(e) = sched.step_optimizer(o)
+            {
+                sched_err.get_or_insert(e);
             }
             pb.inc(1);
             if let Some(l) = s.loss {
@@ -207,6 +210,9 @@ pub fn run(
                 pb.set_message(format!("loss {l:.4}, {rate:.0} img/s"));
             }
         })?;
+        if let Some(e) = sched_err {
+            return Err(e.into());
+        }
         pb.finish_and_clear();
         let (v, _) = evaluate(model, &val)?;
         epochs_run = epoch + 1;

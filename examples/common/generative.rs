@@ -155,7 +155,7 @@ pub fn train_epoch(
         minimize.backward()?;
         opt.step()?;
         if let Some(s) = schedule.as_deref_mut() {
-            s.step_optimizer(opt);
+            s.step_optimizer(opt)?;
         }
         let r = report.detach();
         sum = Some(match sum {

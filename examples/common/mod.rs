@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cinder::nn::VarStore;
-use cinder::nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use cinder::nn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
 use cinder::nn::schedule::{CosineAnnealingLr, LrScheduler};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,7 +33,7 @@ pub struct Args {
     /// Learning-rate schedule: cosine (decay to 0 over the run, per step) or constant.
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
-    /// Optimizer: adam, adamw or sgd (momentum 0.9).
+    /// Optimizer: adam, adamw (decoupled weight decay 1e-2) or sgd (momentum 0.9).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Seed of initialization, shuffling and augmentation.
@@ -128,7 +128,9 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> 
 }
 
 /// The optimizer `--optimizer` names, over `vs`'s parameters at the learning rate: Adam,
-/// AdamW (PyTorch's defaults) or SGD with momentum 0.9. Returns `Err` for another name.
+/// AdamW (PyTorch's defaults: decoupled weight decay 1e-2 on every parameter, as
+/// `torch.optim.AdamW(model.parameters())`) or SGD with momentum 0.9. Returns `Err` for
+/// another name.
 pub fn optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer>> {
     let lr = args.learning_rate();
     Ok(match args.optimizer.as_str() {
@@ -139,11 +141,11 @@ pub fn optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer
                 ..Default::default()
             },
         )?),
-        "adamw" => Box::new(Adam::new(
+        "adamw" => Box::new(AdamW::new(
             vs.parameters(),
-            AdamConfig {
+            AdamWConfig {
                 lr,
-                ..AdamConfig::adamw()
+                ..Default::default()
             },
         )?),
         "sgd" => Box::new(Sgd::new(
@@ -159,9 +161,9 @@ pub fn optimizer(args: &Args, vs: &VarStore) -> anyhow::Result<Box<dyn Optimizer
 }
 
 /// The `--schedule` over a run of `total` steps, `done` of them already taken (a resumed
-/// run): cosine decay from the learning rate to 0, stepped every batch as PyTorch's
-/// CosineAnnealingLR, with `opt`'s rate set to the current value; or `None` for a constant
-/// rate. Returns `Err` for another name.
+/// run): cosine decay from each parameter group's initial rate to 0, stepped every batch
+/// as PyTorch's CosineAnnealingLR, with `opt`'s rates set to the current values; or `None`
+/// for a constant rate. Returns `Err` for another name.
 pub fn schedule(
     args: &Args,
     opt: &mut dyn Optimizer,
@@ -170,9 +172,9 @@ pub fn schedule(
 ) -> anyhow::Result<Option<CosineAnnealingLr>> {
     match args.schedule.as_str() {
         "cosine" => {
-            let mut s = CosineAnnealingLr::new(args.learning_rate(), total.max(1), 0.0)?;
+            let mut s = CosineAnnealingLr::new(total.max(1), 0.0)?;
             s.set_epoch(done);
-            opt.set_lr(s.lr());
+            s.apply(opt)?;
             Ok(Some(s))
         }
         "constant" => Ok(None),

@@ -13,7 +13,9 @@ mod linalg;
 mod loss;
 mod matmul;
 mod norm;
+mod optim;
 mod reduce;
+mod schedule;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).
 #[test]

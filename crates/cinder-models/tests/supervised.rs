@@ -75,9 +75,9 @@ fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
     )
     .unwrap();
     // cosine decay over the epoch's steps, as the examples do
-    let mut sched = CosineAnnealingLr::new(lr, tl.num_batches(), 0.0).unwrap();
+    let mut sched = CosineAnnealingLr::new(tl.num_batches(), 0.0).unwrap();
     let t = train_epoch(&model, &mut opt, &tl, 0, 0, |o, _| {
-        sched.step_optimizer(o);
+        sched.step_optimizer(o).unwrap();
     })
     .unwrap();
     let (s, preds) = evaluate(&model, &el).unwrap();

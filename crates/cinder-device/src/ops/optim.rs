@@ -17,6 +17,7 @@ const FIRST: u32 = 1;
 const NESTEROV: u32 = 2;
 const DECOUPLED: u32 = 4;
 const MAXIMIZE: u32 = 8;
+const CLIP_INF: u32 = 16;
 
 /// Hyperparameters of one SGD step (`torch.optim.SGD`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,7 +113,13 @@ pub fn kernels() -> Vec<Kernel> {
         kernel("rmsprop_centered", 2),
         kernel("rmsprop_centered_momentum", 3),
         kernel("adagrad", 1),
+        clip_kernel(),
+        kernel("clip_value", 0),
     ]
+}
+
+fn clip_kernel() -> Kernel {
+    Kernel::new("optim", "clip_norm_coef", 2, 2)
 }
 
 fn check_finite(op: &'static str, shape: &[usize], vals: &[(&str, f32)]) -> Result<()> {
@@ -470,5 +477,80 @@ impl DeviceTensor {
             0.0,
         );
         run("adagrad", self, grad, &[sum], &p)
+    }
+
+    /// The last step of gradient clipping by norm (`clip_grad_norm_`), one dispatch of one
+    /// invocation: from `acc`, the sum over every gradient of `|g|^p` (finite `norm_type`
+    /// `p`) or the largest `|g|` (`p = inf`), and `probe`, a value that is NaN exactly when
+    /// some gradient holds a NaN (the sum of `|g|`; only read for `p = inf`), returns the
+    /// total norm `acc^(1/p)` (NaN when the probe is, for `p = inf`) and the coefficient
+    /// `min(max_norm / (norm + 1e-6), 1)`, which is NaN when the norm is (as PyTorch's
+    /// `clamp`). Both are shape-`[]` tensors; nothing is read back. Returns `Err` when
+    /// `acc` or `probe` is not a one-element f32 tensor, or `norm_type` is not positive
+    /// (`+inf` is allowed) or `max_norm` is negative or not finite.
+    pub fn clip_norm_coef(
+        acc: &DeviceTensor,
+        probe: &DeviceTensor,
+        norm_type: f32,
+        max_norm: f32,
+    ) -> Result<(DeviceTensor, DeviceTensor)> {
+        let op = "clip_norm_coef";
+        for t in [acc, probe] {
+            t.expect_dtype(op, DType::F32)?;
+            if t.numel() != 1 {
+                return Err(Error::invalid(op, "expected one element", t.shape()));
+            }
+        }
+        check_range(
+            op,
+            &[],
+            norm_type > 0.0,
+            format!("norm_type {norm_type} must be > 0 (or inf)"),
+        )?;
+        check_finite(op, &[], &[("max_norm", max_norm)])?;
+        check_nonneg(op, &[], &[("max_norm", max_norm)])?;
+        let inf = norm_type == f32::INFINITY;
+        let inv = if inf {
+            0.0
+        } else {
+            (1.0 / norm_type as f64) as f32
+        };
+        let p = params(
+            1,
+            if inf { CLIP_INF } else { 0 },
+            max_norm,
+            0.0,
+            norm_type,
+            inv,
+            0.0,
+            0.0,
+            0.0,
+        );
+        let device = acc.device();
+        let norm = DeviceTensor::uninit_for(op, device, &[], DType::F32)?;
+        let coef = DeviceTensor::uninit_for(op, device, &[], DType::F32)?;
+        device.dispatch(
+            &clip_kernel(),
+            &[acc, probe],
+            &[&norm, &coef],
+            &p,
+            (1, 1, 1),
+        )?;
+        Ok((norm, coef))
+    }
+
+    /// A copy of this gradient clamped to `[-clip, clip]` (`clip_grad_value_`), one
+    /// dispatch; NaN stays NaN and infinities become `-clip` / `clip`, as PyTorch's
+    /// `clamp`. Returns `Err` for a `u32` tensor or a negative or non-finite `clip`.
+    pub fn clip_value(&self, clip: f32) -> Result<DeviceTensor> {
+        let op = "clip_value";
+        self.expect_dtype(op, DType::F32)?;
+        check_finite(op, self.shape(), &[("clip", clip)])?;
+        check_nonneg(op, self.shape(), &[("clip", clip)])?;
+        let out = DeviceTensor::uninit_for(op, self.device(), self.shape(), DType::F32)?;
+        let n = self.numel();
+        let p = params(n, 0, clip, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        run("clip_value", &out, self, &[], &p)?;
+        Ok(out)
     }
 }

@@ -299,3 +299,123 @@ fn optimizer_kernels_reject_misuse() {
     // nothing above touched the parameter
     assert_eq!(read(&p), vec![1.0; 4]);
 }
+
+#[test]
+fn zero_weight_decay_adds_no_term_for_infinite_parameters() {
+    // PyTorch skips `grad + wd * p` when wd is 0, so an infinite parameter stays infinite
+    // instead of becoming NaN through 0 * inf.
+    let inf = f32::INFINITY;
+    let p = tensor(&[inf, -inf, 1.0], &[3]);
+    let g = tensor(&[1.0, 1.0, 1.0], &[3]);
+    let h = SgdStep {
+        lr: 0.1,
+        momentum: 0.0,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+        maximize: false,
+        step: 1,
+    };
+    p.sgd_step_(&g, None, &h).unwrap();
+    assert_eq!(read(&p), vec![inf, -inf, 0.9]);
+    let (m, v) = (uninit3(), uninit3());
+    let a = AdamStep {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: false,
+        maximize: false,
+        step: 1,
+    };
+    p.adam_step_(&g, &m, &v, None, &a).unwrap();
+    assert_eq!(read(&p)[..2], [inf, -inf]);
+    let sq = uninit3();
+    let r = RmspropStep {
+        lr: 0.01,
+        alpha: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        momentum: 0.0,
+        maximize: false,
+        step: 1,
+    };
+    p.rmsprop_step_(&g, &sq, None, None, &r).unwrap();
+    let s = uninit3();
+    let ada = AdagradStep {
+        lr: 0.01,
+        lr_decay: 0.0,
+        weight_decay: 0.0,
+        initial_accumulator_value: 0.0,
+        eps: 1e-10,
+        maximize: false,
+        step: 1,
+    };
+    p.adagrad_step_(&g, &s, &ada).unwrap();
+    assert_eq!(read(&p)[..2], [inf, -inf]);
+}
+
+fn uninit3() -> DeviceTensor {
+    DeviceTensor::uninit(&dev(), &[3], DType::F32).unwrap()
+}
+
+fn scalar(v: f32) -> DeviceTensor {
+    DeviceTensor::scalar(&dev(), v).unwrap()
+}
+
+#[test]
+fn clip_norm_coef_matches_pytorch_formula() {
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    // (acc, probe, p, max_norm) -> (norm, coef)
+    let cases: [(f32, f32, f32, f32, f32, f32); 10] = [
+        (25.0, 25.0, 2.0, 1.0, 5.0, 1.0 / (5.0 + 1e-6)),
+        (25.0, 25.0, 2.0, 100.0, 5.0, 1.0),
+        (7.0, 7.0, 1.0, 2.0, 7.0, 2.0 / (7.0 + 1e-6)),
+        (27.0, 27.0, 3.0, 1.0, 3.0, 1.0 / (3.0 + 1e-6)),
+        (0.0, 0.0, 3.0, 1.0, 0.0, 1.0),
+        (4.0, 9.0, inf, 2.0, 4.0, 2.0 / (4.0 + 1e-6)),
+        (4.0, nan, inf, 2.0, nan, nan), // a NaN in some gradient
+        (inf, inf, inf, 2.0, inf, 0.0),
+        (nan, nan, 2.0, 1.0, nan, nan),
+        (inf, inf, 2.0, 1.0, inf, 0.0),
+    ];
+    for (acc, probe, p, max_norm, norm, coef) in cases {
+        let (n, c) =
+            DeviceTensor::clip_norm_coef(&scalar(acc), &scalar(probe), p, max_norm).unwrap();
+        let (n, c) = (n.to_scalar().unwrap(), c.to_scalar().unwrap());
+        let same = |a: f32, b: f32| {
+            a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-6 * b.abs()
+        };
+        assert!(same(n, norm), "{acc} {probe} p {p}: norm {n}, want {norm}");
+        assert!(same(c, coef), "{acc} {probe} p {p}: coef {c}, want {coef}");
+    }
+    let s = scalar(1.0);
+    for p in [0.0, -2.0, nan, f32::NEG_INFINITY] {
+        assert!(
+            DeviceTensor::clip_norm_coef(&s, &s, p, 1.0).is_err(),
+            "p {p}"
+        );
+    }
+    assert!(DeviceTensor::clip_norm_coef(&s, &s, 2.0, -1.0).is_err());
+    assert!(DeviceTensor::clip_norm_coef(&tensor(&[1.0, 2.0], &[2]), &s, 2.0, 1.0).is_err());
+}
+
+#[test]
+fn clip_value_keeps_nan_and_clamps_the_rest() {
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let (t, v) = rand_tensor(&mut rng(5), &[N]);
+    let out = t.clip_value(0.25).unwrap();
+    let want: Vec<f32> = v.iter().map(|x| x.clamp(-0.25, 0.25)).collect();
+    assert_eq!(read(&out), want);
+    let e = tensor(&[nan, inf, -inf, 0.1, -0.0], &[5])
+        .clip_value(0.5)
+        .unwrap();
+    let got = read(&e);
+    assert!(got[0].is_nan());
+    assert_eq!(&got[1..], &[0.5, -0.5, 0.1, -0.0]);
+    assert!(t.clip_value(-1.0).is_err());
+    assert!(t.clip_value(nan).is_err());
+}

@@ -1,74 +1,140 @@
-//! Optimizers with PyTorch's update rules, each parameter updated by one fused WGSL kernel
-//! per step (see `shaders/optim.wgsl`), and gradient clipping.
+//! Optimizers with PyTorch's update rules and parameter groups, each parameter updated by
+//! one fused WGSL kernel per step (see `shaders/optim.wgsl`), and gradient clipping.
 //!
 //! | Cinder | PyTorch |
 //! |---|---|
 //! | [`Sgd`] | `torch.optim.SGD` |
-//! | [`Adam`] | `torch.optim.Adam` |
-//! | [`Adam::adamw`] / [`AdamW`] | `torch.optim.AdamW` |
+//! | [`Adam`] | `torch.optim.Adam` (L2 weight decay) |
+//! | [`AdamW`] | `torch.optim.AdamW` (decoupled weight decay) |
 //! | [`RmsProp`] | `torch.optim.RMSprop` |
 //! | [`Adagrad`] | `torch.optim.Adagrad` |
-//! | [`clip_grad_norm`] | `torch.nn.utils.clip_grad_norm_` (L2) |
+//! | [`ParamGroup`], `with_groups` | `param_groups` |
+//! | [`weight_decay_groups`] | the usual "no decay on biases and norms" recipe |
+//! | [`clip_grad_norm`], [`clip_grad_norm_with`] | `torch.nn.utils.clip_grad_norm_` |
 //! | [`clip_grad_value`] | `torch.nn.utils.clip_grad_value_` |
 //!
 //! ```no_run
-//! # use cinder_nn::{VarStore, Init, optim::{Adam, AdamConfig, Optimizer}};
+//! # use cinder_nn::{VarStore, optim::{AdamW, AdamWConfig, Optimizer, weight_decay_groups}};
 //! # fn f(vs: &VarStore, loss: &cinder_autograd::Tensor) -> cinder_device::Result<()> {
-//! let mut opt = Adam::new(vs.parameters(), AdamConfig { lr: 1e-3, ..Default::default() })?;
+//! // Decay the weights, not the biases and normalization parameters.
+//! let cfg = AdamWConfig { lr: 1e-3, ..Default::default() };
+//! let mut opt = AdamW::with_groups(weight_decay_groups(vs.named_parameters(), cfg))?;
 //! opt.zero_grad();
 //! loss.backward()?;
 //! opt.step()?;
 //! # Ok(()) }
 //! ```
 
-/// The [`Optimizer`] methods every optimizer here implements the same way, from its `cfg.lr`,
-/// `params` and `slots` fields.
-macro_rules! common_optimizer_methods {
+/// The [`Optimizer`] methods every optimizer here implements the same way, from its `core`.
+macro_rules! delegate_optimizer_methods {
     () => {
+        fn num_groups(&self) -> usize {
+            self.core.groups.len()
+        }
+
+        fn group_parameters(&self, group: usize) -> Option<&[Tensor]> {
+            self.core.group_parameters(group)
+        }
+
         fn lr(&self) -> f32 {
-            self.cfg.lr
+            self.core.groups[0].cfg.lr()
+        }
+
+        fn lrs(&self) -> Vec<f32> {
+            self.core.groups.iter().map(|g| g.cfg.lr()).collect()
         }
 
         fn set_lr(&mut self, lr: f32) {
-            self.cfg.lr = lr;
+            for g in &mut self.core.groups {
+                g.cfg.set_lr(lr);
+            }
+        }
+
+        fn set_group_lr(&mut self, group: usize, lr: f32) -> Result<()> {
+            self.core.set_group_lr(group, lr)
+        }
+
+        fn initial_lrs(&self) -> Vec<f32> {
+            self.core.groups.iter().map(|g| g.initial_lr).collect()
+        }
+
+        fn momentum(&self, group: usize) -> Option<f32> {
+            self.core.groups.get(group).and_then(|g| g.cfg.momentum())
+        }
+
+        fn set_group_momentum(&mut self, group: usize, momentum: f32) -> Result<()> {
+            self.core.set_group_momentum(group, momentum)
         }
 
         fn parameters(&self) -> &[Tensor] {
-            &self.params
+            &self.core.params
         }
 
         fn state(&self) -> Vec<(String, DeviceTensor)> {
-            self.slots.export()
+            self.core.export()
         }
 
         fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()> {
-            self.slots.import(&self.params, state)
+            self.core.import(state)
+        }
+    };
+}
+
+/// Inherent methods every optimizer has, for its config type `$cfg`.
+macro_rules! config_methods {
+    ($cfg:ty) => {
+        /// The options of the first group (with its current learning rate).
+        pub fn config(&self) -> &$cfg {
+            &self.core.groups[0].cfg
+        }
+
+        /// The options of group `group` (with its current learning rate), or `None` past
+        /// the last group.
+        pub fn group_config(&self, group: usize) -> Option<&$cfg> {
+            self.core.groups.get(group).map(|g| &g.cfg)
+        }
+
+        /// Replaces the options of group `group` (PyTorch: editing
+        /// `optimizer.param_groups[group]`); the group's initial learning rate is kept.
+        /// State buffers a new option needs (AMSGrad's maximum, a momentum buffer) start
+        /// at zero at the next step. Returns `Err` for a group index out of range or
+        /// options the constructor would refuse; the old options are then kept.
+        pub fn set_group_config(&mut self, group: usize, cfg: $cfg) -> Result<()> {
+            self.core.set_group_config(group, cfg)
         }
     };
 }
 
 mod adagrad;
 mod adam;
+mod base;
+mod clip;
 mod rmsprop;
 mod sgd;
 
 pub use adagrad::{Adagrad, AdagradConfig};
-pub use adam::{Adam, AdamConfig, AdamW};
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};
 
 use cinder_autograd::Tensor;
-use cinder_device::{DType, Device, DeviceTensor, Error, Result};
+use cinder_device::{DeviceTensor, Result};
 
 /// What every optimizer offers: a step over the parameters' gradients, clearing them, the
-/// learning rate (for schedules), and its state as named tensors (for checkpoints).
+/// learning rate and momentum of each parameter group (for schedules), and its state as
+/// named tensors (for checkpoints).
+///
+/// Parameters are numbered across groups in order (group 0's first, then group 1's, ...),
+/// as PyTorch numbers them in `state_dict()`; every optimizer has at least one group.
 pub trait Optimizer {
     /// Updates every parameter that has a gradient (`.grad()` is `Some`) with one fused
-    /// kernel dispatch each; parameters without a gradient are skipped and keep their step
-    /// count, as in PyTorch. Nothing is read back. Returns `Err` when a gradient's shape or
-    /// dtype differs from its parameter's, a gradient shares the parameter's buffer, or the
-    /// learning rate set by [`Optimizer::set_lr`] is negative or not finite; parameters
-    /// before the failing one have been updated.
+    /// kernel dispatch each, using its group's hyperparameters; parameters without a
+    /// gradient are skipped and keep their step count, as in PyTorch. Nothing is read back.
+    /// Returns `Err` when a gradient's shape or dtype differs from its parameter's, a
+    /// gradient shares the parameter's buffer, or a learning rate set by
+    /// [`Optimizer::set_lr`] is negative or not finite; parameters before the failing one
+    /// have been updated.
     fn step(&mut self) -> Result<()>;
 
     /// Clears every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`).
@@ -78,289 +144,147 @@ pub trait Optimizer {
         }
     }
 
-    /// The current learning rate.
+    /// The number of parameter groups (at least 1).
+    fn num_groups(&self) -> usize;
+
+    /// The parameters of group `group`, or `None` past the last group.
+    fn group_parameters(&self, group: usize) -> Option<&[Tensor]>;
+
+    /// The current learning rate of the first group.
     fn lr(&self) -> f32;
 
-    /// Sets the learning rate used by the next steps (what LR schedules call). A negative
-    /// or non-finite value is not rejected here; the next [`Optimizer::step`] returns `Err`.
+    /// The current learning rate of every group (PyTorch's `get_last_lr()`).
+    fn lrs(&self) -> Vec<f32>;
+
+    /// Sets the learning rate of every group (PyTorch: `for g in opt.param_groups: g["lr"]
+    /// = lr`). A negative or non-finite value is not rejected here; the next
+    /// [`Optimizer::step`] returns `Err`.
     fn set_lr(&mut self, lr: f32);
 
-    /// The parameters, in the order given to the constructor (state index `i` is the
-    /// `i`-th).
+    /// Sets the learning rate of group `group` (what LR schedules call). Returns `Err` for
+    /// a group index out of range. A negative or non-finite value is not rejected here
+    /// (PyTorch's schedules can compute one, e.g. a linear 1cycle's extrapolated last
+    /// step); the next [`Optimizer::step`] returns `Err`.
+    fn set_group_lr(&mut self, group: usize, lr: f32) -> Result<()>;
+
+    /// Each group's initial learning rate, the base its schedule starts from (PyTorch's
+    /// `initial_lr`): the rate the group was built with, or the one
+    /// [`Optimizer::load_state`] restored.
+    fn initial_lrs(&self) -> Vec<f32>;
+
+    /// The momentum a 1cycle schedule cycles in group `group` (SGD's and RMSprop's
+    /// `momentum`, Adam's and AdamW's `beta1`), or `None` for an optimizer without one
+    /// (Adagrad) or a group index out of range.
+    fn momentum(&self, group: usize) -> Option<f32>;
+
+    /// Sets the momentum of group `group` (see [`Optimizer::momentum`]); a state buffer it
+    /// needs (SGD's or RMSprop's momentum buffer) is created at the next step. Returns `Err`
+    /// for a group index out of range, an optimizer without momentum, or a value its
+    /// constructor would refuse (negative, not finite, a beta1 outside `[0, 1)`).
+    fn set_group_momentum(&mut self, group: usize, momentum: f32) -> Result<()>;
+
+    /// Every parameter, group after group in the order given to the constructor (state
+    /// index `i` is the `i`-th).
     fn parameters(&self) -> &[Tensor];
 
-    /// The optimizer's per-parameter state as `(name, tensor)` pairs with PyTorch's names:
-    /// `state.{i}.{key}` where `i` is the parameter's index and `key` is PyTorch's
-    /// (`step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`,
-    /// `square_avg`, `grad_avg`, `sum`). `step` is a shape-`[]` f32 tensor, the others have
-    /// the parameter's shape. Parameters not yet stepped have no entries. The tensors are
-    /// copies (later steps do not change them); if the device cannot allocate a copy, the
-    /// live buffer is returned instead, and if it cannot allocate a `step` scalar that entry
-    /// is missing (so [`Optimizer::load_state`] of the result fails rather than resuming
-    /// wrongly). Reads nothing back.
+    /// The optimizer's state as `(name, tensor)` pairs with PyTorch's `state_dict()` names,
+    /// flattened:
+    ///
+    /// - `state.{i}.{key}` per parameter `i` that has taken a step, with PyTorch's keys
+    ///   (`step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`,
+    ///   `square_avg`, `grad_avg`, `sum`); `step` is a shape-`[]` f32 tensor, the others
+    ///   have the parameter's shape;
+    /// - `param_groups.{g}.{key}` per group: `params` (the group's parameter indices, u32),
+    ///   `lr`, `initial_lr` and every hyperparameter under PyTorch's name (`betas` as a
+    ///   `[2]` tensor; booleans as u32 0 or 1; numbers as shape-`[]` f32).
+    ///
+    /// The tensors are copies (later steps do not change them); if the device cannot
+    /// allocate a copy, the live buffer is returned instead, and if it cannot allocate a
+    /// scalar that entry is missing (so [`Optimizer::load_state`] of the result fails or
+    /// keeps the optimizer's own value rather than resuming wrongly). Reads nothing back.
     fn state(&self) -> Vec<(String, DeviceTensor)>;
 
     /// Replaces the whole state with `state` (names as [`Optimizer::state`] gives them);
-    /// parameters without entries start afresh. The tensors are copied. Returns `Err`
-    /// naming the first bad entry (unknown or malformed name, parameter index out of range,
-    /// wrong shape or dtype, a `step` that is not a positive integer, a parameter with some
-    /// but not all of its entries), in which case the previous state is kept. Reads the
-    /// `step` scalars back to the host.
+    /// parameters without entries start afresh, and the hyperparameters of a group with
+    /// `param_groups.{g}.*` entries are replaced by them (as PyTorch's
+    /// `load_state_dict`; a key that is absent keeps the optimizer's value, so a state
+    /// without `param_groups` entries keeps every hyperparameter). The tensors are copied.
+    /// Returns `Err` naming the first bad entry, in which case nothing changes: an unknown
+    /// or malformed name, an index out of range, a wrong shape or dtype, a `step` that is
+    /// not a positive integer, a parameter with some but not all of the entries its
+    /// group's options need, a group whose `params` differ from this optimizer's, a
+    /// hyperparameter the constructor would refuse, or a checkpoint of Adam loaded into
+    /// AdamW (or the reverse). Reads the scalars back to the host.
     fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()>;
 }
 
-/// Per-parameter optimizer state shared by the optimizers: named buffers of the
-/// parameter's shape plus a host step counter.
-pub(crate) struct Slots {
-    op: &'static str,
-    /// Buffer names of this configuration, in the order the kernel binds them.
-    names: Vec<&'static str>,
-    /// Whether `state.i.step` is part of the exported state (all but SGD).
-    has_step: bool,
-    /// `(steps taken, buffers)` per parameter, `None` before its first step.
-    per_param: Vec<Option<(u64, Vec<DeviceTensor>)>>,
+/// A parameter group: parameters that share hyperparameters (an entry of PyTorch's
+/// `param_groups`). Each group carries a whole config; write the ones that differ from a
+/// base config as `SgdConfig { weight_decay: 0.0, ..base }`.
+#[derive(Clone, Debug)]
+pub struct ParamGroup<C> {
+    /// The group's parameters.
+    pub params: Vec<Tensor>,
+    /// The group's hyperparameters.
+    pub cfg: C,
 }
 
-impl Slots {
-    pub(crate) fn new(
-        op: &'static str,
-        n: usize,
-        names: Vec<&'static str>,
-        has_step: bool,
-    ) -> Self {
-        Slots {
-            op,
-            names,
-            has_step,
-            per_param: (0..n).map(|_| None).collect(),
-        }
-    }
-
-    /// The 1-based number of the step parameter `i` is about to take and its buffers
-    /// (fresh, unread ones before the first step). Commit with [`Slots::commit`].
-    pub(crate) fn prepare(
-        &self,
-        i: usize,
-        param: &DeviceTensor,
-    ) -> Result<(u64, Vec<DeviceTensor>)> {
-        match &self.per_param[i] {
-            Some((t, bufs)) => Ok((t + 1, bufs.clone())),
-            None => {
-                let bufs = self
-                    .names
-                    .iter()
-                    .map(|_| DeviceTensor::uninit(param.device(), param.shape(), DType::F32))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok((1, bufs))
-            }
-        }
-    }
-
-    /// Records that parameter `i` took step `t` with `bufs`.
-    pub(crate) fn commit(&mut self, i: usize, t: u64, bufs: Vec<DeviceTensor>) {
-        self.per_param[i] = Some((t, bufs));
-    }
-
-    pub(crate) fn export(&self) -> Vec<(String, DeviceTensor)> {
-        let mut out = Vec::new();
-        for (i, s) in self.per_param.iter().enumerate() {
-            let Some((t, bufs)) = s else { continue };
-            let Some(first) = bufs.first() else { continue };
-            if self.has_step
-                && let Ok(st) = DeviceTensor::scalar(first.device(), *t as f32)
-            {
-                out.push((format!("state.{i}.step"), st));
-            }
-            for (name, b) in self.names.iter().zip(bufs) {
-                // Should the copy fail (out of memory), the live buffer is handed out
-                // instead: same contents now, but later steps would change it.
-                let c = b.deep_clone().unwrap_or_else(|_| b.clone());
-                out.push((format!("state.{i}.{name}"), c));
-            }
-        }
-        out
-    }
-
-    pub(crate) fn import(
-        &mut self,
-        params: &[Tensor],
-        state: &[(String, DeviceTensor)],
-    ) -> Result<()> {
-        let op = self.op;
-        let n = params.len();
-        let mut steps: Vec<Option<u64>> = vec![None; n];
-        let mut found: Vec<Vec<Option<DeviceTensor>>> = vec![vec![None; self.names.len()]; n];
-        for (name, t) in state {
-            let bad =
-                |msg: &str| Error::invalid(op, format!("state entry {name:?}: {msg}"), t.shape());
-            let rest = name
-                .strip_prefix("state.")
-                .ok_or_else(|| bad("name does not start with \"state.\""))?;
-            let (idx, key) = rest
-                .split_once('.')
-                .ok_or_else(|| bad("expected state.<index>.<key>"))?;
-            let i: usize = idx
-                .parse()
-                .map_err(|_| bad("parameter index is not a number"))?;
-            if i >= n {
-                return Err(bad(&format!(
-                    "parameter index out of range ({n} parameters)"
-                )));
-            }
-            t.expect_dtype(op, DType::F32)?;
-            if key == "step" && self.has_step {
-                if t.numel() != 1 {
-                    return Err(bad("step must have one element"));
-                }
-                let v = t.to_scalar()?;
-                if !(v.is_finite() && v >= 1.0 && v.fract() == 0.0) {
-                    return Err(bad(&format!("step {v} is not a positive integer")));
-                }
-                if steps[i].replace(v as u64).is_some() {
-                    return Err(bad("given twice"));
-                }
-                continue;
-            }
-            let k = self.names.iter().position(|&s| s == key).ok_or_else(|| {
-                bad(&format!(
-                    "unknown key (this optimizer has {:?})",
-                    self.names
-                ))
-            })?;
-            let want = params[i].shape();
-            if t.shape() != want.as_slice() {
-                return Err(Error::shapes(op, &want, t.shape()));
-            }
-            if found[i][k].replace(t.clone()).is_some() {
-                return Err(bad("given twice"));
-            }
-        }
-        let mut per_param = Vec::with_capacity(n);
-        for i in 0..n {
-            let count = found[i].iter().filter(|b| b.is_some()).count();
-            let any = count > 0 || steps[i].is_some();
-            if !any {
-                per_param.push(None);
-                continue;
-            }
-            let missing = |what: String| {
-                Error::invalid(
-                    op,
-                    format!("state of parameter {i}: missing {what}"),
-                    &params[i].shape(),
-                )
-            };
-            if count != self.names.len() {
-                let k = found[i].iter().position(|b| b.is_none()).unwrap_or(0);
-                return Err(missing(format!("state.{i}.{}", self.names[k])));
-            }
-            let t = if self.has_step {
-                steps[i].ok_or_else(|| missing(format!("state.{i}.step")))?
-            } else {
-                1
-            };
-            let bufs = found[i]
-                .iter()
-                .flatten()
-                .map(|b| b.deep_clone())
-                .collect::<Result<Vec<_>>>()?;
-            if bufs.is_empty() {
-                // An optimizer without buffers (SGD without momentum) keeps no state.
-                per_param.push(None);
-                continue;
-            }
-            per_param.push(Some((t, bufs)));
-        }
-        self.per_param = per_param;
-        Ok(())
+impl<C> ParamGroup<C> {
+    /// A group of `params` with `cfg`.
+    pub fn new(params: Vec<Tensor>, cfg: C) -> Self {
+        ParamGroup { params, cfg }
     }
 }
 
-/// Checks the parameter list of a constructor: `f32` and no tensor given twice.
-pub(crate) fn check_params(op: &'static str, params: &[Tensor]) -> Result<()> {
-    for (i, p) in params.iter().enumerate() {
-        p.data().expect_dtype(op, DType::F32)?;
-        if params[..i].iter().any(|q| q.same(p)) {
-            return Err(Error::invalid(
-                op,
-                format!("parameter {i} appears twice in the list"),
-                &p.shape(),
-            ));
-        }
-    }
-    Ok(())
+/// The hyperparameters of one parameter group: implemented by every optimizer's config
+/// ([`SgdConfig`], [`AdamConfig`], [`AdamWConfig`], [`RmsPropConfig`], [`AdagradConfig`]).
+pub trait GroupConfig: base::Hyper + Copy + std::fmt::Debug + PartialEq + Send + Sync {
+    /// The learning rate.
+    fn lr(&self) -> f32;
+    /// Sets the learning rate (not checked here; see [`Optimizer::set_lr`]).
+    fn set_lr(&mut self, lr: f32);
+    /// The weight decay.
+    fn weight_decay(&self) -> f32;
+    /// Sets the weight decay (checked when the optimizer is built).
+    fn set_weight_decay(&mut self, weight_decay: f32);
+    /// The coefficient a 1cycle schedule cycles (`momentum`, or Adam's `beta1`), or `None`
+    /// when the optimizer has none (Adagrad).
+    fn momentum(&self) -> Option<f32>;
 }
 
-/// `Ok` when every `(name, value)` is finite and not negative, else `Err` naming it.
-pub(crate) fn check_nonneg(op: &'static str, vals: &[(&str, f32)]) -> Result<()> {
-    for (name, v) in vals {
-        if !(v.is_finite() && *v >= 0.0) {
-            return Err(Error::invalid(
-                op,
-                format!("{name} = {v} must be finite and >= 0"),
-                &[],
-            ));
+/// Splits `named` parameters (from `VarStore::named_parameters()`) into `(matching, rest)`
+/// by `pred(name, tensor)`, keeping their order. Never fails.
+pub fn split_params(
+    named: Vec<(String, Tensor)>,
+    pred: impl Fn(&str, &Tensor) -> bool,
+) -> (Vec<Tensor>, Vec<Tensor>) {
+    let mut yes = Vec::new();
+    let mut no = Vec::new();
+    for (name, t) in named {
+        if pred(&name, &t) {
+            yes.push(t);
+        } else {
+            no.push(t);
         }
     }
-    Ok(())
+    (yes, no)
 }
 
-/// Scales every gradient by `min(1, max_norm / (total_norm + 1e-6))`, where `total_norm`
-/// is the L2 norm of all gradients together (PyTorch's `clip_grad_norm_` with
-/// `norm_type=2`), and returns `total_norm` (before clipping) as a shape-`[]` tensor
-/// without reading anything back. Parameters without a gradient are skipped; with no
-/// gradient at all the norm is 0 and nothing changes. The gradients are replaced by new
-/// tensors (`set_grad`), so a buffer shared by two gradients is not scaled twice. Returns
-/// `Err` when `max_norm` is negative or not finite, or a gradient is not `f32`.
-pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> Result<Tensor> {
-    let op = "clip_grad_norm";
-    check_nonneg(op, &[("max_norm", max_norm)])?;
-    let grads: Vec<(usize, DeviceTensor)> = params
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.grad().map(|g| (i, g.data())))
-        .collect();
-    let mut total: Option<DeviceTensor> = None;
-    for (_, g) in &grads {
-        g.expect_dtype(op, DType::F32)?;
-        let s = g.square()?.sum_all()?;
-        total = Some(match total {
-            None => s,
-            Some(t) => t.add(&s)?,
-        });
-    }
-    let Some(total) = total else {
-        let device = match params.first() {
-            Some(p) => p.device(),
-            None => Device::default()?,
-        };
-        return Ok(Tensor::from_data(DeviceTensor::scalar(&device, 0.0)?));
-    };
-    let norm = total.sqrt()?.reshape(&[])?;
-    let coef = norm
-        .add_scalar(1e-6)?
-        .rdiv_scalar(max_norm)?
-        .minimum_scalar(1.0)?;
-    for (i, g) in grads {
-        let scaled = g.mul(&coef)?;
-        params[i].set_grad(Some(Tensor::from_data(scaled)));
-    }
-    Ok(Tensor::from_data(norm))
-}
-
-/// Clamps every gradient elementwise to `[-clip, clip]` (PyTorch's `clip_grad_value_`);
-/// parameters without a gradient are skipped. The gradients are replaced by new tensors.
-/// Returns `Err` when `clip` is negative or not finite, or a gradient is not `f32`.
-pub fn clip_grad_value(params: &[Tensor], clip: f32) -> Result<()> {
-    check_nonneg("clip_grad_value", &[("clip", clip)])?;
-    let mut clipped = Vec::new();
-    for (i, p) in params.iter().enumerate() {
-        if let Some(g) = p.grad() {
-            clipped.push((i, g.data().clamp(-clip, clip)?));
-        }
-    }
-    for (i, g) in clipped {
-        params[i].set_grad(Some(Tensor::from_data(g)));
-    }
-    Ok(())
+/// The usual weight-decay recipe as two groups: group 0 holds the parameters of rank 2 or
+/// more (weight matrices, convolution kernels, embeddings) with `cfg`; group 1 the
+/// parameters of rank 0 or 1 (biases, BatchNorm / LayerNorm / GroupNorm scales and
+/// shifts) with `cfg` but no weight decay. Both groups are always there (either may be
+/// empty), so group numbers do not depend on the model. Never fails; the optimizer built
+/// from the groups checks them.
+pub fn weight_decay_groups<C: GroupConfig>(
+    named: Vec<(String, Tensor)>,
+    cfg: C,
+) -> Vec<ParamGroup<C>> {
+    let (decay, no_decay) = split_params(named, |_, t| t.rank() >= 2);
+    let mut plain = cfg;
+    plain.set_weight_decay(0.0);
+    vec![
+        ParamGroup::new(decay, cfg),
+        ParamGroup::new(no_decay, plain),
+    ]
 }
