@@ -21,6 +21,10 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+fn is_inf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
 fn max_nan(a: f32, b: f32) -> f32 {
     return select(max(a, b), a + b, is_nan(a) || is_nan(b));
 }

@@ -71,10 +71,6 @@ fn softplus(x: f32) -> f32 {
     return max(x, 0.0) + log1p(exp(-abs(x)));
 }
 
-fn is_inf(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
-}
-
 // x^e with PyTorch's (C's) meaning for negative bases, integer exponents and the special
 // values: x^0 = 1 and 1^e = 1 even for NaN, (-1)^+-inf = 1, (-inf)^e = +-inf or +-0.
 fn powf(x: f32, e: f32) -> f32 {

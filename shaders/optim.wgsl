@@ -339,11 +339,10 @@ fn adagrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 // ---------------------------------------------------------------------------------------
 // Gradient clipping by norm (torch.nn.utils.clip_grad_norm_): one invocation turns the
 // accumulated gradient norm into the total norm and the clipping coefficient, so nothing
-// is read back. Own bindings (inputs 0-1, outputs 2-3).
-//   c_acc:   sum over every gradient of |g|^p (finite p), or the largest |g| (p = inf)
-//   c_probe: NaN exactly when some gradient holds a NaN (the sum of |g|); read for p = inf,
-//            where a maximum would not propagate the NaN
-//   c_norm = acc^(1/p) (or acc for p = inf, NaN when the probe is NaN)
+// is read back. Own bindings (input 0, outputs 1-2).
+//   c_acc:   sum over every gradient of |g|^p (finite p), or the largest |g| (p = inf); NaN
+//            when some gradient holds a NaN (sums and maxima propagate it)
+//   c_norm = acc^(1/p) (or acc for p = inf)
 //   c_coef = clamp(max_norm / (norm + 1e-6), max = 1), NaN when the norm is NaN (PyTorch's
 //            clamp propagates NaN, so every gradient becomes NaN)
 // lr = max_norm, a = p, b = 1 / p; flags: CLIP_INF.
@@ -351,28 +350,14 @@ fn adagrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 const CLIP_INF: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> c_acc: array<f32>;
-@group(0) @binding(1) var<storage, read> c_probe: array<f32>;
-@group(0) @binding(2) var<storage, read_write> c_norm: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c_coef: array<f32>;
-
-// NaN test on the bits (a float comparison may be folded on the assumption of no NaN).
-fn is_nan_bits(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn is_inf_bits(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
-}
+@group(0) @binding(1) var<storage, read_write> c_norm: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c_coef: array<f32>;
 
 @compute @workgroup_size(1)
 fn clip_norm_coef() {
     let acc = c_acc[0];
     var norm = acc;
-    if (has(CLIP_INF)) {
-        if (is_nan_bits(c_probe[0])) {
-            norm = bitcast<f32>(0x7fc00000u);
-        }
-    } else if (is_nan_bits(acc) || is_inf_bits(acc) || acc == 0.0 || p.a == 1.0) {
+    if (has(CLIP_INF) || is_nan(acc) || is_inf(acc) || acc == 0.0 || p.a == 1.0) {
         norm = acc;
     } else if (p.a == 2.0) {
         norm = sqrt(acc);
@@ -381,29 +366,5 @@ fn clip_norm_coef() {
     }
     c_norm[0] = norm;
     let coef = p.lr / (norm + 1e-6);
-    c_coef[0] = select(min(coef, 1.0), coef, is_nan_bits(coef));
-}
-
-// ---------------------------------------------------------------------------------------
-// Gradient clipping by value (torch.nn.utils.clip_grad_value_): a clamped copy of the
-// gradient, NaN kept as NaN (PyTorch's clamp propagates it; WGSL's min and max need not).
-// Bindings: in0 = grad, out1 = the clipped copy (`param`'s binding). lr = clip.
-
-fn clip_value_at(i: u32) {
-    let g = grad[i];
-    param[i] = select(min(max(g, -p.lr), p.lr), g, is_nan_bits(g));
-}
-
-@compute @workgroup_size(WG)
-fn clip_value(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let t = grid_index(wid, nwg, lid, WG);
-    let stride = nwg.x * nwg.y * WG;
-    for (var k = 0u; k < EPT; k++) {
-        let i = t + k * stride;
-        if (i >= p.n) {
-            break;
-        }
-        clip_value_at(i);
-    }
+    c_coef[0] = select(min(coef, 1.0), coef, is_nan(coef));
 }

@@ -114,12 +114,11 @@ pub fn kernels() -> Vec<Kernel> {
         kernel("rmsprop_centered_momentum", 3),
         kernel("adagrad", 1),
         clip_kernel(),
-        kernel("clip_value", 0),
     ]
 }
 
 fn clip_kernel() -> Kernel {
-    Kernel::new("optim", "clip_norm_coef", 2, 2)
+    Kernel::new("optim", "clip_norm_coef", 1, 2)
 }
 
 fn check_finite(op: &'static str, shape: &[usize], vals: &[(&str, f32)]) -> Result<()> {
@@ -481,25 +480,21 @@ impl DeviceTensor {
 
     /// The last step of gradient clipping by norm (`clip_grad_norm_`), one dispatch of one
     /// invocation: from `acc`, the sum over every gradient of `|g|^p` (finite `norm_type`
-    /// `p`) or the largest `|g|` (`p = inf`), and `probe`, a value that is NaN exactly when
-    /// some gradient holds a NaN (the sum of `|g|`; only read for `p = inf`), returns the
-    /// total norm `acc^(1/p)` (NaN when the probe is, for `p = inf`) and the coefficient
-    /// `min(max_norm / (norm + 1e-6), 1)`, which is NaN when the norm is (as PyTorch's
-    /// `clamp`). Both are shape-`[]` tensors; nothing is read back. Returns `Err` when
-    /// `acc` or `probe` is not a one-element f32 tensor, or `norm_type` is not positive
-    /// (`+inf` is allowed) or `max_norm` is negative or not finite.
+    /// `p`) or the largest `|g|` (`p = inf`), NaN when a gradient holds one, returns the
+    /// total norm `acc^(1/p)` and the coefficient `min(max_norm / (norm + 1e-6), 1)`, which
+    /// is NaN when the norm is (as PyTorch's `clamp`). Both are shape-`[]` tensors; nothing
+    /// is read back. Returns `Err` when `acc` is not a one-element f32 tensor, or
+    /// `norm_type` is not positive (`+inf` is allowed) or `max_norm` is negative or not
+    /// finite.
     pub fn clip_norm_coef(
         acc: &DeviceTensor,
-        probe: &DeviceTensor,
         norm_type: f32,
         max_norm: f32,
     ) -> Result<(DeviceTensor, DeviceTensor)> {
         let op = "clip_norm_coef";
-        for t in [acc, probe] {
-            t.expect_dtype(op, DType::F32)?;
-            if t.numel() != 1 {
-                return Err(Error::invalid(op, "expected one element", t.shape()));
-            }
+        acc.expect_dtype(op, DType::F32)?;
+        if acc.numel() != 1 {
+            return Err(Error::invalid(op, "expected one element", acc.shape()));
         }
         check_range(
             op,
@@ -529,28 +524,7 @@ impl DeviceTensor {
         let device = acc.device();
         let norm = DeviceTensor::uninit_for(op, device, &[], DType::F32)?;
         let coef = DeviceTensor::uninit_for(op, device, &[], DType::F32)?;
-        device.dispatch(
-            &clip_kernel(),
-            &[acc, probe],
-            &[&norm, &coef],
-            &p,
-            (1, 1, 1),
-        )?;
+        device.dispatch(&clip_kernel(), &[acc], &[&norm, &coef], &p, (1, 1, 1))?;
         Ok((norm, coef))
-    }
-
-    /// A copy of this gradient clamped to `[-clip, clip]` (`clip_grad_value_`), one
-    /// dispatch; NaN stays NaN and infinities become `-clip` / `clip`, as PyTorch's
-    /// `clamp`. Returns `Err` for a `u32` tensor or a negative or non-finite `clip`.
-    pub fn clip_value(&self, clip: f32) -> Result<DeviceTensor> {
-        let op = "clip_value";
-        self.expect_dtype(op, DType::F32)?;
-        check_finite(op, self.shape(), &[("clip", clip)])?;
-        check_nonneg(op, self.shape(), &[("clip", clip)])?;
-        let out = DeviceTensor::uninit_for(op, self.device(), self.shape(), DType::F32)?;
-        let n = self.numel();
-        let p = params(n, 0, clip, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        run("clip_value", &out, self, &[], &p)?;
-        Ok(out)
     }
 }

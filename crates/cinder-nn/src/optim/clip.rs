@@ -57,7 +57,6 @@ pub fn clip_grad_norm_with(
         g.expect_dtype(op, DType::F32)?;
     }
     let mut acc: Option<DeviceTensor> = None;
-    let mut probe: Option<DeviceTensor> = None;
     let fold = |a: Option<DeviceTensor>, x: DeviceTensor, max: bool| -> Result<DeviceTensor> {
         match a {
             None => Ok(x),
@@ -71,7 +70,6 @@ pub fn clip_grad_norm_with(
         }
         let a = g.abs()?;
         let part = if inf {
-            probe = Some(fold(probe.take(), a.sum_all()?, false)?);
             a.max_all()?
         } else if norm_type == 1.0 {
             a.sum_all()?
@@ -89,8 +87,7 @@ pub fn clip_grad_norm_with(
         };
         return Ok(Tensor::from_data(DeviceTensor::zeros(&device, &[])?));
     };
-    let probe = probe.unwrap_or_else(|| acc.clone());
-    let (norm, coef) = DeviceTensor::clip_norm_coef(&acc, &probe, norm_type, max_norm)?;
+    let (norm, coef) = DeviceTensor::clip_norm_coef(&acc, norm_type, max_norm)?;
     if error_if_nonfinite {
         let v = norm.to_scalar()?;
         if !v.is_finite() {
@@ -117,11 +114,14 @@ pub fn clip_grad_norm_with(
 /// new tensors.
 /// Returns `Err` when `clip` is negative or not finite, or a gradient is not `f32`.
 pub fn clip_grad_value(params: &[Tensor], clip: f32) -> Result<()> {
-    check_nonneg("clip_grad_value", &[("clip", clip)])?;
+    let op = "clip_grad_value";
+    check_nonneg(op, &[("clip", clip)])?;
     let mut clipped = Vec::new();
     for (i, p) in params.iter().enumerate() {
         if let Some(g) = p.grad() {
-            clipped.push((i, g.data().clip_value(clip)?));
+            let g = g.data();
+            g.expect_dtype(op, DType::F32)?;
+            clipped.push((i, g.clamp(-clip, clip)?));
         }
     }
     for (i, g) in clipped {
