@@ -4,9 +4,9 @@
 // 32-bit words where no arithmetic is done, so gather/index_select serve f32 and u32.
 // An out-of-range index reads 0 (gather, index_select) or contributes nothing (scatter), and
 // sets the dispatching thread's slot of the device's error word (bound after the outputs:
-// errN at binding N; slot s is words 2s and 2s + 1): the first word ORs the op's bit
-// (device::INDEX_ERROR_OPS: gather 1, index_select 2, scatter_add 4, index_select_backward 8,
-// one_hot 16), the second keeps the largest bad index. The host reports it at that thread's
+// errN at binding N; slot s is words 4s to 4s + 3, see checks.rs): word 4s ORs the op's bit
+// (checks::INDEX_ERROR_OPS: gather 1, index_select 2, scatter_add 4, index_select_backward 8,
+// one_hot 16), word 4s + 1 keeps the largest bad index. The host reports it at that thread's
 // next readback or sync.
 
 override WG: u32 = 256u;
@@ -18,7 +18,7 @@ struct P {
     len_idx: u32,  // size of the indexed axis in the index (and output for gathers)
     inner: u32,
     classes: u32,
-    slot: u32,     // the dispatching thread's slot of the error word (device::error_slot)
+    slot: u32,     // the dispatching thread's slot of the error word (checks::error_slot)
 }
 
 var<immediate> p: P;
@@ -47,8 +47,8 @@ fn gather_at(i: u32) {
     let o = i / (p.inner * p.len_idx);
     let l = idx[i];
     if (l >= p.len_in) {
-        atomicOr(&err3[2u * p.slot], 1u);
-        atomicMax(&err3[2u * p.slot + 1u], l);
+        atomicOr(&err3[4u * p.slot], 1u);
+        atomicMax(&err3[4u * p.slot + 1u], l);
         dst[i] = 0u;
         return;
     }
@@ -76,8 +76,8 @@ fn index_select_at(i: u32) {
     let o = i / (p.inner * p.len_idx);
     let l = idx[j];
     if (l >= p.len_in) {
-        atomicOr(&err3[2u * p.slot], 2u);
-        atomicMax(&err3[2u * p.slot + 1u], l);
+        atomicOr(&err3[4u * p.slot], 2u);
+        atomicMax(&err3[4u * p.slot + 1u], l);
         dst[i] = 0u;
         return;
     }
@@ -112,8 +112,8 @@ fn scatter_add_at(i: u32) {
         }
         // each index is seen by every output of its column: the row-0 output reports it
         if (l == 0u && t >= p.len_in) {
-            atomicOr(&err4[2u * p.slot], 4u);
-            atomicMax(&err4[2u * p.slot + 1u], t);
+            atomicOr(&err4[4u * p.slot], 4u);
+            atomicMax(&err4[4u * p.slot + 1u], t);
         }
     }
     out_f3[i] = acc;
@@ -145,8 +145,8 @@ fn index_select_backward_at(i: u32) {
             acc += grad_f[(o * p.len_idx + j) * p.inner + inner];
         }
         if (i == 0u && t >= p.len_in) {
-            atomicOr(&err3[2u * p.slot], 8u);
-            atomicMax(&err3[2u * p.slot + 1u], t);
+            atomicOr(&err3[4u * p.slot], 8u);
+            atomicMax(&err3[4u * p.slot + 1u], t);
         }
     }
     out_f2[i] = acc;
@@ -171,8 +171,8 @@ fn one_hot_at(i: u32) {
     let label = labels[i / p.classes];
     let c = i % p.classes;
     if (c == 0u && label >= p.classes) {
-        atomicOr(&err2[2u * p.slot], 16u);
-        atomicMax(&err2[2u * p.slot + 1u], label);
+        atomicOr(&err2[4u * p.slot], 16u);
+        atomicMax(&err2[4u * p.slot + 1u], label);
     }
     onehot[i] = select(0.0, 1.0, label == c);
 }

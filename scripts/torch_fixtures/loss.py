@@ -159,6 +159,14 @@ def bce_cases(fam):
     reductions(fam, "bce_with_logits", "bce_with_logits", {"x": xl, "t": tl},
                lambda reduction, x, t: F.binary_cross_entropy_with_logits(
                    x, t, reduction=reduction))
+    # outside [0, 1] (or NaN) PyTorch raises; Cinder reports it at the next readback
+    for name, (pv, tv) in {"input_above": ([0.5, 1.5], [0.0, 1.0]),
+                           "input_below": ([-0.1, 0.5], [0.0, 1.0]),
+                           "input_nan": ([float("nan"), 0.5], [0.0, 1.0]),
+                           "target_above": ([0.5, 0.5], [0.0, 2.0])}.items():
+        fam.case(f"bce_{name}", "bce", {"p": torch.tensor(pv), "t": torch.tensor(tv)},
+                 lambda p, t: F.binary_cross_entropy(p, t),
+                 args={"reduction": "mean"}, expect_error=True)
     pw = torch.tensor([3.0, 0.5, 1.0, 2.0])
     reductions(fam, "bce_with_logits_pos_weight", "bce_with_logits",
                {"x": xl, "t": tl, "pos_weight": pw},
@@ -205,6 +213,10 @@ def regression_cases(fam):
     reductions(fam, "huber_delta0.5", "huber", {"a": a, "b": b},
                lambda reduction, a, b: F.huber_loss(a, b, delta=0.5, reduction=reduction),
                args={"delta": 0.5})
+    for name, delta in (("zero", 0.0), ("nan", "nan")):
+        fam.case(f"huber_delta_{name}", "huber", {"a": a, "b": b},
+                 lambda a, b, d=delta: F.huber_loss(a, b, delta=float(d)),
+                 args={"delta": delta, "reduction": "mean"}, expect_error=True)
     reductions(fam, "mse", "mse", {"a": a, "b": b},
                lambda reduction, a, b: F.mse_loss(a, b, reduction=reduction))
     reductions(fam, "l1", "l1", {"a": a, "b": b},
@@ -238,6 +250,16 @@ def gaussian_cases(fam):
     reductions(fam, "gnll_var_middle_dim_1", g,
                {"x": x3, "t": t3, "var": fam.uniform(2, 1, 4, lo=0.2, hi=2.0)}, gfn(),
                args={"full": False, "eps": 1e-6})
+    neg = v.clone()
+    neg[2, 1] = -0.5
+    fam.case("gnll_negative_var", g, {"x": x, "t": t, "var": neg},
+             lambda x, t, var: F.gaussian_nll_loss(x, t, var),
+             args={"full": False, "eps": 1e-6, "reduction": "mean"}, expect_error=True)
+    nanv = v.clone()
+    nanv[2, 1] = float("nan")
+    fam.case("gnll_nan_var", g, {"x": x, "t": t, "var": nanv},
+             lambda x, t, var: F.gaussian_nll_loss(x, t, var, reduction="none"),
+             args={"full": False, "eps": 1e-6, "reduction": "none"})
     fam.case("gnll_var_wrong_shape", g,
              {"x": x, "t": t, "var": fam.uniform(3, lo=0.2, hi=2.0)},
              lambda x, t, var: F.gaussian_nll_loss(x, t, var),

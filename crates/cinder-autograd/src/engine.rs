@@ -225,7 +225,7 @@ fn run(
                 inputs: &node.inputs,
                 output: t,
             };
-            let input_grads = (node.backward)(&ctx)?;
+            let input_grads = crate::mode::in_backward_of(node.op, || (node.backward)(&ctx))?;
             for (inp, ig) in node.inputs.iter().zip(input_grads) {
                 let Some(ig) = ig else { continue };
                 if !inp.requires_grad() {

@@ -31,5 +31,8 @@ mod tensor;
 
 pub use engine::{BackwardOptions, grad, grad_with};
 pub use gradcheck::{GradcheckOptions, gradcheck};
-pub use mode::{enable_grad, is_grad_enabled, no_grad, with_grad_mode};
+pub use mode::{
+    detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly,
+    with_grad_mode,
+};
 pub use tensor::{BackwardFn, Ctx, Tensor};

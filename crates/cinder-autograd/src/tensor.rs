@@ -87,7 +87,9 @@ impl Tensor {
 
     /// Records an op: `data` is its output, `inputs` its inputs, `backward` its rule. When
     /// grad mode is off or no input requires grad, returns a plain tensor and drops the
-    /// rule. This is how every op in this crate, and ops defined outside it, record.
+    /// rule. This is how every op in this crate, and ops defined outside it, record. With
+    /// anomaly detection on ([`crate::set_detect_anomaly`]), `data` is checked for NaN and
+    /// infinity under the name `op`.
     pub fn from_op<F>(
         op: &'static str,
         data: DeviceTensor,
@@ -97,6 +99,7 @@ impl Tensor {
     where
         F: Fn(&Ctx) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     {
+        crate::mode::check_anomaly(op, &data);
         if !needs_graph(inputs) {
             return Self::from_data(data);
         }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::checks::{ERROR_WORD_BYTES, WORDS_PER_SLOT, error_slot};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_PARAMS_BYTES, Params};
 use crate::pool::{Pool, size_class};
@@ -40,46 +41,11 @@ struct Inner {
     state: Mutex<State>,
     pool: Mutex<Pool>,
     gpu_error: Arc<Mutex<Option<String>>>,
-    /// The error words of kernels that check their indices ([`Kernel::error_word`]): one
-    /// slot of two words per host thread ([`error_slot`]); word 0 ORs the
-    /// [`INDEX_ERROR_OPS`] bit of each op that met a bad index, word 1 keeps the largest bad
-    /// index. A thread's readbacks and syncs read its slot and clear it.
+    /// The error word of kernels that check what they read ([`Kernel::error_word`]), one
+    /// slot per host thread; a thread's readbacks and syncs read its slot and clear it (see
+    /// [`crate::checks`]).
     error_word: wgpu::Buffer,
 }
-
-/// Error slots in a device's error word (host threads beyond this share slots).
-pub const ERROR_SLOTS: u32 = 64;
-/// Bytes of the device's error word: two u32 per slot.
-const ERROR_WORD_BYTES: u64 = ERROR_SLOTS as u64 * 8;
-
-/// The error slot of the calling thread: what the index kernels it dispatches write to, and
-/// what its readbacks check, so that a bad index is reported to the thread whose op met it.
-pub fn error_slot() -> u32 {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    thread_local! {
-        static SLOT: Cell<Option<u32>> = const { Cell::new(None) };
-    }
-    SLOT.with(|s| match s.get() {
-        Some(slot) => slot,
-        None => {
-            let slot = NEXT.fetch_add(1, Ordering::Relaxed) % ERROR_SLOTS;
-            s.set(Some(slot));
-            slot
-        }
-    })
-}
-
-/// The ops whose kernels report bad indices, by bit of the error word (bit `i` is entry `i`;
-/// `shaders/index.wgsl` writes the same bits).
-pub const INDEX_ERROR_OPS: [&str; 5] = [
-    "gather",
-    "index_select",
-    "scatter_add",
-    "index_select_backward",
-    "one_hot",
-];
 
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
@@ -364,6 +330,11 @@ impl Device {
     /// True when both handles refer to the same device.
     pub fn same(&self, other: &Device) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// A number identifying this device among the live ones.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 
     /// Returns a buffer of at least `bytes` bytes from the pool, or a new one.
@@ -740,28 +711,20 @@ impl Device {
                 .get_mapped_range(..)
                 .map_err(|e| Error::DeviceLost(e.to_string()))?;
             let w: &[u32] = bytemuck::cast_slice(&view[size as usize..]);
-            let slot = error_slot() as usize;
-            (
-                view[..bytes as usize].to_vec(),
-                [w[2 * slot], w[2 * slot + 1]],
-            )
+            let at = (error_slot() * WORDS_PER_SLOT) as usize;
+            let mut word = [0u32; WORDS_PER_SLOT as usize];
+            word.copy_from_slice(&w[at..at + WORDS_PER_SLOT as usize]);
+            (view[..bytes as usize].to_vec(), word)
         };
         staging.unmap();
-        if word[0] != 0 {
-            let at = error_slot() as u64 * 8;
-            self.inner
-                .queue
-                .write_buffer(&self.inner.error_word, at, &[0u8; 8]);
-            let ops = INDEX_ERROR_OPS
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| word[0] & (1 << i) != 0)
-                .map(|(_, n)| *n)
-                .collect();
-            return Err(Error::IndexOutOfRange {
-                ops,
-                index: word[1],
-            });
+        if let Some(err) = crate::checks::decode(self.id(), &word) {
+            let at = (error_slot() * WORDS_PER_SLOT * 4) as u64;
+            self.inner.queue.write_buffer(
+                &self.inner.error_word,
+                at,
+                &[0u8; WORDS_PER_SLOT as usize * 4],
+            );
+            return Err(err);
         }
         Ok(out)
     }

@@ -104,6 +104,26 @@ pub enum Error {
         /// The largest offending index seen.
         index: u32,
     },
+    /// An op's input lies outside its domain (a probability outside `[0, 1]`, a negative
+    /// variance), found by a value check on the device and reported, like
+    /// [`Error::IndexOutOfRange`], at the thread's next readback or sync.
+    #[error(
+        "{op}: {expected} (found by the device; reported at the first readback or sync after \
+         the op)"
+    )]
+    OutOfDomain {
+        /// The op.
+        op: &'static str,
+        /// What its input must satisfy.
+        expected: String,
+    },
+    /// Anomaly detection (`cinder_autograd::set_detect_anomaly`) found NaN or infinity in an
+    /// op's output: `op` names the first such op since the thread's previous readback.
+    #[error("{op} produced NaN or infinity (anomaly detection)")]
+    NonFinite {
+        /// The op, and the backward rule it ran in, if any.
+        op: String,
+    },
     /// The device was lost or a GPU command failed.
     #[error("device lost or GPU error: {0}")]
     DeviceLost(String),

@@ -36,6 +36,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("random", include_str!("../../../shaders/random.wgsl")),
     ("linalg", include_str!("../../../shaders/linalg.wgsl")),
     ("optim", include_str!("../../../shaders/optim.wgsl")),
+    ("check", include_str!("../../../shaders/check.wgsl")),
 ];
 
 /// Returns the WGSL source of a shader family, or `None` for an unknown name.

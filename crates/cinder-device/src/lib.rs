@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod device;
 pub mod error;
 pub mod kernel;

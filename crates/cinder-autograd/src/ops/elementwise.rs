@@ -44,6 +44,7 @@ impl Tensor {
             UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad | UnaryOp::IsNan
         ) || !needs_graph(&[self])
         {
+            crate::mode::check_anomaly(op_name(op), &y);
             return Ok(Tensor::from_data(y));
         }
         Ok(Tensor::from_op(op_name(op), y, &[self], move |c| {
@@ -57,6 +58,7 @@ impl Tensor {
     pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
         let y = self.data().binary(op, &rhs.data())?;
         if is_comparison(op) || !needs_graph(&[self, rhs]) {
+            crate::mode::check_anomaly(op.name(), &y);
             return Ok(Tensor::from_data(y));
         }
         Ok(Tensor::from_op(op.name(), y, &[self, rhs], move |c| {
@@ -92,6 +94,7 @@ impl Tensor {
         }
         let y = self.data().binary_scalar(op, s, scalar_first)?;
         if is_comparison(op) || !needs_graph(&[self]) {
+            crate::mode::check_anomaly(op.name(), &y);
             return Ok(Tensor::from_data(y));
         }
         Ok(Tensor::from_op(op.name(), y, &[self], move |c| {

@@ -193,3 +193,34 @@ fn gradcheck_catches_a_wrong_rule() {
     // and the right rule passes
     check(&[&x], |t| t[0].square());
 }
+
+/// Anomaly detection names the first op whose output is not finite, forward or inside a
+/// backward rule, at the next readback; without it nothing is checked.
+#[test]
+fn anomaly_detection_names_the_first_non_finite_op() {
+    use cinder_autograd::detect_anomaly;
+    use cinder_device::Error;
+    let x = param(&[1.0, 0.0, 2.0], &[3]);
+    // log(0) = -inf in the forward pass: reported as "log"
+    let r = detect_anomaly(|| {
+        let y = x.log()?.mul_scalar(2.0)?.sum_all()?;
+        y.item()
+    });
+    match r {
+        Err(Error::NonFinite { op }) => assert_eq!(op, "log"),
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    // sqrt(0) is finite, its gradient 1 / (2 sqrt(0)) is not: found inside sqrt's rule
+    let r = detect_anomaly(|| {
+        x.sqrt()?.sum_all()?.backward()?;
+        x.grad().unwrap().to_vec::<f32>()
+    });
+    match r {
+        Err(Error::NonFinite { op }) => assert!(op.contains("in the backward of sqrt"), "{op}"),
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    // off: the same computation reads back its infinities without an error
+    x.zero_grad();
+    let v = x.log().unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(v[1], f32::NEG_INFINITY);
+}

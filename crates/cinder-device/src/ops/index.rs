@@ -41,7 +41,7 @@ fn params(
         .usize(len_idx)
         .usize(inner)
         .usize(classes)
-        .u32(crate::device::error_slot())
+        .u32(crate::checks::error_slot())
 }
 
 impl DeviceTensor {

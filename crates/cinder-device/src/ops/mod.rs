@@ -4,6 +4,7 @@
 //! [`crate::Kernel`]s it dispatches, and a `kernels()` list of every specialization it can
 //! build, which the naga validation test compiles without an adapter.
 
+pub mod check;
 pub mod conv;
 pub mod elementwise;
 pub mod index;
@@ -21,6 +22,7 @@ use crate::Kernel;
 /// Every kernel specialization the crate can dispatch, for validation.
 pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
+    v.extend(check::kernels());
     v.extend(elementwise::kernels());
     v.extend(reduce::kernels());
     v.extend(softmax::kernels());

@@ -16,22 +16,28 @@ use super::{Reduction, same_shape};
 /// the finite gradient PyTorch gives; `d/dt = g (log(1 - p) - log p)` (infinite at `p = 0`
 /// or 1, as PyTorch). The rule is written with `Tensor` ops, so it has gradients itself.
 ///
-/// PyTorch raises when an element of `p` or `t` lies outside `[0, 1]`; checking that would
-/// need a readback, so the loss is NaN at those elements (and at NaN inputs) instead.
-/// Returns `Err` when the shapes differ or for `u32` tensors.
+/// An element of `p` or `t` outside `[0, 1]` (or NaN) is an error, as PyTorch raises:
+/// checked on the device, it is reported as [`cinder_device::Error::OutOfDomain`] at the
+/// next readback or sync. Returns `Err` when the shapes differ or for `u32` tensors.
 pub fn bce(prob: &Tensor, target: &Tensor, r: Reduction) -> Result<Tensor> {
     same_shape("bce", prob, target)?;
     let (p, t) = (prob.data(), target.data());
+    // PyTorch raises for these; checked on the device, reported at the next readback
+    p.check_range(
+        "bce",
+        "all elements of input should be between 0 and 1",
+        0.0,
+        1.0,
+    )?;
+    t.check_range(
+        "bce",
+        "all elements of target should be between 0 and 1",
+        0.0,
+        1.0,
+    )?;
     let lp = p.log()?.maximum_scalar(-100.0)?;
     let lq = p.rsub_scalar(1.0)?.log()?.maximum_scalar(-100.0)?;
     let l = t.sub_scalar(1.0)?.mul(&lq)?.sub(&t.mul(&lp)?)?;
-    // NaN where p or t is outside [0, 1] or NaN (every comparison with NaN is false).
-    let in_unit = |x: &cinder_device::DeviceTensor| -> Result<cinder_device::DeviceTensor> {
-        x.sub_scalar(0.5)?.abs()?.le_scalar(0.5)
-    };
-    let ok = in_unit(&p)?.mul(&in_unit(&t)?)?;
-    let nan = cinder_device::DeviceTensor::full(p.device(), &[], f32::NAN)?;
-    let l = cinder_device::DeviceTensor::where_cond(&ok, &l, &nan)?;
     let l = Tensor::from_op("binary_cross_entropy", l, &[prob, target], |c| {
         let (g, p, t) = (c.grad, c.input(0), c.input(1));
         let gp = p

@@ -19,10 +19,11 @@ pub fn l1(pred: &Tensor, target: &Tensor, r: Reduction) -> Result<Tensor> {
 }
 
 /// Huber loss (`nn.HuberLoss(delta)`): `0.5 d^2` where `|d| < delta`, else
-/// `delta (|d| - 0.5 delta)`. Returns `Err` when the shapes differ or `delta <= 0`.
+/// `delta (|d| - 0.5 delta)`. Returns `Err` when the shapes differ or `delta` is not
+/// positive (NaN included), as PyTorch raises.
 pub fn huber(pred: &Tensor, target: &Tensor, delta: f32, r: Reduction) -> Result<Tensor> {
     same_shape("huber", pred, target)?;
-    if delta <= 0.0 {
+    if delta.is_nan() || delta <= 0.0 {
         return Err(Error::invalid(
             "huber",
             format!("delta {delta} <= 0"),
@@ -106,9 +107,10 @@ fn gaussian_var_shape(input: &[usize], var: &Tensor) -> Result<Tensor> {
 /// dimension (one variance per sample), or the input's rank with one dimension of size 1
 /// where the input's differs (PyTorch's rules).
 ///
-/// PyTorch raises when an entry of `var` is negative; checking that would need a
-/// readback, so the loss is NaN where `var` is negative or NaN instead. Returns `Err` when
-/// `input` and `target` differ in shape, or `var`'s shape is none of the above.
+/// A negative entry of `var` is an error, as PyTorch raises: checked on the device, it is
+/// reported as [`cinder_device::Error::OutOfDomain`] at the next readback or sync (a NaN
+/// `var` passes the check and gives NaN, as in PyTorch). Returns `Err` when `input` and
+/// `target` differ in shape, or `var`'s shape is none of the above.
 pub fn gaussian_nll(
     input: &Tensor,
     target: &Tensor,
@@ -119,6 +121,8 @@ pub fn gaussian_nll(
 ) -> Result<Tensor> {
     same_shape("gaussian_nll", input, target)?;
     let var = gaussian_var_shape(&input.shape(), var)?;
+    var.data()
+        .check_min("gaussian_nll", "var has negative entry/entries", 0.0)?;
     let v = clamp_min_keep_grad(&var, eps)?;
     let mut l = v
         .log()?
@@ -127,10 +131,7 @@ pub fn gaussian_nll(
     if full {
         l = l.add_scalar(0.5 * (2.0 * std::f32::consts::PI).ln())?;
     }
-    // NaN where var < 0 or NaN: `var >= 0` is false there.
-    let bad = Tensor::from_data(var.data().ge_scalar(0.0)?.rsub_scalar(1.0)?);
-    let nan = Tensor::from_data(DeviceTensor::full(&input.device(), &[], f32::NAN)?);
-    r.apply(Tensor::where_cond(&bad, &nan, &l)?)
+    r.apply(l)
 }
 
 /// The reduction of [`kl_div`]: PyTorch's `reduction` of `nn.KLDivLoss`, which has

@@ -731,16 +731,33 @@ fn bce_gradient_at_saturation_is_pytorchs() {
     )
     .unwrap();
 
-    // outside [0, 1] PyTorch raises; without a readback the loss is NaN there
-    let out = read(
-        &bce(
-            &t(&[1.5, -0.1, f32::NAN, 0.5], &[4]),
-            &t(&[0.0, 0.0, 0.0, 2.0], &[4]),
-            Reduction::None,
+    // outside [0, 1] (or NaN) PyTorch raises: Cinder reports it at the next readback
+    for (p, y, what) in [
+        ([1.5f32, 0.5], [0.0f32, 0.0], "input"),
+        ([f32::NAN, 0.5], [0.0, 0.0], "input"),
+        ([0.5, 0.5], [0.0, 2.0], "target"),
+    ] {
+        let l = bce(&t(&p, &[2]), &t(&y, &[2]), Reduction::Mean).unwrap();
+        match l.to_vec::<f32>() {
+            Err(cinder_device::Error::OutOfDomain {
+                op: "bce",
+                expected,
+            }) => {
+                assert!(expected.contains(what), "{expected}")
+            }
+            other => panic!("{p:?} {y:?}: expected OutOfDomain, got {other:?}"),
+        }
+    }
+    assert!(
+        bce(
+            &t(&[0.0, 1.0], &[2]),
+            &t(&[1.0, 0.0], &[2]),
+            Reduction::Mean
         )
-        .unwrap(),
+        .unwrap()
+        .item()
+        .is_ok()
     );
-    assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
 }
 
 #[test]
@@ -801,19 +818,22 @@ fn gaussian_nll_keeps_the_gradient_below_eps_and_pytorchs_var_shapes() {
         )
         .is_err()
     );
-    // a negative (or NaN) variance: PyTorch raises; here the loss is NaN there
-    let bad = read(
-        &gaussian_nll(
-            &xt,
-            &yt,
-            &t(&[1.0, -1.0, f32::NAN, 1.0], &[2, 2]),
-            false,
-            1e-6,
-            Reduction::None,
-        )
-        .unwrap(),
-    );
-    assert!(bad[0].is_finite() && bad[1].is_nan() && bad[2].is_nan() && bad[3].is_finite());
+    // a negative variance: PyTorch raises, Cinder reports it at the next readback; a NaN
+    // variance passes PyTorch's check and gives NaN
+    let nll = |v: &[f32]| {
+        gaussian_nll(&xt, &yt, &t(v, &[2, 2]), false, 1e-6, Reduction::None)
+            .unwrap()
+            .to_vec::<f32>()
+    };
+    assert!(matches!(
+        nll(&[1.0, -1.0, 1.0, 1.0]),
+        Err(cinder_device::Error::OutOfDomain {
+            op: "gaussian_nll",
+            ..
+        })
+    ));
+    let with_nan = nll(&[1.0, f32::NAN, 1.0, 1.0]).unwrap();
+    assert!(with_nan[1].is_nan() && with_nan[0].is_finite());
 }
 
 #[test]
