@@ -40,6 +40,8 @@ struct Inner {
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     state: Mutex<State>,
     pool: Mutex<Pool>,
+    /// Most bytes the pool and live tensors may hold together (`None`: no budget).
+    memory_budget: Option<u64>,
     gpu_error: Arc<Mutex<Option<String>>>,
     /// The error word of kernels that check what they read ([`Kernel::error_word`]), one
     /// slot per host thread; a thread's readbacks and syncs read its slot and clear it (see
@@ -52,7 +54,6 @@ struct Pipeline {
     layout: wgpu::BindGroupLayout,
 }
 
-#[derive(Default)]
 struct State {
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
@@ -61,6 +62,11 @@ struct State {
     in_flight: VecDeque<wgpu::SubmissionIndex>,
     dispatches: u64,
     submits: u64,
+    /// Number of the command buffer being recorded (the next to be submitted), from 1.
+    seq: u64,
+    /// Command buffers the device rejected at submit, with its message: tensors they wrote
+    /// read back as `Err`, and ops reading them fail.
+    failed: HashMap<u64, String>,
 }
 
 /// Memory held by a device's tensors and its pool, in bytes (size-class rounded).
@@ -93,11 +99,17 @@ pub struct DeviceOptions {
     pub backend: Option<String>,
     /// Compile kernels without naga's runtime bounds checks.
     pub unchecked_shaders: bool,
+    /// Most bytes of buffers the device may hold (live tensors and the pool together);
+    /// past it, allocations return [`Error::OutOfMemory`] before the driver is asked.
+    /// `None`: [`default_memory_budget`] for CPU adapters, no budget for GPUs (whose
+    /// drivers report exhaustion as an error themselves).
+    pub memory_limit: Option<u64>,
 }
 
 impl DeviceOptions {
     /// Options from the environment: `CINDER_ADAPTER`, `CINDER_BACKEND`,
-    /// `CINDER_UNCHECKED_SHADERS=1`.
+    /// `CINDER_UNCHECKED_SHADERS=1`, `CINDER_MEMORY_LIMIT` (bytes, or with a `K`, `M` or `G`
+    /// suffix of powers of 1024; an unreadable value is ignored).
     pub fn from_env() -> Self {
         DeviceOptions {
             adapter: std::env::var("CINDER_ADAPTER")
@@ -107,6 +119,9 @@ impl DeviceOptions {
                 .ok()
                 .filter(|s| !s.is_empty()),
             unchecked_shaders: std::env::var("CINDER_UNCHECKED_SHADERS").is_ok_and(|v| v == "1"),
+            memory_limit: std::env::var("CINDER_MEMORY_LIMIT")
+                .ok()
+                .and_then(|v| parse_bytes(&v)),
         }
     }
 
@@ -124,6 +139,55 @@ impl DeviceOptions {
             },
         }
     }
+}
+
+/// `"123"`, `"64K"`, `"512M"`, `"2G"` (powers of 1024) as bytes; `None` otherwise.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// The memory budget of a CPU adapter (lavapipe), whose buffers live in host memory: three
+/// quarters of the smaller of the memory the kernel reports available (`MemAvailable` in
+/// `/proc/meminfo`) and half the process's address-space limit (`ulimit -v`), or `None`
+/// where neither is known. Running past it would end in the driver failing an allocation
+/// it cannot report (seen as a SIGSEGV inside lavapipe under `ulimit -v`).
+pub fn default_memory_budget() -> Option<u64> {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let address_space = address_space_limit().map(|b| b / 2);
+    let m = match (available, address_space) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(m / 4 * 3)
+}
+
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every unix
+fn address_space_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+    (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn address_space_limit() -> Option<u64> {
+    None
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
@@ -223,11 +287,17 @@ impl Device {
                 ),
             });
         };
-        Self::from_adapter(adapter, options.unchecked_shaders)
+        Self::from_adapter(adapter, options)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, unchecked_shaders: bool) -> Result<Device> {
+    fn from_adapter(adapter: wgpu::Adapter, options: &DeviceOptions) -> Result<Device> {
+        let unchecked_shaders = options.unchecked_shaders;
         let info = adapter.get_info();
+        let memory_budget = options.memory_limit.or_else(|| {
+            (info.device_type == wgpu::DeviceType::Cpu)
+                .then(default_memory_budget)
+                .flatten()
+        });
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("cinder"),
@@ -268,8 +338,19 @@ impl Device {
                 info,
                 limits,
                 pipelines: Mutex::new(HashMap::new()),
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    encoder: None,
+                    pass: None,
+                    pending: 0,
+                    uploads: 0,
+                    in_flight: VecDeque::new(),
+                    dispatches: 0,
+                    submits: 0,
+                    seq: 1,
+                    failed: HashMap::new(),
+                }),
                 pool: Mutex::new(pool),
+                memory_budget,
                 gpu_error,
                 error_word,
             }),
@@ -322,6 +403,11 @@ impl Device {
         }
     }
 
+    /// The memory budget in force (see [`DeviceOptions::memory_limit`]), `None` for none.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.inner.memory_budget
+    }
+
     /// Frees every buffer kept in the pool (live tensors are untouched).
     pub fn release_pool(&self) {
         lock(&self.inner.pool).clear();
@@ -339,7 +425,8 @@ impl Device {
 
     /// Returns a buffer of at least `bytes` bytes from the pool, or a new one.
     /// Fails with [`Error::TooLarge`] past the binding limit, [`Error::OutOfMemory`] when the
-    /// device cannot allocate.
+    /// buffer would take the device past its memory budget even after the pool is released,
+    /// or when the device cannot allocate.
     pub(crate) fn alloc(
         &self,
         op: &'static str,
@@ -358,6 +445,15 @@ impl Device {
         let class = size_class(bytes).min(self.inner.limits.max_buffer_size.max(bytes));
         if let Some(b) = lock(&self.inner.pool).take(class) {
             return Ok((b, class));
+        }
+        if let Some(budget) = self.inner.memory_budget {
+            let mut pool = lock(&self.inner.pool);
+            if pool.live_bytes + pool.pooled_bytes + class > budget {
+                pool.clear();
+            }
+            if pool.live_bytes + class > budget {
+                return Err(Error::OutOfMemory { op, bytes });
+            }
         }
         let scope = self
             .inner
@@ -499,6 +595,30 @@ impl Device {
                 ));
             }
         }
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        if groups.0 > max || groups.1 > max || groups.2 > max {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}::{}: {groups:?} workgroups, over the device's {max} per dimension",
+                    kernel.family, kernel.entry
+                ),
+                &[],
+            ));
+        }
+        let bindings = inputs.len() + outputs.len() + kernel.error_word as usize;
+        if bindings as u32 > self.inner.limits.max_storage_buffers_per_shader_stage {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}::{} binds {bindings} buffers, over the device's {}",
+                    kernel.family,
+                    kernel.entry,
+                    self.inner.limits.max_storage_buffers_per_shader_stage
+                ),
+                &[],
+            ));
+        }
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return Ok(());
         }
@@ -531,6 +651,14 @@ impl Device {
                 entries: &entries,
             });
         let mut st = lock(&self.inner.state);
+        for t in inputs {
+            if let Some(msg) = st.failed.get(&t.producer()) {
+                return Err(Error::DeviceLost(format!(
+                    "{}::{}: an input was computed by commands the device rejected ({msg})",
+                    kernel.family, kernel.entry
+                )));
+            }
+        }
         if st.pass.is_none() {
             let enc = st.encoder.get_or_insert_with(|| {
                 self.inner
@@ -552,6 +680,9 @@ impl Device {
             pass.set_immediates(0, params.bytes());
         }
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        for t in outputs {
+            t.set_producer(st.seq);
+        }
         st.pending += 1;
         st.dispatches += 1;
         if st.pending >= MAX_PENDING_DISPATCHES {
@@ -560,26 +691,36 @@ impl Device {
         Ok(())
     }
 
-    /// Records a copy of `bytes` bytes between two tensors' buffers, in queue order.
-    pub(crate) fn copy_buffer(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+    /// Records a copy of `src`'s data into `dst`'s buffer, in queue order. Returns `Err`
+    /// when `src` was computed by commands the device rejected.
+    pub(crate) fn copy_buffer(&self, src: &DeviceTensor, dst: &DeviceTensor) -> Result<()> {
+        let bytes = src.byte_len();
         if bytes == 0 {
-            return;
+            return Ok(());
         }
         let mut st = lock(&self.inner.state);
+        if let Some(msg) = st.failed.get(&src.producer()) {
+            return Err(Error::DeviceLost(format!(
+                "copy: the source was computed by commands the device rejected ({msg})"
+            )));
+        }
+        dst.set_producer(st.seq);
         st.pass = None;
         let enc = st.encoder.get_or_insert_with(|| {
             self.inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
         });
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes.next_multiple_of(4));
+        enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, bytes.next_multiple_of(4));
         st.pending += 1;
+        Ok(())
     }
 
     fn submit_locked(&self, st: &mut State) {
         st.pass = None; // ends the compute pass
         let Some(enc) = st.encoder.take() else { return };
         let idx = self.inner.queue.submit([enc.finish()]);
+        self.note_submit(st);
         st.pending = 0;
         st.uploads = 0;
         st.submits += 1;
@@ -594,6 +735,17 @@ impl Device {
         }
     }
 
+    /// Books the command buffer just submitted: when the device rejected it (wgpu reports
+    /// validation errors of a submit synchronously, to the handler that fills `gpu_error`),
+    /// its number goes into `failed`, so what it was to compute reads back as `Err`; then
+    /// the next number is opened. The device stays usable.
+    fn note_submit(&self, st: &mut State) {
+        if let Some(msg) = lock(&self.inner.gpu_error).take() {
+            st.failed.insert(st.seq, msg);
+        }
+        st.seq += 1;
+    }
+
     /// Submits every recorded command without waiting for it to run.
     pub fn flush(&self) {
         let mut st = lock(&self.inner.state);
@@ -606,7 +758,7 @@ impl Device {
     /// its last readback or sync.
     pub fn sync(&self) -> Result<()> {
         // Reading the error word back submits and waits for everything before it.
-        self.read_bytes(&self.inner.error_word, 0).map(|_| ())
+        self.read_bytes(&self.inner.error_word, 0, 0).map(|_| ())
     }
 
     fn check_error(&self) -> Result<()> {
@@ -619,7 +771,7 @@ impl Device {
     /// Writes `data` to the start of `buffer`. Pending commands are submitted first, because
     /// `queue.write_buffer` lands before the next submit and a recycled buffer may still be
     /// read by them.
-    pub(crate) fn upload_bytes(&self, buffer: &wgpu::Buffer, data: &[u8]) {
+    pub(crate) fn upload_bytes(&self, t: &DeviceTensor, data: &[u8]) {
         if data.is_empty() {
             return;
         }
@@ -627,7 +779,8 @@ impl Device {
         if st.encoder.is_some() {
             self.submit_locked(&mut st);
         }
-        self.inner.queue.write_buffer(buffer, 0, data);
+        self.inner.queue.write_buffer(t.buffer(), 0, data);
+        t.set_producer(0);
         st.uploads += 1;
         if st.uploads >= MAX_UPLOADS_PER_SUBMIT {
             let idx = self.inner.queue.submit([]);
@@ -640,7 +793,15 @@ impl Device {
     /// Reads the first `bytes` bytes of `buffer` back to the host, submitting and waiting,
     /// together with the device's error word (so a bad index that a kernel dispatched by this
     /// thread met is reported here as [`Error::IndexOutOfRange`], and the slot cleared).
-    pub(crate) fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    /// `producer` is the number of the command buffer that wrote the data (0: none): if the
+    /// device rejected it, or the submit of this readback, the result is
+    /// [`Error::DeviceLost`] saying so, never stale contents.
+    pub(crate) fn read_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        producer: u64,
+    ) -> Result<Vec<u8>> {
         let size = bytes.next_multiple_of(4);
         let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -661,10 +822,19 @@ impl Device {
             }
             enc.copy_buffer_to_buffer(&self.inner.error_word, 0, &staging, size, ERROR_WORD_BYTES);
             let idx = self.inner.queue.submit([enc.finish()]);
+            let this = st.seq;
+            self.note_submit(&mut st);
             st.pending = 0;
             st.uploads = 0;
             st.submits += 1;
             st.in_flight.clear();
+            for seq in [this, producer] {
+                if let Some(msg) = st.failed.get(&seq) {
+                    return Err(Error::DeviceLost(format!(
+                        "the commands that computed this data were rejected by the device: {msg}"
+                    )));
+                }
+            }
             idx
         };
         let done = Arc::new((Mutex::new(None), Condvar::new()));

@@ -1,6 +1,7 @@
 //! `DeviceTensor`: a shaped, typed view of a pooled GPU buffer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -39,6 +40,10 @@ pub(crate) struct Storage {
     device: Device,
     buffer: Option<wgpu::Buffer>,
     class: u64,
+    /// The device's number for the command buffer that last wrote this buffer (0: an
+    /// upload, or nothing yet), so a readback of data whose commands the device rejected
+    /// is an error rather than stale contents.
+    producer: AtomicU64,
 }
 
 impl Drop for Storage {
@@ -97,6 +102,7 @@ impl DeviceTensor {
                 device: device.clone(),
                 buffer: Some(buffer),
                 class,
+                producer: AtomicU64::new(0),
             }),
             shape: shape.to_vec(),
             dtype,
@@ -114,7 +120,7 @@ impl DeviceTensor {
             return Err(Error::shapes("from_slice", &[data.len()], shape));
         }
         let t = Self::uninit_for("from_slice", device, shape, T::DTYPE)?;
-        device.upload_bytes(t.buffer(), bytemuck::cast_slice(data));
+        device.upload_bytes(&t, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -130,8 +136,7 @@ impl DeviceTensor {
             return Err(Error::shapes("write", &[data.len()], &self.shape));
         }
         self.expect_dtype("write", T::DTYPE)?;
-        self.device()
-            .upload_bytes(self.buffer(), bytemuck::cast_slice(data));
+        self.device().upload_bytes(self, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -139,7 +144,9 @@ impl DeviceTensor {
     /// [`Error::DtypeMismatch`] when `T` is not the tensor's dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.expect_dtype("to_vec", T::DTYPE)?;
-        let bytes = self.device().read_bytes(self.buffer(), self.byte_len())?;
+        let bytes = self
+            .device()
+            .read_bytes(self.buffer(), self.byte_len(), self.producer())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -171,8 +178,7 @@ impl DeviceTensor {
     /// A copy of this tensor in a new buffer.
     pub fn deep_clone(&self) -> Result<DeviceTensor> {
         let out = Self::uninit_for("deep_clone", self.device(), &self.shape, self.dtype)?;
-        self.device()
-            .copy_buffer(self.buffer(), out.buffer(), self.byte_len());
+        self.device().copy_buffer(self, &out)?;
         Ok(out)
     }
 
@@ -211,6 +217,16 @@ impl DeviceTensor {
             .as_ref()
             .expect("storage holds its buffer until dropped")
     }
+    /// The number of the command buffer that last wrote this tensor's buffer (0: upload).
+    pub(crate) fn producer(&self) -> u64 {
+        self.storage.producer.load(Ordering::Acquire)
+    }
+
+    /// Records that command buffer `seq` writes this tensor's buffer.
+    pub(crate) fn set_producer(&self, seq: u64) {
+        self.storage.producer.store(seq, Ordering::Release);
+    }
+
     /// True when both tensors share one buffer.
     pub fn same_storage(&self, other: &DeviceTensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -215,3 +215,79 @@ fn readbacks_from_many_threads_all_succeed() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A dispatch the device cannot run is refused before it is recorded (so the work recorded
+/// before it is not lost); and when the device does reject a submitted command buffer, every
+/// tensor it was to compute reads back as `Err`, never stale data, ops reading them fail,
+/// and the device goes on working.
+#[test]
+fn rejected_work_is_an_error_and_the_device_stays_usable() {
+    use cinder_device::{Kernel, Params};
+    // A private device: the rejected buffer below must not reach the shared pool.
+    let dev = Device::new().expect("an adapter");
+    let a = DeviceTensor::from_slice(&dev, &[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let before = a.add_scalar(1.0).unwrap();
+    let k = Kernel::new("elementwise", "fill", 0, 1)
+        .with_subst("UNARY_OP", "x")
+        .with_subst("BINARY_OP", "a");
+    let out = DeviceTensor::uninit(&dev, &[3], cinder_device::DType::F32).unwrap();
+    let p = Params::new().usize(3).f32(0.0).f32(0.0).u32(0);
+    assert!(matches!(
+        dev.dispatch(&k, &[], &[&out], &p, (70_000, 1, 1)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(before.to_vec::<f32>().unwrap(), vec![2.0, 3.0, 4.0]);
+
+    // A command buffer the device rejects: one of its inputs is destroyed before the submit.
+    let x = DeviceTensor::from_slice(&dev, &[1.0f32, 2.0], &[2]).unwrap();
+    let y = DeviceTensor::from_slice(&dev, &[5.0f32, 6.0], &[2]).unwrap();
+    let good = y.mul_scalar(2.0).unwrap(); // recorded into the same command buffer
+    let bad = x.add_scalar(1.0).unwrap();
+    x.buffer().destroy();
+    dev.flush();
+    for t in [&bad, &good] {
+        match t.to_vec::<f32>() {
+            Err(Error::DeviceLost(msg)) => assert!(msg.contains("rejected"), "{msg}"),
+            other => panic!("expected DeviceLost, got {other:?}"),
+        }
+    }
+    assert!(matches!(bad.add_scalar(1.0), Err(Error::DeviceLost(_))));
+    // The device works on: new work, and tensors computed before the rejected submit.
+    let z = DeviceTensor::from_slice(&dev, &[1.0f32, 2.0], &[2]).unwrap();
+    assert_eq!(
+        z.add_scalar(1.0).unwrap().to_vec::<f32>().unwrap(),
+        vec![2.0, 3.0]
+    );
+    assert_eq!(before.to_vec::<f32>().unwrap(), vec![2.0, 3.0, 4.0]);
+    assert!(dev.sync().is_ok());
+}
+
+/// Allocating past the memory budget is `Error::OutOfMemory` before the driver is asked
+/// (lavapipe under `ulimit -v` crashed instead); the pool is released before giving up, and
+/// freed memory can be allocated again.
+#[test]
+fn allocations_past_the_memory_budget_are_out_of_memory() {
+    let opts = DeviceOptions {
+        memory_limit: Some(64 << 20),
+        ..DeviceOptions::default()
+    };
+    let dev = Device::with_options(&opts).unwrap();
+    assert_eq!(dev.memory_budget(), Some(64 << 20));
+    let mut held = Vec::new();
+    let err = loop {
+        match DeviceTensor::zeros(&dev, &[1 << 20]) {
+            Ok(t) => held.push(t),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 64, "the budget was not enforced");
+    };
+    assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+    assert_eq!(held.len(), 16, "16 of 4 MiB fill 64 MiB");
+    drop(held);
+    // The 16 freed buffers sit in the pool; a tensor of another size class needs them freed.
+    let big = DeviceTensor::zeros(&dev, &[12 << 20]).unwrap();
+    assert_eq!(big.to_vec::<f32>().unwrap().len(), 12 << 20);
+    assert_eq!(cinder_device::device::parse_bytes("2G"), Some(2 << 30));
+    assert_eq!(cinder_device::device::parse_bytes("512k"), Some(512 << 10));
+    assert_eq!(cinder_device::device::parse_bytes("x"), None);
+}
