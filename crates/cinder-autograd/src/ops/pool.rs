@@ -43,7 +43,13 @@ impl Tensor {
             y,
             &[grad_out],
             // Adjoint of scattering to the maxima: gather each plane at the indices.
-            move |c| Ok(vec![Some(gather_planes(c.grad, &idx, &c.input(0).shape())?)]),
+            move |c| {
+                Ok(vec![Some(gather_planes(
+                    c.grad,
+                    &idx,
+                    &c.input(0).shape(),
+                )?)])
+            },
         ))
     }
 
@@ -117,7 +123,10 @@ impl Tensor {
 
     /// Backward of [`Tensor::adaptive_avg_pool2d`] as an op (its adjoint is the adaptive
     /// average pooling itself). Errors as [`DeviceTensor::adaptive_avg_pool2d_backward`].
-    pub fn adaptive_avg_pool2d_backward(grad_out: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
+    pub fn adaptive_avg_pool2d_backward(
+        grad_out: &Tensor,
+        input_shape: &[usize],
+    ) -> Result<Tensor> {
         let y = DeviceTensor::adaptive_avg_pool2d_backward(&grad_out.data(), input_shape)?;
         Ok(Tensor::from_op(
             "adaptive_avg_pool2d_backward",
@@ -161,7 +170,13 @@ impl Tensor {
             "adaptive_max_pool2d_backward",
             y,
             &[grad_out],
-            move |c| Ok(vec![Some(gather_planes(c.grad, &idx, &c.input(0).shape())?)]),
+            move |c| {
+                Ok(vec![Some(gather_planes(
+                    c.grad,
+                    &idx,
+                    &c.input(0).shape(),
+                )?)])
+            },
         ))
     }
 }

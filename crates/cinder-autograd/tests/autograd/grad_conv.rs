@@ -47,10 +47,31 @@ fn conv_cases() -> Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> {
         (vec![2, 4, 6, 6], vec![2, 4, 3, 3], p(2, 1, 1)),
         (vec![1, 4, 7, 7], vec![2, 4, 3, 3], p(1, 2, 2)),
         // grouped: depthwise and a channel multiplier (grouped direct kernels) ...
-        (vec![2, 3, 5, 4], vec![3, 1, 3, 3], Conv2dParams { groups: 3, ..p(1, 1, 1) }),
-        (vec![1, 2, 6, 5], vec![4, 1, 2, 3], Conv2dParams { groups: 2, ..p(2, 1, 1) }),
+        (
+            vec![2, 3, 5, 4],
+            vec![3, 1, 3, 3],
+            Conv2dParams {
+                groups: 3,
+                ..p(1, 1, 1)
+            },
+        ),
+        (
+            vec![1, 2, 6, 5],
+            vec![4, 1, 2, 3],
+            Conv2dParams {
+                groups: 2,
+                ..p(2, 1, 1)
+            },
+        ),
         // ... and the matmul batched over the groups
-        (vec![2, 4, 5, 5], vec![18, 2, 3, 3], Conv2dParams { groups: 2, ..p(1, 1, 2) }),
+        (
+            vec![2, 4, 5, 5],
+            vec![18, 2, 3, 3],
+            Conv2dParams {
+                groups: 2,
+                ..p(1, 1, 2)
+            },
+        ),
     ]
 }
 
@@ -210,7 +231,9 @@ fn max_pool2d() {
 #[test]
 fn avg_pool2d() {
     let x = rand_param(140, &[2, 2, 5, 5]);
-    check(&[&x], |t| t[0].avg_pool2d(&Pool2dParams::square(2), true, None));
+    check(&[&x], |t| {
+        t[0].avg_pool2d(&Pool2dParams::square(2), true, None)
+    });
     check(&[&x], |t| {
         t[0].avg_pool2d(&Pool2dParams::square(2), false, Some(3))
     });

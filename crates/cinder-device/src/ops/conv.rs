@@ -523,9 +523,7 @@ fn weight_product(
         let a4 = a.reshape(&[n, gr, r / gr, l])?;
         return chunked_sum(n, per, |n0, nb| {
             let rows = im2col(op, src, g, n0, nb, Cols::ImageT)?; // [nb, G, L, Kg]
-            images(&a4, 0, n, n0, nb)?
-                .matmul(&rows)?
-                .sum_axis(0, false)
+            images(&a4, 0, n, n0, nb)?.matmul(&rows)?.sum_axis(0, false)
         });
     }
     let a_t = batch_inner(a)?;

@@ -147,8 +147,12 @@ fn max_pool_forward_backward_match_cpu() {
 fn avg_pool_forward_backward_match_cpu() {
     let mut r = rng(51);
     for (xs, p) in cases().into_iter().filter(|(_, p)| p.dilation == (1, 1)) {
-        for (count_pad, divisor) in [(true, None), (false, None), (true, Some(5)), (false, Some(1))]
-        {
+        for (count_pad, divisor) in [
+            (true, None),
+            (false, None),
+            (true, Some(5)),
+            (false, Some(1)),
+        ] {
             let (x, xv) = rand_tensor(&mut r, &xs);
             let y = x.avg_pool2d(&p, count_pad, divisor).unwrap();
             let (oh, ow) = (y.shape()[2], y.shape()[3]);
@@ -229,13 +233,7 @@ fn pool_misuse_is_an_error() {
     ));
     let g = DeviceTensor::zeros(&dev(), &[1, 1, 3, 3]).unwrap();
     assert!(matches!(
-        DeviceTensor::avg_pool2d_backward(
-            &g,
-            &[1, 1, 4, 4],
-            &Pool2dParams::square(2),
-            true,
-            None
-        ),
+        DeviceTensor::avg_pool2d_backward(&g, &[1, 1, 4, 4], &Pool2dParams::square(2), true, None),
         Err(Error::ShapeMismatch {
             op: "avg_pool2d_backward",
             ..
@@ -286,7 +284,10 @@ fn pool_misuse_is_an_error() {
     let idx = DeviceTensor::from_slice(&dev(), &[0u32; 4], &[1, 1, 2, 2]).unwrap();
     assert!(DeviceTensor::adaptive_max_pool2d_backward(&g, &idx, &[1, 1, 4, 4]).is_err());
     // a zero output size gives an empty tensor, as PyTorch
-    assert_eq!(x.adaptive_avg_pool2d((0, 3)).unwrap().shape(), &[1, 1, 0, 3]);
+    assert_eq!(
+        x.adaptive_avg_pool2d((0, 3)).unwrap().shape(),
+        &[1, 1, 0, 3]
+    );
 }
 
 #[test]

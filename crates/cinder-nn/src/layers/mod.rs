@@ -10,10 +10,10 @@ mod pool;
 mod sequential;
 
 pub use activation::{Elu, Flatten, Gelu, LeakyRelu, Relu, Sigmoid, Softplus, Tanh};
-pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, IntoPair};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNormConfig};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
