@@ -6,7 +6,9 @@
 
 mod harness;
 
+mod conv;
 mod elementwise;
+mod pool;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).
 #[test]
