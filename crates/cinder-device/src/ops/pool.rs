@@ -166,12 +166,12 @@ fn avg_options(
 
 /// Checks an adaptive pooling's input `[N, C, H, W]` (H, W positive) and output size.
 fn adaptive_geom(op: &'static str, shape: &[usize], out: (usize, usize)) -> Result<Geom> {
-    let [_, _, h, w] = <[usize; 4]>::try_from(shape)
+    let [_, c, h, w] = <[usize; 4]>::try_from(shape)
         .map_err(|_| Error::invalid(op, "input must be [N, C, H, W]", shape))?;
-    if h == 0 || w == 0 {
+    if c == 0 || h == 0 || w == 0 {
         return Err(Error::invalid(
             op,
-            "input height and width must be positive",
+            "input channels, height and width must be positive (as PyTorch)",
             shape,
         ));
     }
@@ -332,7 +332,8 @@ impl DeviceTensor {
     /// PyTorch's windows: output row `i` averages input rows `floor(i * H / OH)` to
     /// `ceil((i + 1) * H / OH)` (exclusive), and likewise for columns; outputs larger than the
     /// input repeat cells. A zero output size gives an empty tensor. Returns `Err` for another
-    /// rank, a u32 input, a zero input height or width, or sizes whose products pass 2^32.
+    /// rank, a u32 input, zero input channels, height or width, or sizes whose products pass
+    /// 2^32.
     pub fn adaptive_avg_pool2d(&self, output: (usize, usize)) -> Result<DeviceTensor> {
         let op = "adaptive_avg_pool2d";
         self.expect_dtype(op, DType::F32)?;

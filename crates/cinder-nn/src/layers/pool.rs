@@ -158,7 +158,7 @@ impl AdaptiveAvgPool2d {
 
 impl Module for AdaptiveAvgPool2d {
     /// `[N, C, H, W]` to `[N, C, oh, ow]` (an empty tensor for a zero output size). Returns
-    /// `Err` for another rank or a zero input height or width, as
+    /// `Err` for another rank or zero input channels, height or width, as
     /// [`Tensor::adaptive_avg_pool2d`].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let size = adaptive_size("AdaptiveAvgPool2d", &x.shape(), self.output)?;
@@ -194,7 +194,7 @@ impl AdaptiveMaxPool2d {
 }
 
 impl Module for AdaptiveMaxPool2d {
-    /// `[N, C, H, W]` to `[N, C, oh, ow]`. Returns `Err` for another rank or a zero input
+    /// `[N, C, H, W]` to `[N, C, oh, ow]`. Returns `Err` for another rank or zero input channels,
     /// height or width, as [`Tensor::adaptive_max_pool2d`].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.forward_with_indices(x)?.0)
