@@ -286,6 +286,19 @@ fn check_groups(op: &'static str, xs: &[usize], ws: &[usize], groups: usize) -> 
     Ok(())
 }
 
+/// `Err` unless every value is below 2^24: the kernels divide channel and row indices
+/// through f32 (`udiv` in conv2d.wgsl), exact only below that.
+fn within_udiv(op: &'static str, shape: &[usize], values: &[usize]) -> Result<()> {
+    if values.iter().any(|&v| v >= 1 << 24) {
+        return Err(Error::invalid(
+            op,
+            "2^24 or more channels or channel-taps (C * KH * KW)",
+            shape,
+        ));
+    }
+    Ok(())
+}
+
 /// Images per chunk so the column buffer of one chunk stays under the binding limit.
 fn chunk(op: &'static str, dev_limit: u64, g: &Geom, n: usize) -> Result<usize> {
     let per = mul(op, &[g.rows(), g.cols()], &[g.rows(), g.cols(), 4])? as u64;
@@ -578,6 +591,7 @@ fn conv_geom(op: &'static str, x: [usize; 4], w: [usize; 4], p: &Conv2dParams) -
     // allocated).
     mul(op, &x, &[x[1], w[2], w[3]])?;
     mul(op, &x, &[oh, ow])?;
+    within_udiv(op, &x, &[mul(op, &x, &[x[1], w[2], w[3]])?, w[0]])?;
     Ok(Geom {
         c: x[1],
         h: x[2],
@@ -932,9 +946,9 @@ fn transpose_geom(
             &xs,
         ));
     };
-    mul(op, &xs, &[c_out, ws[2], ws[3]])?;
     mul(op, &xs, &[oh, ow])?;
     mul(op, &xs, &[xs[2], xs[3]])?;
+    within_udiv(op, &xs, &[mul(op, &xs, &[c_out, ws[2], ws[3]])?, xs[1]])?;
     let g = Geom {
         c: c_out,
         h: oh,
