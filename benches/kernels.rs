@@ -1,5 +1,6 @@
 //! Kernel benchmarks on the current adapter: matmul (against a CPU sgemm in the same run),
-//! LeNet- and VGG-sized conv2d forward and backward, softmax, sum and add over 1M elements.
+//! LeNet- and VGG-sized conv2d forward and backward, dense against grouped against
+//! depthwise 3x3 convolutions of the same channels, softmax, sum and add over 1M elements.
 //!
 //! `cargo bench --bench kernels`. Each iteration records the op and waits for the device
 //! (`sync`), so the figures are GPU time plus one submit, not recording time.
@@ -116,6 +117,53 @@ fn conv(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 3x3 convolution over 8 x C x 32 x 32 (padding 1) with C in {32, 64}: dense
+/// (groups 1), grouped (8 channels per group: the matmul batched over the groups) and
+/// depthwise (groups = C: the grouped direct kernels), forward and backward (input and
+/// weight gradients). A depthwise layer replacing a dense one must not be slower.
+fn conv_groups(c: &mut Criterion) {
+    let d = dev();
+    let mut g = c.benchmark_group("conv2d_groups");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for ch in [32usize, 64] {
+        let xs = [8, ch, 32, 32];
+        let x = filled(&d, &xs, 3);
+        for (kind, groups) in [("dense", 1), ("grouped8", ch / 8), ("depthwise", ch)] {
+            let ws = [ch, ch / groups, 3, 3];
+            let w = filled(&d, &ws, 4);
+            let p = Conv2dParams {
+                padding: (1, 1),
+                groups,
+                ..Default::default()
+            };
+            let y = x.conv2d(&w, None, &p).unwrap();
+            let gy = filled(&d, y.shape(), 5);
+            let flops = 2 * xs[0] * ws[0] * ws[1] * 9 * 32 * 32;
+            let name = format!("{kind}_8x{ch}x32x32_g{groups}");
+            g.throughput(Throughput::Elements(flops as u64));
+            g.bench_function(BenchmarkId::new("forward", &name), |b| {
+                b.iter(|| {
+                    let y = x.conv2d(&w, None, &p).unwrap();
+                    d.sync().unwrap();
+                    y
+                })
+            });
+            g.throughput(Throughput::Elements(2 * flops as u64));
+            g.bench_function(BenchmarkId::new("backward", &name), |b| {
+                b.iter(|| {
+                    let gx = DeviceTensor::conv2d_backward_input(&gy, &w, &xs, &p).unwrap();
+                    let gw = DeviceTensor::conv2d_backward_weight(&gy, &x, &ws, &p).unwrap();
+                    d.sync().unwrap();
+                    (gx, gw)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn softmax_and_sum(c: &mut Criterion) {
     let d = dev();
     let mut g = c.benchmark_group("reduce");
@@ -150,5 +198,5 @@ fn softmax_and_sum(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, conv, softmax_and_sum);
+criterion_group!(benches, matmul, conv, conv_groups, softmax_and_sum);
 criterion_main!(benches);

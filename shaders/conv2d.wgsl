@@ -1,9 +1,17 @@
-// Convolution helpers: im2col and col2im. conv2d, conv_transpose2d and their backward passes
-// are these plus batched matmuls (see ops/conv.rs).
+// Convolution kernels: im2col and col2im (around batched matmuls, see ops/conv.rs), and
+// direct kernels for short reductions and for depthwise-like grouped convolutions.
 //
-// Geometry: an image [N, C, H, W] and a grid of OH x OW kernel positions; position (oh, ow)
-// and tap (kh, kw) touch image cell (oh * sh - ph + kh * dh, ow * sw - pw + kw * dw).
-// Columns are [N, C * KH * KW, OH * OW].
+// Geometry: an image [N, C, H, W] and a grid [N, O, OH, OW] of kernel positions; position
+// (oh, ow) and tap (kh, kw) touch image cell (oh * sh - ph + kh * dh, ow * sw - pw + kw * dw).
+// With groups, image channels and grid channels are split into `groups` equal, contiguous
+// blocks; grid channel o sees only the image channels of its block. Weights are
+// [O, C / groups, KH, KW] (for a transposed convolution, whose grid is its input, PyTorch's
+// [C_in, C_out / groups, KH, KW] is the same thing).
+//
+// Column element (image b, row r, position q), where r = (channel * KH + kh) * KW + kw and
+// r = g * Kg + rg within group g (Kg = C / groups * KH * KW), lives at
+// b * sb + q * sq + g * sg + rg * sr: the host picks the strides for the layout it needs
+// ([N, C*KH*KW, OH*OW], transposed, or with the batch inside each group's rows).
 
 override WG: u32 = 256u;
 
@@ -23,7 +31,12 @@ struct P {
     dh: u32,
     dw: u32,
     n0: u32,    // first image of this chunk (im2col reads images n0..)
-    o: u32,     // output channels (conv_direct)
+    o: u32,     // grid channels (direct kernels)
+    groups: u32,
+    sb: u32,    // column strides: image, position, group, row within the group
+    sq: u32,
+    sg: u32,
+    sr: u32,
 }
 
 var<immediate> p: P;
@@ -100,18 +113,15 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Write the columns transposed, [N, OH * OW, C * KH * KW], for products that contract over
-// the positions (weight gradients): the blocked matmul then reads them untransposed.
-override TRANSPOSED: bool = false;
-
 // Rows (channel-tap pairs) each im2col invocation writes: lavapipe's cost is mostly per
 // invocation, and one element each made the LeNet-5 C2 columns (1M elements) cost 7 ms.
 // Must equal IM2COL_ROWS in ops/conv.rs.
 const IM2COL_ROWS: u32 = 8u;
 
-// dst = columns of images n0.. of src. Grid: x over column (output position), y over blocks
-// of IM2COL_ROWS rows (channel and tap), z over the images of the chunk; neighbouring
-// invocations take neighbouring positions, and taps advance without a division.
+// dst = columns of images n0.. of src, at the strides of p. Grid: x over column (output
+// position), y over blocks of IM2COL_ROWS rows (channel and tap), z over the images of the
+// chunk; neighbouring invocations take neighbouring positions, and taps advance without a
+// division.
 @compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
@@ -122,16 +132,20 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let kk = p.kh * p.kw;
     let rows = p.c * kk;
+    let kg = udiv(rows, p.groups);
     let r0 = gid.y * IM2COL_ROWS;
     var ch = udiv(r0, kk);
     let tap = r0 - ch * kk;
     var tap_h = udiv(tap, p.kw);
     var tap_w = tap - tap_h * p.kw;
+    var g = udiv(r0, kg);
+    var rg = r0 - g * kg;
     let oy = udiv(q, p.ow);
     let ox = q - oy * p.ow;
     let y0 = i32(oy * p.sh) - i32(p.ph);
     let x0 = i32(ox * p.sw) - i32(p.pw);
     let img = (p.n0 + b) * p.c;
+    let base = b * p.sb + q * p.sq;
     for (var j = 0u; j < IM2COL_ROWS; j++) {
         let row = r0 + j;
         if (row >= rows) {
@@ -143,11 +157,7 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w)) {
             v = src[((img + ch) * p.h + u32(y)) * p.w + u32(x)];
         }
-        if (TRANSPOSED) {
-            dst[(b * npos + q) * rows + row] = v;
-        } else {
-            dst[(b * rows + row) * npos + q] = v;
-        }
+        dst[base + g * p.sg + rg * p.sr] = v;
         tap_w += 1u;
         if (tap_w == p.kw) {
             tap_w = 0u;
@@ -156,6 +166,11 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
                 tap_h = 0u;
                 ch += 1u;
             }
+        }
+        rg += 1u;
+        if (rg == kg) {
+            rg = 0u;
+            g += 1u;
         }
     }
 }
@@ -177,8 +192,8 @@ fn grid_pos(t: i32, stride: u32, size: u32) -> i32 {
     return select(-1, i32(o), o < size);
 }
 
-// dst = image gathered from columns src: each image cell sums the taps that touch it.
-// Grid: x over the cells of a plane, y over channels, z over images.
+// dst = image gathered from columns src (at the strides of p): each image cell sums the
+// taps that touch it. Grid: x over the cells of a plane, y over channels, z over images.
 @compute @workgroup_size(WG)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cell = gid.x;
@@ -189,8 +204,10 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let y = udiv(cell, p.w);
     let x = cell - y * p.w;
-    let q = p.oh * p.ow;
     let kk = p.kh * p.kw;
+    let cg = udiv(p.c, p.groups);
+    let g = udiv(ch, cg);
+    let base = b * p.sb + g * p.sg + (ch - g * cg) * kk * p.sr;
     var acc = 0.0;
     for (var th = 0u; th < p.kh; th++) {
         let oy = grid_pos(i32(y + p.ph) - i32(th * p.dh), p.sh, p.oh);
@@ -202,9 +219,164 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (ox < 0) {
                 continue;
             }
-            let row = ch * kk + th * p.kw + tw;
-            acc += src[(b * p.c * kk + row) * q + u32(oy) * p.ow + u32(ox)];
+            let q = u32(oy) * p.ow + u32(ox);
+            acc += src[base + (th * p.kw + tw) * p.sr + q * p.sq];
         }
     }
     dst[((b * p.c + ch) * p.h + y) * p.w + x] = acc;
+}
+
+// Positions each invocation of the grouped direct kernels computes, along a row.
+const DPOS: u32 = 4u;
+
+// Grouped direct convolution (depthwise and other groups with few channels each), image to
+// grid: dy[b, o, oy, ox] = sum over the cg image channels of o's group and the taps of
+// dx[b, g * cg + cl, y, x] * dw[o, cl, kh, kw]. Each invocation computes DPOS neighbouring
+// positions of one row, reusing each weight. Grid: x over OH * ceil(OW / DPOS), y over grid
+// channels, z over images.
+@compute @workgroup_size(WG)
+fn conv_direct_grouped(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let blocks = (p.ow + DPOS - 1u) / DPOS;
+    let t = gid.x;
+    if (t >= p.oh * blocks) {
+        return;
+    }
+    let oy = udiv(t, blocks);
+    let ox0 = (t - oy * blocks) * DPOS;
+    let o = gid.y;
+    let b = gid.z;
+    let cg = udiv(p.c, p.groups);
+    let g = udiv(o, udiv(p.o, p.groups));
+    let kk = p.kh * p.kw;
+    let y0 = i32(oy * p.sh) - i32(p.ph);
+    var acc = vec4<f32>(0.0);
+    for (var cl = 0u; cl < cg; cl++) {
+        let plane = (b * p.c + g * cg + cl) * p.h;
+        let wbase = (o * cg + cl) * kk;
+        for (var th = 0u; th < p.kh; th++) {
+            let y = y0 + i32(th * p.dh);
+            if (y < 0 || y >= i32(p.h)) {
+                continue;
+            }
+            let row = (plane + u32(y)) * p.w;
+            for (var tw = 0u; tw < p.kw; tw++) {
+                let wv = dw[wbase + th * p.kw + tw];
+                let xb = i32(ox0 * p.sw + tw * p.dw) - i32(p.pw);
+                for (var j = 0u; j < DPOS; j++) {
+                    let x = xb + i32(j * p.sw);
+                    if (x >= 0 && x < i32(p.w)) {
+                        acc[j] = fma(dx[row + u32(x)], wv, acc[j]);
+                    }
+                }
+            }
+        }
+    }
+    let out = ((b * p.o + o) * p.oh + oy) * p.ow;
+    for (var j = 0u; j < DPOS; j++) {
+        if (ox0 + j < p.ow) {
+            dy[out + ox0 + j] = acc[j];
+        }
+    }
+}
+
+// The adjoint of conv_direct_grouped, grid to image: dy[b, c, y, x] = sum over the grid
+// channels o of c's group and the taps whose position (oy, ox) lands on (y, x) of
+// dx[b, o, oy, ox] * dw[o, cl, kh, kw] (cl = c's index in its group). It is the input
+// gradient of a grouped convolution and the forward of a grouped transposed one. Each
+// invocation computes DPOS neighbouring cells of one row. Grid: x over H * ceil(W / DPOS),
+// y over image channels, z over images.
+@compute @workgroup_size(WG)
+fn conv_direct_grouped_t(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let blocks = (p.w + DPOS - 1u) / DPOS;
+    let t = gid.x;
+    if (t >= p.h * blocks) {
+        return;
+    }
+    let y = udiv(t, blocks);
+    let x0 = (t - y * blocks) * DPOS;
+    let ch = gid.y;
+    let b = gid.z;
+    let cg = udiv(p.c, p.groups);
+    let og = udiv(p.o, p.groups);
+    let g = udiv(ch, cg);
+    let cl = ch - g * cg;
+    let kk = p.kh * p.kw;
+    var acc = vec4<f32>(0.0);
+    for (var ol = 0u; ol < og; ol++) {
+        let o = g * og + ol;
+        let wbase = (o * cg + cl) * kk;
+        let plane = (b * p.o + o) * p.oh;
+        for (var th = 0u; th < p.kh; th++) {
+            let oy = grid_pos(i32(y + p.ph) - i32(th * p.dh), p.sh, p.oh);
+            if (oy < 0) {
+                continue;
+            }
+            let row = (plane + u32(oy)) * p.ow;
+            for (var tw = 0u; tw < p.kw; tw++) {
+                let wv = dw[wbase + th * p.kw + tw];
+                let xb = i32(x0 + p.pw) - i32(tw * p.dw);
+                for (var j = 0u; j < DPOS; j++) {
+                    let ox = grid_pos(xb + i32(j), p.sw, p.ow);
+                    if (ox >= 0) {
+                        acc[j] = fma(dx[row + u32(ox)], wv, acc[j]);
+                    }
+                }
+            }
+        }
+    }
+    let out = ((b * p.c + ch) * p.h + y) * p.w;
+    for (var j = 0u; j < DPOS; j++) {
+        if (x0 + j < p.w) {
+            dy[out + x0 + j] = acc[j];
+        }
+    }
+}
+
+// Weight gradient of the grouped direct kernels, per image: dy[b, (o * cg + cl) * KK + tap]
+// = sum over positions of dx[b, o, oy, ox] * dw[b, g * cg + cl, y, x], where dx is the grid
+// tensor (an output gradient, or a transposed convolution's input) and dw the image. The
+// host sums over the images. Grid: x over the weight's elements, z over images.
+@compute @workgroup_size(WG)
+fn conv_direct_grouped_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x;
+    let b = gid.z;
+    let cg = udiv(p.c, p.groups);
+    let og = udiv(p.o, p.groups);
+    let kk = p.kh * p.kw;
+    let total = p.o * cg * kk;
+    if (e >= total) {
+        return;
+    }
+    let ocl = udiv(e, kk);
+    let tap = e - ocl * kk;
+    let th = udiv(tap, p.kw);
+    let tw = tap - th * p.kw;
+    let o = udiv(ocl, cg);
+    let cl = ocl - o * cg;
+    let g = udiv(o, og);
+    let iplane = (b * p.c + g * cg + cl) * p.h;
+    let gplane = (b * p.o + o) * p.oh;
+    // Positions ox whose tap lands inside the row: 0 <= ox * sw + tw * dw - pw < w.
+    let shift = i32(tw * p.dw) - i32(p.pw);
+    var lo = 0u;
+    if (shift < 0) {
+        lo = (u32(-shift) + p.sw - 1u) / p.sw;
+    }
+    var hi = 0u;
+    if (i32(p.w) - shift > 0) {
+        hi = min(p.ow, (u32(i32(p.w) - shift) + p.sw - 1u) / p.sw);
+    }
+    var acc = 0.0;
+    for (var oy = 0u; oy < p.oh; oy++) {
+        let y = i32(oy * p.sh + th * p.dh) - i32(p.ph);
+        if (y < 0 || y >= i32(p.h)) {
+            continue;
+        }
+        let irow = i32((iplane + u32(y)) * p.w) + shift;
+        let grow = (gplane + oy) * p.ow;
+        for (var ox = lo; ox < hi; ox++) {
+            acc = fma(dx[grow + ox], dw[u32(irow + i32(ox * p.sw))], acc);
+        }
+    }
+    dy[b * total + e] = acc;
 }

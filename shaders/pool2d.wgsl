@@ -1,6 +1,7 @@
 // 2-D pooling over [N, C, H, W] (planes = N * C): max (with argmax indices h * W + w, as
-// PyTorch) and average, and their backward passes written owner-computes: each input cell
-// sums the gradients of the windows that contain it.
+// PyTorch) and average, their adaptive forms (PyTorch's windows: start = floor(i * H / OH),
+// end = ceil((i + 1) * H / OH)), and their backward passes written owner-computes: each
+// input cell sums the gradients of the windows that contain it.
 
 override WG: u32 = 256u;
 
@@ -19,6 +20,7 @@ struct P {
     dh: u32,
     dw: u32,
     count_pad: u32,
+    divisor: u32,  // avg_pool's divisor_override, 0 for none
 }
 
 var<immediate> p: P;
@@ -32,14 +34,48 @@ var<immediate> p: P;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(1) var<storage, read_write> gx1: array<f32>;
 
+// NaN test on the bits: WGSL lets a compiler assume floats are never NaN, so `v != v`
+// may fold to false.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn neg_inf() -> f32 {
+    return bitcast<f32>(0xff800000u);
+}
+
+// Index of a window that holds no input cell (only possible with dilation): its value is
+// -inf, and the backward kernels route nothing for it.
+const NO_INDEX: u32 = 0xffffffffu;
+
+// Running maximum of a window as PyTorch keeps it: a value replaces the best when it is
+// greater or NaN, so a window holding NaN gives NaN at its last NaN, and ties keep the
+// first maximum.
+struct Best {
+    v: f32,
+    at: u32,
+    nan: bool,
+}
+
+fn best_new() -> Best {
+    return Best(neg_inf(), NO_INDEX, false);
+}
+
+fn best_add(b: ptr<function, Best>, v: f32, at: u32) {
+    let vn = is_nan(v);
+    if ((*b).at == NO_INDEX || vn || (!(*b).nan && v > (*b).v)) {
+        (*b).v = v;
+        (*b).at = at;
+        (*b).nan = vn;
+    }
+}
+
 fn max_pool_at(i: u32) {
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
     let base = plane * p.h * p.w;
-    var best = -3.4028234663852886e38;
-    var best_i = 0u;
-    var found = false;
+    var best = best_new();
     for (var th = 0u; th < p.kh; th++) {
         let yy = i32(oy * p.sh + th * p.dh) - i32(p.ph);
         if (yy < 0 || yy >= i32(p.h)) {
@@ -51,16 +87,11 @@ fn max_pool_at(i: u32) {
                 continue;
             }
             let at = u32(yy) * p.w + u32(xx);
-            let v = x[base + at];
-            if (!found || v > best) {
-                best = v;
-                best_i = at;
-                found = true;
-            }
+            best_add(&best, x[base + at], at);
         }
     }
-    y[i] = best;
-    arg[i] = best_i;
+    y[i] = best.v;
+    arg[i] = best.at;
 }
 
 @compute @workgroup_size(WG)
@@ -133,12 +164,18 @@ fn max_pool_backward_scatter(@builtin(workgroup_id) wid: vec3<u32>,
         if (i >= p.n) {
             break;
         }
-        gx[(i / plane_out) * plane_in + garg[i]] = gy[i];
+        let at = garg[i];
+        if (at != NO_INDEX) {
+            gx[(i / plane_out) * plane_in + at] = gy[i];
+        }
     }
 }
 
 // PyTorch's divisor for output cell (oy, ox).
 fn avg_divisor(oy: u32, ox: u32) -> f32 {
+    if (p.divisor != 0u) {
+        return f32(p.divisor);
+    }
     let hs = i32(oy * p.sh) - i32(p.ph);
     let ws = i32(ox * p.sw) - i32(p.pw);
     let he = min(hs + i32(p.kh), i32(p.h + p.ph));
@@ -218,5 +255,180 @@ fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             break;
         }
         avg_pool_backward_at(i);
+    }
+}
+
+// First row (or column) of adaptive window i over `size` cells cut into `out` windows.
+fn ad_start(i: u32, size: u32, out: u32) -> u32 {
+    return (i * size) / out;
+}
+
+// One past the last row of adaptive window i.
+fn ad_end(i: u32, size: u32, out: u32) -> u32 {
+    return ((i + 1u) * size + out - 1u) / out;
+}
+
+fn adaptive_avg_at(i: u32) {
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let plane = i / (p.ow * p.oh);
+    let base = plane * p.h * p.w;
+    let hs = ad_start(oy, p.h, p.oh);
+    let he = ad_end(oy, p.h, p.oh);
+    let ws = ad_start(ox, p.w, p.ow);
+    let we = ad_end(ox, p.w, p.ow);
+    var acc = 0.0;
+    for (var yy = hs; yy < he; yy++) {
+        for (var xx = ws; xx < we; xx++) {
+            acc += x[base + yy * p.w + xx];
+        }
+    }
+    gx1[i] = acc / f32(he - hs) / f32(we - ws);
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        adaptive_avg_at(i);
+    }
+}
+
+fn adaptive_max_at(i: u32) {
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let plane = i / (p.ow * p.oh);
+    let base = plane * p.h * p.w;
+    let hs = ad_start(oy, p.h, p.oh);
+    let he = ad_end(oy, p.h, p.oh);
+    let ws = ad_start(ox, p.w, p.ow);
+    let we = ad_end(ox, p.w, p.ow);
+    var best = best_new();
+    for (var yy = hs; yy < he; yy++) {
+        for (var xx = ws; xx < we; xx++) {
+            let at = yy * p.w + xx;
+            best_add(&best, x[base + at], at);
+        }
+    }
+    y[i] = best.v;
+    arg[i] = best.at;
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_max_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        adaptive_max_at(i);
+    }
+}
+
+// Adaptive windows containing row (or column) c: i from floor(c * out / size) to
+// floor(((c + 1) * out - 1) / size), clamped to the windows.
+fn ad_first(c: u32, size: u32, out: u32) -> u32 {
+    return (c * out) / size;
+}
+
+fn ad_last(c: u32, size: u32, out: u32) -> u32 {
+    return min(out - 1u, ((c + 1u) * out - 1u) / size);
+}
+
+// Adaptive windows (oy0..=oy1) x (ox0..=ox1) that may contain input cell (yy, xx).
+struct Span {
+    oy0: u32,
+    oy1: u32,
+    ox0: u32,
+    ox1: u32,
+}
+
+fn ad_span(yy: u32, xx: u32) -> Span {
+    return Span(ad_first(yy, p.h, p.oh), ad_last(yy, p.h, p.oh),
+                ad_first(xx, p.w, p.ow), ad_last(xx, p.w, p.ow));
+}
+
+// Backward of adaptive average pooling for input cell i: each window containing it gives
+// its gradient over the window's size.
+fn adaptive_avg_backward_at(i: u32) {
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let plane = i / (p.w * p.h);
+    let s = ad_span(yy, xx);
+    var acc = 0.0;
+    for (var oy = s.oy0; oy <= s.oy1; oy++) {
+        let hs = ad_start(oy, p.h, p.oh);
+        let he = ad_end(oy, p.h, p.oh);
+        if (yy < hs || yy >= he) {
+            continue;
+        }
+        for (var ox = s.ox0; ox <= s.ox1; ox++) {
+            let ws = ad_start(ox, p.w, p.ow);
+            let we = ad_end(ox, p.w, p.ow);
+            if (xx < ws || xx >= we) {
+                continue;
+            }
+            acc += gy[(plane * p.oh + oy) * p.ow + ox] / f32(he - hs) / f32(we - ws);
+        }
+    }
+    gx1[i] = acc;
+}
+
+// Backward of adaptive max pooling for input cell i: the gradients of the windows whose
+// recorded maximum it is.
+fn adaptive_max_backward_at(i: u32) {
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let plane = i / (p.w * p.h);
+    let me = yy * p.w + xx;
+    let s = ad_span(yy, xx);
+    var acc = 0.0;
+    for (var oy = s.oy0; oy <= s.oy1; oy++) {
+        for (var ox = s.ox0; ox <= s.ox1; ox++) {
+            let o = (plane * p.oh + oy) * p.ow + ox;
+            if (garg[o] == me) {
+                acc += gy[o];
+            }
+        }
+    }
+    gx[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        adaptive_avg_backward_at(i);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) lid: u32) {
+    let t = grid_index(wid, nwg, lid, WG);
+    let stride = nwg.x * nwg.y * WG;
+    for (var k = 0u; k < EPT; k++) {
+        let i = t + k * stride;
+        if (i >= p.n) {
+            break;
+        }
+        adaptive_max_backward_at(i);
     }
 }

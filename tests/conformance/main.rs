@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod conv;
 mod elementwise;
 mod index;
 mod layout;
@@ -14,6 +15,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pool;
 mod reduce;
 mod schedule;
 

@@ -349,6 +349,6 @@ fn transpose_params(c: &Conv2d) -> cinder_device::ops::conv::ConvTranspose2dPara
         padding: c.params.padding,
         output_padding: (0, 0),
         dilation: c.params.dilation,
-        groups: 1,
+        groups: c.params.groups,
     }
 }

@@ -6,18 +6,10 @@ use cinder_nn::{Conv2dConfig, ConvTranspose2dConfig};
 
 /// A 4x4 convolution's settings that halve each (even) side.
 pub(crate) fn down() -> Conv2dConfig {
-    Conv2dConfig {
-        stride: 2,
-        padding: 1,
-        ..Default::default()
-    }
+    Conv2dConfig::default().stride(2).padding(1)
 }
 
 /// A 4x4 transposed convolution's settings that double each side.
 pub(crate) fn up() -> ConvTranspose2dConfig {
-    ConvTranspose2dConfig {
-        stride: 2,
-        padding: 1,
-        ..Default::default()
-    }
+    ConvTranspose2dConfig::default().stride(2).padding(1)
 }

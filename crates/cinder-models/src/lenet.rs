@@ -20,10 +20,7 @@ impl LeNet5 {
     /// Creates the layers under `path` (`conv1`, `conv2`, `fc1`, `fc2`, `fc3`). Returns
     /// `Err` when a name is taken or `classes` is zero.
     pub fn new(path: &Path, in_channels: usize, classes: usize) -> Result<LeNet5> {
-        let pad2 = Conv2dConfig {
-            padding: 2,
-            ..Default::default()
-        };
+        let pad2 = Conv2dConfig::default().padding(2);
         Ok(LeNet5 {
             conv1: Conv2d::new(&path.pp("conv1"), in_channels, 6, 5, pad2)?,
             conv2: Conv2d::new(&path.pp("conv2"), 6, 16, 5, Default::default())?,

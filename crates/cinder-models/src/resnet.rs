@@ -6,12 +6,10 @@ use cinder_device::{Error, Result};
 use cinder_nn::{AdaptiveAvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Linear, ModuleT, Path};
 
 fn conv(path: &Path, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        stride,
-        padding: k / 2,
-        dilation: 1,
-        bias: false,
-    };
+    let cfg = Conv2dConfig::default()
+        .stride(stride)
+        .padding(k / 2)
+        .bias(false);
     Conv2d::new(path, i, o, k, cfg)
 }
 
@@ -110,7 +108,7 @@ impl ResNet {
             conv1,
             bn1,
             blocks: all,
-            pool: AdaptiveAvgPool2d::new(1, 1),
+            pool: AdaptiveAvgPool2d::new(1),
             fc: Linear::new(&path.pp("fc"), ch, classes, true)?,
         })
     }

@@ -31,10 +31,7 @@ impl Siamese {
                 &[c, h, w, width, dim],
             ));
         }
-        let p2 = Conv2dConfig {
-            padding: 2,
-            ..Default::default()
-        };
+        let p2 = Conv2dConfig::default().padding(2);
         Ok(Siamese {
             conv1: Conv2d::new(&path.pp("conv1"), c, width, 5, p2)?,
             conv2: Conv2d::new(&path.pp("conv2"), width, 2 * width, 5, p2)?,

@@ -103,10 +103,7 @@ impl Vgg {
                             &[width_div],
                         ));
                     }
-                    let cfg = Conv2dConfig {
-                        padding: 1,
-                        ..Default::default()
-                    };
+                    let cfg = Conv2dConfig::default().padding(1);
                     let conv = Conv2d::new(&f.pp(&idx.to_string()), ch, out, 3, cfg)?;
                     let bn = batch_norm
                         .then(|| {

@@ -2,7 +2,8 @@
 //! own: the input and weight gradients are bilinear in (grad, weight) and (grad, input), and
 //! their adjoints are the forward convolution and the other gradient, so the family is
 //! closed under differentiation (higher-order gradients through convolutions, as WGAN-GP on
-//! DCGAN needs).
+//! DCGAN needs). The parameters, groups included, travel with every op of the family, so a
+//! grouped (or depthwise) convolution's gradients of any order are grouped the same way.
 
 use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use cinder_device::{DeviceTensor, Result};
@@ -166,8 +167,8 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>, channels: usize) -> Result<Tensor>
 }
 
 impl Tensor {
-    /// 2-D convolution of `[N, C, H, W]` with `weight` `[O, C, KH, KW]` and an optional
-    /// `bias` `[O]`. Errors as [`DeviceTensor::conv2d`].
+    /// 2-D convolution of `[N, C, H, W]` with `weight` `[O, C / groups, KH, KW]` and an
+    /// optional `bias` `[O]`. Errors as [`DeviceTensor::conv2d`].
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -210,8 +211,9 @@ impl Tensor {
         grad_out.sum_axes(&[0, 2, 3], false)
     }
 
-    /// 2-D transposed convolution of `[N, C_in, H, W]` with `weight` `[C_in, C_out, KH, KW]`
-    /// and an optional `bias` `[C_out]`. Errors as [`DeviceTensor::conv_transpose2d`].
+    /// 2-D transposed convolution of `[N, C_in, H, W]` with `weight`
+    /// `[C_in, C_out / groups, KH, KW]` and an optional `bias` `[C_out]`. Errors as
+    /// [`DeviceTensor::conv_transpose2d`].
     pub fn conv_transpose2d(
         &self,
         weight: &Tensor,

@@ -1,6 +1,6 @@
 //! Gradchecks of matmul (each transpose flag, batched, shared operand), conv2d and
-//! conv-transpose2d (stride, padding, dilation, bias; direct and GEMM paths), their
-//! backward ops, and both poolings.
+//! conv-transpose2d (stride, padding, dilation, bias, groups; direct, grouped-direct and
+//! GEMM paths), their backward ops, and the poolings (max, average, adaptive).
 
 use cinder_autograd::Tensor;
 use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
@@ -46,6 +46,32 @@ fn conv_cases() -> Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> {
         // GEMM path (C*KH*KW > 32), stride, padding, dilation
         (vec![2, 4, 6, 6], vec![2, 4, 3, 3], p(2, 1, 1)),
         (vec![1, 4, 7, 7], vec![2, 4, 3, 3], p(1, 2, 2)),
+        // grouped: depthwise and a channel multiplier (grouped direct kernels) ...
+        (
+            vec![2, 3, 5, 4],
+            vec![3, 1, 3, 3],
+            Conv2dParams {
+                groups: 3,
+                ..p(1, 1, 1)
+            },
+        ),
+        (
+            vec![1, 2, 6, 5],
+            vec![4, 1, 2, 3],
+            Conv2dParams {
+                groups: 2,
+                ..p(2, 1, 1)
+            },
+        ),
+        // ... and the matmul batched over the groups
+        (
+            vec![2, 4, 5, 5],
+            vec![18, 2, 3, 3],
+            Conv2dParams {
+                groups: 2,
+                ..p(1, 1, 2)
+            },
+        ),
     ]
 }
 
@@ -61,11 +87,17 @@ fn conv2d_input_weight_and_bias() {
 
 #[test]
 fn conv2d_backward_ops_are_differentiable() {
-    let (xs, ws, p) = conv_cases().remove(2);
-    let x = rand_param(80, &xs);
-    let w = rand_param(81, &ws);
+    // dense GEMM, depthwise (grouped direct) and grouped GEMM
+    for (i, case) in [2, 4, 6].into_iter().enumerate() {
+        conv2d_backward_ops(conv_cases().remove(case), 80 + 3 * i as u64);
+    }
+}
+
+fn conv2d_backward_ops((xs, ws, p): (Vec<usize>, Vec<usize>, Conv2dParams), seed: u64) {
+    let x = rand_param(seed, &xs);
+    let w = rand_param(seed + 1, &ws);
     let g0 = x.data().conv2d(&w.data(), None, &p).unwrap();
-    let g = rand_param(82, g0.shape());
+    let g = rand_param(seed + 2, g0.shape());
     check(&[&g, &w], |t| {
         Tensor::conv2d_backward_input(&t[0], &t[1], &xs, &p)
     });
@@ -103,6 +135,30 @@ fn convt_cases() -> Vec<(Vec<usize>, Vec<usize>, ConvTranspose2dParams)> {
                 groups: 1,
             },
         ),
+        // grouped: depthwise with a multiplier (grouped direct kernels), then the matmul
+        // batched over the groups
+        (
+            vec![1, 2, 3, 3],
+            vec![2, 2, 3, 3],
+            ConvTranspose2dParams {
+                stride: (2, 1),
+                padding: (1, 0),
+                output_padding: (1, 0),
+                dilation: (1, 1),
+                groups: 2,
+            },
+        ),
+        (
+            vec![2, 6, 2, 3],
+            vec![6, 6, 2, 2],
+            ConvTranspose2dParams {
+                stride: (1, 2),
+                padding: (0, 1),
+                output_padding: (0, 1),
+                dilation: (1, 1),
+                groups: 2,
+            },
+        ),
     ]
 }
 
@@ -111,7 +167,7 @@ fn conv_transpose2d_input_weight_and_bias() {
     for (i, (xs, ws, p)) in convt_cases().into_iter().enumerate() {
         let x = rand_param(90 + i as u64, &xs);
         let w = rand_param(100 + i as u64, &ws);
-        let b = rand_param(110 + i as u64, &[ws[1]]);
+        let b = rand_param(110 + i as u64, &[ws[1] * p.groups]);
         check(&[&x, &w, &b], |t| {
             t[0].conv_transpose2d(&t[1], Some(&t[2]), &p)
         });
@@ -120,11 +176,19 @@ fn conv_transpose2d_input_weight_and_bias() {
 
 #[test]
 fn conv_transpose2d_backward_ops_are_differentiable() {
-    let (xs, ws, p) = convt_cases().remove(1);
-    let x = rand_param(120, &xs);
-    let w = rand_param(121, &ws);
+    for (i, case) in [1, 3, 4].into_iter().enumerate() {
+        conv_transpose2d_backward_ops(convt_cases().remove(case), 120 + 3 * i as u64);
+    }
+}
+
+fn conv_transpose2d_backward_ops(
+    (xs, ws, p): (Vec<usize>, Vec<usize>, ConvTranspose2dParams),
+    seed: u64,
+) {
+    let x = rand_param(seed, &xs);
+    let w = rand_param(seed + 1, &ws);
     let g0 = x.data().conv_transpose2d(&w.data(), None, &p).unwrap();
-    let g = rand_param(122, g0.shape());
+    let g = rand_param(seed + 2, g0.shape());
     check(&[&g, &w], |t| {
         Tensor::conv_transpose2d_backward_input(&t[0], &t[1], &xs, &p)
     });
@@ -167,7 +231,12 @@ fn max_pool2d() {
 #[test]
 fn avg_pool2d() {
     let x = rand_param(140, &[2, 2, 5, 5]);
-    check(&[&x], |t| t[0].avg_pool2d(&Pool2dParams::square(2), true));
+    check(&[&x], |t| {
+        t[0].avg_pool2d(&Pool2dParams::square(2), true, None)
+    });
+    check(&[&x], |t| {
+        t[0].avg_pool2d(&Pool2dParams::square(2), false, Some(3))
+    });
     let p = Pool2dParams {
         kernel: (3, 3),
         stride: (2, 2),
@@ -176,10 +245,39 @@ fn avg_pool2d() {
         ceil_mode: true,
     };
     for cip in [true, false] {
-        check(&[&x], |t| t[0].avg_pool2d(&p, cip));
-        let y = x.avg_pool2d(&p, cip).unwrap();
+        check(&[&x], |t| t[0].avg_pool2d(&p, cip, None));
+        let y = x.avg_pool2d(&p, cip, None).unwrap();
         let g = rand_param(141, &y.shape());
         let xs = x.shape();
-        check(&[&g], |t| Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip));
+        check(&[&g], |t| {
+            Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip, None)
+        });
+    }
+}
+
+#[test]
+fn adaptive_avg_pool2d() {
+    let x = rand_param(150, &[2, 2, 5, 7]);
+    let xs = x.shape();
+    // windows that do not divide, a larger output, global pooling
+    for out in [(3, 4), (7, 9), (1, 1)] {
+        check(&[&x], |t| t[0].adaptive_avg_pool2d(out));
+        let y = x.adaptive_avg_pool2d(out).unwrap();
+        let g = rand_param(151, &y.shape());
+        check(&[&g], |t| Tensor::adaptive_avg_pool2d_backward(&t[0], &xs));
+    }
+}
+
+#[test]
+fn adaptive_max_pool2d() {
+    let x = param(&distinct(2 * 2 * 5 * 7, 160), &[2, 2, 5, 7]);
+    let xs = x.shape();
+    for out in [(3, 4), (7, 9), (1, 1)] {
+        check(&[&x], |t| Ok(t[0].adaptive_max_pool2d(out)?.0));
+        let (y, idx) = x.adaptive_max_pool2d(out).unwrap();
+        let g = rand_param(161, &y.shape());
+        check(&[&g], |t| {
+            Tensor::adaptive_max_pool2d_backward(&t[0], &idx, &xs)
+        });
     }
 }

@@ -3,7 +3,7 @@
 //! critics), and double-backward gradchecks of the ops whose rules are not linear.
 
 use cinder_autograd::{GradcheckOptions, Tensor, grad};
-use cinder_device::ops::conv::Conv2dParams;
+use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use cinder_device::ops::pool::Pool2dParams;
 use cinder_device::{DeviceTensor, Result};
 
@@ -238,7 +238,8 @@ fn double_backward_through_conv_and_pool() {
             .square()
     });
     double_backward(&[&x], |t| {
-        t[0].avg_pool2d(&Pool2dParams::square(2), true)?.square()
+        t[0].avg_pool2d(&Pool2dParams::square(2), true, None)?
+            .square()
     });
     let xd = param(
         &(0..32)
@@ -249,4 +250,37 @@ fn double_backward_through_conv_and_pool() {
     double_backward(&[&xd], |t| {
         t[0].max_pool2d(&Pool2dParams::square(2))?.0.square()
     });
+    // adaptive pooling with windows that overlap
+    double_backward(&[&x], |t| t[0].adaptive_avg_pool2d((3, 3))?.square());
+    double_backward(&[&xd], |t| t[0].adaptive_max_pool2d((3, 3))?.0.square());
+}
+
+#[test]
+fn double_backward_through_grouped_convolutions() {
+    let x = rand_param(270, &[1, 4, 4, 4]);
+    // depthwise with a channel multiplier of 2 (grouped direct kernels) and two groups of
+    // 2 -> 9 channels (the matmul batched over the groups)
+    for (ws, groups, seed) in [([8usize, 1, 3, 3], 4usize, 271u64), ([18, 2, 3, 3], 2, 272)] {
+        let w = rand_param(seed, &ws);
+        let p = Conv2dParams {
+            padding: (1, 1),
+            groups,
+            ..Default::default()
+        };
+        double_backward(&[&x, &w], |t| t[0].conv2d(&t[1], None, &p)?.square());
+    }
+    // transposed: depthwise, then two groups of 2 -> 9 channels (batched matmul)
+    for (ws, groups, seed) in [([4usize, 1, 3, 3], 4usize, 273u64), ([4, 9, 2, 2], 2, 274)] {
+        let w = rand_param(seed, &ws);
+        let p = ConvTranspose2dParams {
+            stride: (2, 2),
+            padding: (1, 1),
+            output_padding: (1, 1),
+            groups,
+            ..Default::default()
+        };
+        double_backward(&[&x, &w], |t| {
+            t[0].conv_transpose2d(&t[1], None, &p)?.square()
+        });
+    }
 }

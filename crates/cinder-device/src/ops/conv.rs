@@ -1,6 +1,7 @@
 //! 2-D convolution (NCHW) and its transpose, with the kernels their backward passes need.
 //!
-//! Everything is im2col / col2im (`shaders/conv2d.wgsl`) around the batched matmul:
+//! Dense convolutions (`groups = 1`) are im2col / col2im (`shaders/conv2d.wgsl`) around the
+//! batched matmul:
 //! - forward: `y[n] = W[O, C*KH*KW] @ cols(x)[n]`, which is already NCHW (a direct kernel
 //!   instead when `C*KH*KW` is at most 32, as in a first layer on 1- or 3-channel images);
 //! - grad of input: `col2im(W^T @ dy[n])` (a gather: each input cell sums the taps that
@@ -10,6 +11,16 @@
 //!
 //! The transpose convolution swaps the roles. The column buffer is chunked over the batch so
 //! that no bound buffer exceeds the device's binding limit.
+//!
+//! Grouped convolutions take one of two paths:
+//! - few channels per group (`(grid channels / groups) * (image channels / groups)` at most
+//!   [`DIRECT_GROUP_MAX`], which covers depthwise convolutions with a channel multiplier up
+//!   to 16): three direct kernels, image to grid, grid to image and the weight gradient,
+//!   each output element gathered by one invocation (no columns, no matmul);
+//! - otherwise a matmul batched over the groups: the columns are written group by group with
+//!   the batch inside each group's rows (`[G, Kg, nb * L]`), so that
+//!   `W[G, Og, Kg] @ cols[G, Kg, nb * L]` is one batched product; its `[O, nb, L]` result is
+//!   permuted to `[nb, O, L]`.
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_GROUPS_PER_DIM, Params, WORKGROUP_1D};
@@ -24,7 +35,9 @@ pub struct Conv2dParams {
     pub padding: (usize, usize),
     /// Spacing between kernel taps.
     pub dilation: (usize, usize),
-    /// Channel groups; only 1 is supported so far (others return `Err`).
+    /// Channel groups: input and output channels split into this many blocks, each output
+    /// block seeing only its input block (the weight is `[O, C / groups, KH, KW]`). `C` and
+    /// `O` must be multiples of it; 0 is an `Err`.
     pub groups: usize,
 }
 
@@ -50,7 +63,8 @@ pub struct ConvTranspose2dParams {
     pub output_padding: (usize, usize),
     /// Spacing between kernel taps.
     pub dilation: (usize, usize),
-    /// Channel groups; only 1 is supported so far (others return `Err`).
+    /// Channel groups (the weight is `[C_in, C_out / groups, KH, KW]`). `C_in` must be a
+    /// multiple of it; 0 is an `Err`.
     pub groups: usize,
 }
 
@@ -72,30 +86,48 @@ fn k(entry: &'static str) -> Kernel {
 
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
-    vec![k("im2col"), im2row(), k("col2im"), direct()]
-}
-
-fn im2row() -> Kernel {
-    k("im2col").with_constant("TRANSPOSED", 1.0)
+    vec![
+        k("im2col"),
+        k("col2im"),
+        direct(),
+        grouped("conv_direct_grouped"),
+        grouped("conv_direct_grouped_t"),
+        grouped("conv_direct_grouped_weight"),
+    ]
 }
 
 fn direct() -> Kernel {
     Kernel::new("conv2d", "conv_direct", 2, 1)
 }
 
+fn grouped(entry: &'static str) -> Kernel {
+    Kernel::new("conv2d", entry, 2, 1)
+}
+
 /// Longest reduction (C * KH * KW) the direct kernel takes; longer ones go through
 /// im2col + matmul, whose register blocking reuses each load.
 const DIRECT_MAX_REDUCTION: usize = 32;
 
+/// Largest `(grid channels per group) * (image channels per group)` of a grouped
+/// convolution that takes the grouped direct kernels instead of a matmul batched over the
+/// groups: per group the matmul would be at most 16 x (16 * KH * KW), too small to reuse its
+/// loads.
+pub const DIRECT_GROUP_MAX: usize = 16;
+
 /// Rows of columns each im2col invocation writes (`IM2COL_ROWS` in conv2d.wgsl).
 const IM2COL_ROWS: usize = 8;
 
-/// Image/grid geometry shared by im2col and col2im.
+/// Positions each invocation of the grouped direct kernels computes (`DPOS` in conv2d.wgsl).
+const DPOS: usize = 4;
+
+/// Image/grid geometry shared by the kernels: the image `[N, c, h, w]`, the grid of kernel
+/// positions `[N, o, oh, ow]` and the channel groups.
 #[derive(Clone, Copy, Debug)]
 struct Geom {
     c: usize,
     h: usize,
     w: usize,
+    o: usize,
     oh: usize,
     ow: usize,
     kh: usize,
@@ -103,19 +135,66 @@ struct Geom {
     stride: (usize, usize),
     padding: (usize, usize),
     dilation: (usize, usize),
+    groups: usize,
+}
+
+/// Layout of a column buffer: where element (image b, row r = g * Kg + rg, position q) goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cols {
+    /// `[nb, C*KH*KW, L]` (for groups, `[nb, G, Kg, L]`).
+    Std,
+    /// `[nb, G, L, Kg]` (`[nb, L, C*KH*KW]` for one group).
+    ImageT,
+    /// `[G, Kg, nb * L]`: the batch inside each group's rows.
+    Inner,
+    /// `[G, nb * L, Kg]`.
+    InnerT,
 }
 
 impl Geom {
+    /// Column rows `C * KH * KW` (checked when the geometry was built).
     fn rows(&self) -> usize {
         self.c * self.kh * self.kw
+    }
+    /// Rows per group.
+    fn kg(&self) -> usize {
+        self.rows() / self.groups
     }
     fn cols(&self) -> usize {
         self.oh * self.ow
     }
-    fn params(&self, n: usize, n0: usize) -> Params {
-        self.params_o(n, n0, 0)
+    /// Image channels per group.
+    fn cg(&self) -> usize {
+        self.c / self.groups
     }
-    fn params_o(&self, n: usize, n0: usize, o: usize) -> Params {
+    /// Grid channels per group.
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Whether a grouped convolution takes the grouped direct kernels.
+    fn direct_grouped(&self) -> bool {
+        self.groups > 1 && self.cg() * self.og() <= DIRECT_GROUP_MAX
+    }
+    /// Strides `(sb, sq, sg, sr)` of a layout for a chunk of `nb` images.
+    fn strides(&self, layout: Cols, nb: usize) -> [usize; 4] {
+        let (l, kg) = (self.cols(), self.kg());
+        match layout {
+            Cols::Std => [self.rows() * l, 1, kg * l, l],
+            Cols::ImageT => [self.rows() * l, kg, l * kg, 1],
+            Cols::Inner => [l, 1, kg * nb * l, nb * l],
+            Cols::InnerT => [l * kg, kg, nb * l * kg, 1],
+        }
+    }
+    fn shape(&self, layout: Cols, nb: usize) -> Vec<usize> {
+        let (l, kg, g) = (self.cols(), self.kg(), self.groups);
+        match layout {
+            Cols::Std => vec![nb, self.rows(), l],
+            Cols::ImageT => vec![nb, g, l, kg],
+            Cols::Inner => vec![g, kg, nb * l],
+            Cols::InnerT => vec![g, nb * l, kg],
+        }
+    }
+    fn params(&self, n: usize, n0: usize, strides: [usize; 4]) -> Params {
         Params::new()
             .usize(n)
             .usize(self.c)
@@ -132,15 +211,33 @@ impl Geom {
             .usize(self.dilation.0)
             .usize(self.dilation.1)
             .usize(n0)
-            .usize(o)
+            .usize(self.o)
+            .usize(self.groups)
+            .usize(strides[0])
+            .usize(strides[1])
+            .usize(strides[2])
+            .usize(strides[3])
     }
 }
 
+/// Checked product of sizes, or `Err(TooLarge)` naming the op and `shape`.
+fn mul(op: &'static str, shape: &[usize], dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::TooLarge {
+            op,
+            shape: shape.to_vec(),
+            bytes: u64::MAX,
+            limit: u32::MAX as u64,
+        })
+}
+
 /// PyTorch's output size of a convolution along one dimension, or `None` when the dilated
-/// kernel does not fit in the padded input.
+/// kernel does not fit in the padded input (or the sizes overflow).
 fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    let span = d * (k - 1) + 1;
-    (size + 2 * p).checked_sub(span).map(|r| r / s + 1)
+    let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+    let padded = p.checked_mul(2)?.checked_add(size)?;
+    padded.checked_sub(span).map(|r| r / s + 1)
 }
 
 fn check_params(
@@ -157,12 +254,8 @@ fn check_params(
             shape,
         ));
     }
-    if groups != 1 {
-        return Err(Error::invalid(
-            op,
-            format!("groups = {groups}: only groups = 1 is supported so far"),
-            shape,
-        ));
+    if groups == 0 {
+        return Err(Error::invalid(op, "groups must be positive", shape));
     }
     Ok(())
 }
@@ -172,9 +265,43 @@ fn rank4(op: &'static str, t: &DeviceTensor, other: &DeviceTensor) -> Result<[us
     <[usize; 4]>::try_from(t.shape()).map_err(|_| Error::shapes(op, t.shape(), other.shape()))
 }
 
+/// Checks a convolution's channels against its groups: the input `x` `[N, C, H, W]` and
+/// weight `[O, C / groups, KH, KW]` (for a transposed convolution, `x` is its output
+/// gradient's image side and `w` is read as `[C_in, C_out / groups, ..]` by the caller).
+fn check_groups(op: &'static str, xs: &[usize], ws: &[usize], groups: usize) -> Result<()> {
+    if !ws[0].is_multiple_of(groups) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "weight {ws:?}: {} output channels are not divisible by groups = {groups}",
+                ws[0]
+            ),
+            xs,
+        ));
+    }
+    if ws[1].checked_mul(groups) != Some(xs[1]) {
+        // The input's channels must be the weight's times the groups.
+        return Err(Error::shapes(op, xs, ws));
+    }
+    Ok(())
+}
+
+/// `Err` unless every value is below 2^24: the kernels divide channel and row indices
+/// through f32 (`udiv` in conv2d.wgsl), exact only below that.
+fn within_udiv(op: &'static str, shape: &[usize], values: &[usize]) -> Result<()> {
+    if values.iter().any(|&v| v >= 1 << 24) {
+        return Err(Error::invalid(
+            op,
+            "2^24 or more channels or channel-taps (C * KH * KW)",
+            shape,
+        ));
+    }
+    Ok(())
+}
+
 /// Images per chunk so the column buffer of one chunk stays under the binding limit.
 fn chunk(op: &'static str, dev_limit: u64, g: &Geom, n: usize) -> Result<usize> {
-    let per = (g.rows() * g.cols() * 4) as u64;
+    let per = mul(op, &[g.rows(), g.cols()], &[g.rows(), g.cols(), 4])? as u64;
     if per > dev_limit {
         return Err(Error::TooLarge {
             op,
@@ -218,41 +345,106 @@ fn grid_3d(
     Ok((g.0 as u32, g.1 as u32, g.2 as u32))
 }
 
-/// Columns of images `n0..n0 + nb` of `x`: `[nb, C*KH*KW, OH*OW]`, or transposed
-/// (`[nb, OH*OW, C*KH*KW]`) when `transposed`.
+/// Columns of images `n0..n0 + nb` of `x` in `layout` (see [`Cols`]).
 fn im2col(
     op: &'static str,
     x: &DeviceTensor,
     g: &Geom,
     n0: usize,
     nb: usize,
-    transposed: bool,
+    layout: Cols,
 ) -> Result<DeviceTensor> {
-    let shape = if transposed {
-        [nb, g.cols(), g.rows()]
-    } else {
-        [nb, g.rows(), g.cols()]
-    };
-    let cols = DeviceTensor::uninit_for(op, x.device(), &shape, DType::F32)?;
+    let cols = DeviceTensor::uninit_for(op, x.device(), &g.shape(layout, nb), DType::F32)?;
     let groups = grid_3d(op, g.cols(), g.rows().div_ceil(IM2COL_ROWS), nb, x.shape())?;
-    let kernel = if transposed { im2row() } else { k("im2col") };
+    let params = g.params(cols.numel(), n0, g.strides(layout, nb));
     x.device()
-        .dispatch(&kernel, &[x], &[&cols], &g.params(cols.numel(), n0), groups)?;
+        .dispatch(&k("im2col"), &[x], &[&cols], &params, groups)?;
     Ok(cols)
 }
 
-/// Image `[nb, C, H, W]` summed from columns `[nb, C*KH*KW, OH*OW]`.
-fn col2im(op: &'static str, cols: &DeviceTensor, g: &Geom, nb: usize) -> Result<DeviceTensor> {
+/// Image `[nb, C, H, W]` summed from columns of `nb` images in `layout`.
+fn col2im(
+    op: &'static str,
+    cols: &DeviceTensor,
+    g: &Geom,
+    nb: usize,
+    layout: Cols,
+) -> Result<DeviceTensor> {
     let img = DeviceTensor::uninit_for(op, cols.device(), &[nb, g.c, g.h, g.w], DType::F32)?;
     let groups = grid_3d(op, g.h * g.w, g.c, nb, cols.shape())?;
-    cols.device().dispatch(
-        &k("col2im"),
-        &[cols],
-        &[&img],
-        &g.params(img.numel(), 0),
+    let params = g.params(img.numel(), 0, g.strides(layout, nb));
+    cols.device()
+        .dispatch(&k("col2im"), &[cols], &[&img], &params, groups)?;
+    Ok(img)
+}
+
+/// The grouped direct kernel from image `img` `[N, c, h, w]` to the grid `[N, o, oh, ow]`.
+fn direct_to_grid(
+    op: &'static str,
+    img: &DeviceTensor,
+    w: &DeviceTensor,
+    g: &Geom,
+) -> Result<DeviceTensor> {
+    let n = img.shape()[0];
+    let y = DeviceTensor::uninit_for(op, img.device(), &[n, g.o, g.oh, g.ow], DType::F32)?;
+    let x = mul(op, img.shape(), &[g.oh, g.ow.div_ceil(DPOS)])?;
+    let groups = grid_3d(op, x, g.o, n, img.shape())?;
+    img.device().dispatch(
+        &grouped("conv_direct_grouped"),
+        &[img, w],
+        &[&y],
+        &g.params(y.numel(), 0, [0; 4]),
         groups,
     )?;
-    Ok(img)
+    Ok(y)
+}
+
+/// The grouped direct kernel from the grid `grid` `[N, o, oh, ow]` to the image
+/// `[N, c, h, w]` (the adjoint of [`direct_to_grid`]).
+fn direct_to_image(
+    op: &'static str,
+    grid: &DeviceTensor,
+    w: &DeviceTensor,
+    g: &Geom,
+) -> Result<DeviceTensor> {
+    let n = grid.shape()[0];
+    let y = DeviceTensor::uninit_for(op, grid.device(), &[n, g.c, g.h, g.w], DType::F32)?;
+    let x = mul(op, grid.shape(), &[g.h, g.w.div_ceil(DPOS)])?;
+    let groups = grid_3d(op, x, g.c, n, grid.shape())?;
+    grid.device().dispatch(
+        &grouped("conv_direct_grouped_t"),
+        &[grid, w],
+        &[&y],
+        &g.params(y.numel(), 0, [0; 4]),
+        groups,
+    )?;
+    Ok(y)
+}
+
+/// The weight gradient `[o, c / groups, kh, kw]` (flat) of the grouped direct kernels:
+/// per image, then summed over the images.
+fn direct_weight(
+    op: &'static str,
+    grid: &DeviceTensor,
+    img: &DeviceTensor,
+    g: &Geom,
+) -> Result<DeviceTensor> {
+    let n = grid.shape()[0];
+    let per = mul(op, grid.shape(), &[g.o, g.cg(), g.kh, g.kw])?;
+    let parts = DeviceTensor::uninit_for(op, grid.device(), &[n, per], DType::F32)?;
+    let groups = grid_3d(op, per, 1, n, grid.shape())?;
+    grid.device().dispatch(
+        &grouped("conv_direct_grouped_weight"),
+        &[grid, img],
+        &[&parts],
+        &g.params(parts.numel(), 0, [0; 4]),
+        groups,
+    )?;
+    if n == 1 {
+        parts.reshape(&[per])
+    } else {
+        parts.sum_axis(0, false)
+    }
 }
 
 /// Runs `f(n0, nb)` over batch chunks and concatenates the results along axis 0.
@@ -275,18 +467,61 @@ fn chunked(
     DeviceTensor::concat(&refs, 0)
 }
 
-/// Largest `N * R * C*KH*KW` for which [`weight_product`] multiplies image by image.
+/// Images `n0..n0 + nb` of `t` along `axis` (no copy when that is all of them).
+fn images(t: &DeviceTensor, axis: isize, n: usize, n0: usize, nb: usize) -> Result<DeviceTensor> {
+    if nb == n {
+        Ok(t.clone())
+    } else {
+        t.narrow(axis, n0, nb)
+    }
+}
+
+/// `[N, R, L]` as `[R, N, L]` (a copy unless N = 1).
+fn batch_inner(t: &DeviceTensor) -> Result<DeviceTensor> {
+    let s = t.shape();
+    if s[0] == 1 {
+        t.reshape(&[s[1], 1, s[2]])
+    } else {
+        t.permute(&[1, 0, 2])
+    }
+}
+
+/// `[R, nb, L]` as `[nb, R, L]` (a copy unless nb = 1).
+fn batch_outer(t: &DeviceTensor) -> Result<DeviceTensor> {
+    let s = t.shape();
+    if s[1] == 1 {
+        t.reshape(&[1, s[0], s[2]])
+    } else {
+        t.permute(&[1, 0, 2])
+    }
+}
+
+/// Images `n0..n0 + nb` of the batch-inner `a_t` `[R, N, L]` as `[G, R / G, nb * L]`: the
+/// rows of each group with the chunk's images side by side.
+fn grouped_rows(
+    a_t: &DeviceTensor,
+    n: usize,
+    n0: usize,
+    nb: usize,
+    gr: usize,
+) -> Result<DeviceTensor> {
+    let s = a_t.shape();
+    let part = images(a_t, 1, n, n0, nb)?;
+    part.reshape(&[gr, s[0] / gr, nb * s[2]])
+}
+
+/// Largest `N * R * Kg` for which [`weight_product`] multiplies image by image.
 const PER_IMAGE_MAX: usize = 1 << 22;
 
 /// The weight gradient's product: the sum over images of `a[n]` `[R, L]` times the
 /// transposed columns of `src`'s image `n` (`[L, C*KH*KW]`, `L` = the grid's positions),
-/// giving `[R, C*KH*KW]`.
+/// group by group, giving `[G, R / G, Kg]`.
 ///
-/// Small products run one matmul per image, batched, then a sum over the images: no
-/// transpose copy, and enough invocations even when `[R, C*KH*KW]` is a tile or two (LeNet-5
+/// Small products run one matmul per image (and group), batched, then a sum over the images:
+/// no transpose copy, and enough invocations even when `[R, Kg]` is a tile or two (LeNet-5
 /// C1: 6 x 25, where folding 64 images into the inner dimension left 2 invocations each
 /// running 50,176 steps, 11 ms with its transpose copy against 4.5 ms). Larger ones fold the
-/// batch into the inner dimension, `[R, nb * L] x [nb * L, C*KH*KW]`, so that no per-image
+/// batch into the inner dimension, `[G, R/G, nb * L] x [G, nb * L, Kg]`, so that no per-image
 /// partials are materialized (for 512-channel layers those alone passed the binding limit).
 fn weight_product(
     op: &'static str,
@@ -294,53 +529,24 @@ fn weight_product(
     src: &DeviceTensor,
     g: &Geom,
 ) -> Result<DeviceTensor> {
-    let (n, r) = (a.shape()[0], a.shape()[1]);
+    let (n, r, l) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+    let gr = g.groups;
     let per = chunk(op, src.device().max_binding_bytes(), g, n)?;
-    if n * r * g.rows() <= PER_IMAGE_MAX {
+    if mul(op, a.shape(), &[n, r, g.kg()])? <= PER_IMAGE_MAX {
+        let a4 = a.reshape(&[n, gr, r / gr, l])?;
         return chunked_sum(n, per, |n0, nb| {
-            let rows = im2col(op, src, g, n0, nb, true)?; // [nb, L, CKK]
-            let part = if nb == n {
-                a.clone()
-            } else {
-                a.narrow(0, n0, nb)?
-            };
-            part.matmul(&rows)?.sum_axis(0, false)
+            let rows = im2col(op, src, g, n0, nb, Cols::ImageT)?; // [nb, G, L, Kg]
+            images(&a4, 0, n, n0, nb)?.matmul(&rows)?.sum_axis(0, false)
         });
     }
-    let a = batch_inner(a.clone())?;
+    let a_t = batch_inner(a)?;
     chunked_sum(n, per, |n0, nb| {
-        let rows = im2col(op, src, g, n0, nb, true)?;
-        let rows = rows.reshape(&[nb * g.cols(), g.rows()])?;
-        chunk_rows(&a, n, n0, nb)?.matmul(&rows)
+        let rows = im2col(op, src, g, n0, nb, Cols::InnerT)?; // [G, nb * L, Kg]
+        grouped_rows(&a_t, n, n0, nb, gr)?.matmul(&rows)
     })
 }
 
 /// Sums chunked partial results (for weight gradients).
-/// `[N, R, L]` as `[R, N, L]` (a copy unless N = 1), so that a chunk of images is a
-/// contiguous `[R, nb * L]` block after [`chunk_rows`].
-fn batch_inner(t: DeviceTensor) -> Result<DeviceTensor> {
-    if t.shape()[0] == 1 {
-        Ok(t)
-    } else {
-        t.permute(&[1, 0, 2])
-    }
-}
-
-/// Images `n0..n0 + nb` of a `[R, N, L]` tensor as `[R, nb * L]`.
-fn chunk_rows(t: &DeviceTensor, n: usize, n0: usize, nb: usize) -> Result<DeviceTensor> {
-    let (r, l) = if t.shape()[0] == 1 && n == 1 {
-        (t.shape()[1], t.shape()[2])
-    } else {
-        (t.shape()[0], t.shape()[2])
-    };
-    let part = if nb == n {
-        t.clone()
-    } else {
-        t.narrow(1, n0, nb)?
-    };
-    part.reshape(&[r, nb * l])
-}
-
 fn chunked_sum(
     n: usize,
     per_chunk: usize,
@@ -360,35 +566,53 @@ fn chunked_sum(
     acc.ok_or_else(|| Error::invalid("conv2d", "empty batch", &[]))
 }
 
+/// Geometry of a convolution of `x` `[N, C, H, W]` by `w` `[O, C / groups, KH, KW]`, after
+/// checking every size.
 fn conv_geom(op: &'static str, x: [usize; 4], w: [usize; 4], p: &Conv2dParams) -> Result<Geom> {
+    check_params(op, &x, p.stride, p.dilation, p.groups)?;
+    check_groups(op, &x, &w, p.groups)?;
+    if w[2] == 0 || w[3] == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("kernel {:?} has a zero size", &w[2..]),
+            &x,
+        ));
+    }
     let oh = conv_out(x[2], w[2], p.stride.0, p.padding.0, p.dilation.0);
     let ow = conv_out(x[3], w[3], p.stride.1, p.padding.1, p.dilation.1);
-    match (oh, ow) {
-        (Some(oh), Some(ow)) if w[2] > 0 && w[3] > 0 => Ok(Geom {
-            c: x[1],
-            h: x[2],
-            w: x[3],
-            oh,
-            ow,
-            kh: w[2],
-            kw: w[3],
-            stride: p.stride,
-            padding: p.padding,
-            dilation: p.dilation,
-        }),
-        _ => Err(Error::invalid(
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        return Err(Error::invalid(
             op,
             format!("kernel {:?} larger than the padded input", &w[2..]),
             &x,
-        )),
-    }
+        ));
+    };
+    // Every size a kernel multiplies must fit (the tensors themselves are checked when
+    // allocated).
+    mul(op, &x, &[x[1], w[2], w[3]])?;
+    mul(op, &x, &[oh, ow])?;
+    within_udiv(op, &x, &[mul(op, &x, &[x[1], w[2], w[3]])?, w[0]])?;
+    Ok(Geom {
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        o: w[0],
+        oh,
+        ow,
+        kh: w[2],
+        kw: w[3],
+        stride: p.stride,
+        padding: p.padding,
+        dilation: p.dilation,
+        groups: p.groups,
+    })
 }
 
 impl DeviceTensor {
-    /// 2-D convolution of `self` `[N, C, H, W]` with `weight` `[O, C, KH, KW]` and an optional
-    /// `bias` `[O]`, giving `[N, O, OH, OW]` with PyTorch's output size. Returns `Err` on rank,
-    /// channel or dtype mismatch, a kernel larger than the padded input, zero stride or
-    /// dilation, or groups other than 1.
+    /// 2-D convolution of `self` `[N, C, H, W]` with `weight` `[O, C / groups, KH, KW]` and an
+    /// optional `bias` `[O]`, giving `[N, O, OH, OW]` with PyTorch's output size. Returns
+    /// `Err` on rank, channel or dtype mismatch, `C` or `O` not divisible by `groups`, a
+    /// kernel larger than the padded input, or zero stride, dilation, groups or kernel size.
     pub fn conv2d(
         &self,
         weight: &DeviceTensor,
@@ -398,46 +622,52 @@ impl DeviceTensor {
         let op = "conv2d";
         let xs = rank4(op, self, weight)?;
         let ws = rank4(op, weight, self)?;
-        check_params(op, &xs, p.stride, p.dilation, p.groups)?;
-        if xs[1] != ws[1] {
-            return Err(Error::shapes(op, &xs, &ws));
-        }
         let g = conv_geom(op, xs, ws, p)?;
-        let y = if g.rows() <= DIRECT_MAX_REDUCTION {
-            let y = DeviceTensor::uninit_for(
-                op,
-                self.device(),
-                &[xs[0], ws[0], g.oh, g.ow],
-                DType::F32,
-            )?;
+        if let Some(b) = bias
+            && b.shape() != [ws[0]]
+        {
+            return Err(Error::shapes(op, b.shape(), &[ws[0]]));
+        }
+        let out_shape = [xs[0], ws[0], g.oh, g.ow];
+        let y = if xs[0] == 0 || ws[0] == 0 {
+            DeviceTensor::zeros(self.device(), &out_shape)?
+        } else if g.groups == 1 && g.rows() <= DIRECT_MAX_REDUCTION {
+            let y = DeviceTensor::uninit_for(op, self.device(), &out_shape, DType::F32)?;
             let groups = grid_3d(op, g.cols(), ws[0].div_ceil(8), xs[0], &xs)?;
-            let params = g.params_o(y.numel(), 0, ws[0]);
+            let params = g.params(y.numel(), 0, [0; 4]);
             self.device()
                 .dispatch(&direct(), &[self, weight], &[&y], &params, groups)?;
             y
+        } else if g.direct_grouped() {
+            direct_to_grid(op, self, weight, &g)?
         } else {
-            let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
             let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
-            let y = chunked(xs[0], per, |n0, nb| {
-                let cols = im2col(op, self, &g, n0, nb, false)?;
-                w2.matmul(&cols)
-            })?;
-            y.reshape(&[xs[0], ws[0], g.oh, g.ow])?
+            let y = if g.groups == 1 {
+                let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+                chunked(xs[0], per, |n0, nb| {
+                    let cols = im2col(op, self, &g, n0, nb, Cols::Std)?;
+                    w2.matmul(&cols)
+                })?
+            } else {
+                let w3 = weight.reshape(&[g.groups, g.og(), g.kg()])?;
+                chunked(xs[0], per, |n0, nb| {
+                    let cols = im2col(op, self, &g, n0, nb, Cols::Inner)?; // [G, Kg, nb*L]
+                    let y = w3.matmul(&cols)?.reshape(&[ws[0], nb, g.cols()])?;
+                    batch_outer(&y)
+                })?
+            };
+            y.reshape(&out_shape)?
         };
         match bias {
             None => Ok(y),
-            Some(b) => {
-                if b.shape() != [ws[0]] {
-                    return Err(Error::shapes(op, b.shape(), &[ws[0]]));
-                }
-                y.add(&b.reshape(&[ws[0], 1, 1])?)
-            }
+            Some(b) => y.add(&b.reshape(&[ws[0], 1, 1])?),
         }
     }
 
     /// Gradient of [`DeviceTensor::conv2d`] with respect to its input: `grad_out`
-    /// `[N, O, OH, OW]` and `weight` `[O, C, KH, KW]` give `[N, C, H, W]` = `input_shape`.
-    /// Returns `Err` when the shapes are inconsistent.
+    /// `[N, O, OH, OW]` and `weight` `[O, C / groups, KH, KW]` give `[N, C, H, W]` =
+    /// `input_shape`. Returns `Err` when the shapes are inconsistent, as
+    /// [`DeviceTensor::conv2d`] would.
     pub fn conv2d_backward_input(
         grad_out: &DeviceTensor,
         weight: &DeviceTensor,
@@ -449,28 +679,38 @@ impl DeviceTensor {
         let ws = rank4(op, weight, grad_out)?;
         let xs =
             <[usize; 4]>::try_from(input_shape).map_err(|_| Error::shapes(op, input_shape, &ws))?;
-        check_params(op, &xs, p.stride, p.dilation, p.groups)?;
         let g = conv_geom(op, xs, ws, p)?;
-        if xs[1] != ws[1] || gs != [xs[0], ws[0], g.oh, g.ow] {
+        if gs != [xs[0], ws[0], g.oh, g.ow] {
             return Err(Error::shapes(op, &gs, &[xs[0], ws[0], g.oh, g.ow]));
         }
-        let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+        if xs[0] == 0 || ws[0] == 0 || xs[1] == 0 {
+            return DeviceTensor::zeros(grad_out.device(), &xs);
+        }
+        if g.direct_grouped() {
+            return direct_to_image(op, grad_out, weight, &g);
+        }
         let gy = grad_out.reshape(&[gs[0], gs[1], g.cols()])?;
         let per = chunk(op, grad_out.device().max_binding_bytes(), &g, xs[0])?;
+        if g.groups == 1 {
+            let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+            return chunked(xs[0], per, |n0, nb| {
+                let cols = w2.matmul_t(&images(&gy, 0, xs[0], n0, nb)?, true, false)?;
+                col2im(op, &cols, &g, nb, Cols::Std)
+            });
+        }
+        let w3 = weight.reshape(&[g.groups, g.og(), g.kg()])?;
+        let gy_t = batch_inner(&gy)?; // [O, N, L]
         chunked(xs[0], per, |n0, nb| {
-            let gyc = if nb == xs[0] {
-                gy.clone()
-            } else {
-                gy.narrow(0, n0, nb)?
-            };
-            let cols = w2.matmul_t(&gyc, true, false)?;
-            col2im(op, &cols, &g, nb)
+            let part = grouped_rows(&gy_t, xs[0], n0, nb, g.groups)?; // [G, Og, nb*L]
+            let cols = w3.matmul_t(&part, true, false)?; // [G, Kg, nb*L]
+            col2im(op, &cols, &g, nb, Cols::Inner)
         })
     }
 
     /// Gradient of [`DeviceTensor::conv2d`] with respect to its weight: `grad_out`
-    /// `[N, O, OH, OW]` and `input` `[N, C, H, W]` give `[O, C, KH, KW]` = `weight_shape`.
-    /// Returns `Err` when the shapes are inconsistent.
+    /// `[N, O, OH, OW]` and `input` `[N, C, H, W]` give `[O, C / groups, KH, KW]` =
+    /// `weight_shape`. Returns `Err` when the shapes are inconsistent, as
+    /// [`DeviceTensor::conv2d`] would.
     pub fn conv2d_backward_weight(
         grad_out: &DeviceTensor,
         input: &DeviceTensor,
@@ -482,10 +722,15 @@ impl DeviceTensor {
         let xs = rank4(op, input, grad_out)?;
         let ws = <[usize; 4]>::try_from(weight_shape)
             .map_err(|_| Error::shapes(op, weight_shape, &xs))?;
-        check_params(op, &xs, p.stride, p.dilation, p.groups)?;
         let g = conv_geom(op, xs, ws, p)?;
-        if xs[1] != ws[1] || gs != [xs[0], ws[0], g.oh, g.ow] {
+        if gs != [xs[0], ws[0], g.oh, g.ow] {
             return Err(Error::shapes(op, &gs, &[xs[0], ws[0], g.oh, g.ow]));
+        }
+        if xs[0] == 0 || ws.contains(&0) {
+            return DeviceTensor::zeros(grad_out.device(), &ws);
+        }
+        if g.direct_grouped() {
+            return direct_weight(op, grad_out, input, &g)?.reshape(&ws);
         }
         let gy = grad_out.reshape(&[gs[0], gs[1], g.cols()])?;
         weight_product(op, &gy, input, &g)?.reshape(&ws)
@@ -505,10 +750,11 @@ impl DeviceTensor {
     }
 
     /// 2-D transposed convolution of `self` `[N, C_in, H, W]` with `weight`
-    /// `[C_in, C_out, KH, KW]` (PyTorch's layout) and an optional `bias` `[C_out]`, giving
-    /// `[N, C_out, OH, OW]` with `OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) +
-    /// output_padding + 1`. Returns `Err` on shape or dtype mismatch, a non-positive output
-    /// size, `output_padding` not below stride or dilation, or groups other than 1.
+    /// `[C_in, C_out / groups, KH, KW]` (PyTorch's layout) and an optional `bias` `[C_out]`,
+    /// giving `[N, C_out, OH, OW]` with `OH = (H - 1) * stride - 2 * padding + dilation *
+    /// (KH - 1) + output_padding + 1`. Returns `Err` on shape or dtype mismatch, `C_in` not
+    /// divisible by `groups`, a non-positive output size, `output_padding` not below stride
+    /// or dilation, or zero stride, dilation, groups or kernel size.
     pub fn conv_transpose2d(
         &self,
         weight: &DeviceTensor,
@@ -518,36 +764,45 @@ impl DeviceTensor {
         let op = "conv_transpose2d";
         let xs = rank4(op, self, weight)?;
         let ws = rank4(op, weight, self)?;
-        if xs[1] != ws[0] {
-            return Err(Error::shapes(op, &xs, &ws));
-        }
         let (g, out_shape) = transpose_geom(op, xs, ws, p)?;
-        let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
-        let x3 = self.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?;
-        let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
-        let y = chunked(xs[0], per, |n0, nb| {
-            let xc = if nb == xs[0] {
-                x3.clone()
+        if let Some(b) = bias
+            && b.shape() != [out_shape[1]]
+        {
+            return Err(Error::shapes(op, b.shape(), &[out_shape[1]]));
+        }
+        let y = if out_shape[0] == 0 || out_shape[1] == 0 || xs[1] == 0 {
+            DeviceTensor::zeros(self.device(), &out_shape)?
+        } else if g.direct_grouped() {
+            direct_to_image(op, self, weight, &g)?
+        } else {
+            let x3 = self.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?;
+            let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
+            if g.groups == 1 {
+                let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+                chunked(xs[0], per, |n0, nb| {
+                    let cols = w2.matmul_t(&images(&x3, 0, xs[0], n0, nb)?, true, false)?;
+                    col2im(op, &cols, &g, nb, Cols::Std) // cols: [nb, C_out*KK, H*W]
+                })?
             } else {
-                x3.narrow(0, n0, nb)?
-            };
-            let cols = w2.matmul_t(&xc, true, false)?; // [nb, C_out*KK, H*W]
-            col2im(op, &cols, &g, nb)
-        })?;
+                let w3 = weight.reshape(&[g.groups, g.og(), g.kg()])?;
+                let x_t = batch_inner(&x3)?; // [C_in, N, HW]
+                chunked(xs[0], per, |n0, nb| {
+                    let part = grouped_rows(&x_t, xs[0], n0, nb, g.groups)?;
+                    let cols = w3.matmul_t(&part, true, false)?; // [G, Kg, nb*HW]
+                    col2im(op, &cols, &g, nb, Cols::Inner)
+                })?
+            }
+        };
         match bias {
             None => Ok(y),
-            Some(b) => {
-                if b.shape() != [out_shape[1]] {
-                    return Err(Error::shapes(op, b.shape(), &[out_shape[1]]));
-                }
-                y.add(&b.reshape(&[out_shape[1], 1, 1])?)
-            }
+            Some(b) => y.add(&b.reshape(&[out_shape[1], 1, 1])?),
         }
     }
 
     /// Gradient of [`DeviceTensor::conv_transpose2d`] with respect to its input: a forward
-    /// convolution of `grad_out` `[N, C_out, OH, OW]` with `weight` `[C_in, C_out, KH, KW]`,
-    /// giving `input_shape` `[N, C_in, H, W]`. Returns `Err` when the shapes are inconsistent.
+    /// convolution of `grad_out` `[N, C_out, OH, OW]` with `weight`
+    /// `[C_in, C_out / groups, KH, KW]`, giving `input_shape` `[N, C_in, H, W]`. Returns
+    /// `Err` when the shapes are inconsistent, as [`DeviceTensor::conv_transpose2d`] would.
     pub fn conv_transpose2d_backward_input(
         grad_out: &DeviceTensor,
         weight: &DeviceTensor,
@@ -560,21 +815,37 @@ impl DeviceTensor {
         let xs =
             <[usize; 4]>::try_from(input_shape).map_err(|_| Error::shapes(op, input_shape, &ws))?;
         let (g, out_shape) = transpose_geom(op, xs, ws, p)?;
-        if gs != out_shape || xs[1] != ws[0] {
+        if gs != out_shape {
             return Err(Error::shapes(op, &gs, &out_shape));
         }
-        let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+        if xs[0] == 0 || xs[1] == 0 || out_shape[1] == 0 {
+            return DeviceTensor::zeros(grad_out.device(), &xs);
+        }
+        if g.direct_grouped() {
+            return direct_to_grid(op, grad_out, weight, &g)?.reshape(&xs);
+        }
         let per = chunk(op, grad_out.device().max_binding_bytes(), &g, xs[0])?;
-        let gx = chunked(xs[0], per, |n0, nb| {
-            let cols = im2col(op, grad_out, &g, n0, nb, false)?; // [nb, C_out*KK, H*W]
-            w2.matmul(&cols)
-        })?;
+        let gx = if g.groups == 1 {
+            let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+            chunked(xs[0], per, |n0, nb| {
+                let cols = im2col(op, grad_out, &g, n0, nb, Cols::Std)?; // [nb, C_out*KK, H*W]
+                w2.matmul(&cols)
+            })?
+        } else {
+            let w3 = weight.reshape(&[g.groups, g.og(), g.kg()])?;
+            chunked(xs[0], per, |n0, nb| {
+                let cols = im2col(op, grad_out, &g, n0, nb, Cols::Inner)?; // [G, Kg, nb*HW]
+                let y = w3.matmul(&cols)?.reshape(&[xs[1], nb, g.cols()])?;
+                batch_outer(&y)
+            })?
+        };
         gx.reshape(&xs)
     }
 
     /// Gradient of [`DeviceTensor::conv_transpose2d`] with respect to its weight: `grad_out`
     /// `[N, C_out, OH, OW]` and `input` `[N, C_in, H, W]` give `weight_shape`
-    /// `[C_in, C_out, KH, KW]`. Returns `Err` when the shapes are inconsistent.
+    /// `[C_in, C_out / groups, KH, KW]`. Returns `Err` when the shapes are inconsistent, as
+    /// [`DeviceTensor::conv_transpose2d`] would.
     pub fn conv_transpose2d_backward_weight(
         grad_out: &DeviceTensor,
         input: &DeviceTensor,
@@ -587,11 +858,17 @@ impl DeviceTensor {
         let ws = <[usize; 4]>::try_from(weight_shape)
             .map_err(|_| Error::shapes(op, weight_shape, &xs))?;
         let (g, out_shape) = transpose_geom(op, xs, ws, p)?;
-        if gs != out_shape || xs[1] != ws[0] {
+        if gs != out_shape {
             return Err(Error::shapes(op, &gs, &out_shape));
         }
-        // [C_in, HW] x [HW, C_out*KK] per image, summed: the roles of conv2d's weight
-        // gradient with the input and the output gradient swapped.
+        if xs[0] == 0 || ws.contains(&0) {
+            return DeviceTensor::zeros(grad_out.device(), &ws);
+        }
+        if g.direct_grouped() {
+            return direct_weight(op, input, grad_out, &g)?.reshape(&ws);
+        }
+        // [C_in, HW] x [HW, C_out*KK] per image (and group), summed: the roles of conv2d's
+        // weight gradient with the input and the output gradient swapped.
         let x3 = input.reshape(&[xs[0], xs[1], xs[2] * xs[3]])?;
         weight_product(op, &x3, grad_out, &g)?.reshape(&ws)
     }
@@ -606,6 +883,27 @@ fn transpose_geom(
     p: &ConvTranspose2dParams,
 ) -> Result<(Geom, [usize; 4])> {
     check_params(op, &xs, p.stride, p.dilation, p.groups)?;
+    if xs[1] != ws[0] {
+        return Err(Error::shapes(op, &xs, &ws));
+    }
+    if !ws[0].is_multiple_of(p.groups) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{} input channels are not divisible by groups = {}",
+                ws[0], p.groups
+            ),
+            &xs,
+        ));
+    }
+    let c_out = mul(op, &ws, &[ws[1], p.groups])?;
+    if ws[2] == 0 || ws[3] == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("kernel {:?} has a zero size", &ws[2..]),
+            &xs,
+        ));
+    }
     let bad_op = |o: usize, s: usize, d: usize| o >= s && o >= d;
     if bad_op(p.output_padding.0, p.stride.0, p.dilation.0)
         || bad_op(p.output_padding.1, p.stride.1, p.dilation.1)
@@ -617,10 +915,13 @@ fn transpose_geom(
         ));
     }
     let size = |h: usize, k: usize, s: usize, pd: usize, d: usize, op_: usize| -> Option<usize> {
-        ((h.checked_sub(1)? * s + d * (k.checked_sub(1)?) + op_ + 1) as isize - 2 * pd as isize)
-            .try_into()
-            .ok()
-            .filter(|&v: &usize| v > 0)
+        h.checked_sub(1)?
+            .checked_mul(s)?
+            .checked_add(d.checked_mul(k - 1)?)?
+            .checked_add(op_)?
+            .checked_add(1)?
+            .checked_sub(pd.checked_mul(2)?)
+            .filter(|&v| v > 0)
     };
     let oh = size(
         xs[2],
@@ -645,10 +946,14 @@ fn transpose_geom(
             &xs,
         ));
     };
+    mul(op, &xs, &[oh, ow])?;
+    mul(op, &xs, &[xs[2], xs[3]])?;
+    within_udiv(op, &xs, &[mul(op, &xs, &[c_out, ws[2], ws[3]])?, xs[1]])?;
     let g = Geom {
-        c: ws[1],
+        c: c_out,
         h: oh,
         w: ow,
+        o: xs[1],
         oh: xs[2],
         ow: xs[3],
         kh: ws[2],
@@ -656,6 +961,7 @@ fn transpose_geom(
         stride: p.stride,
         padding: p.padding,
         dilation: p.dilation,
+        groups: p.groups,
     };
-    Ok((g, [xs[0], ws[1], oh, ow]))
+    Ok((g, [xs[0], c_out, oh, ow]))
 }

@@ -15,12 +15,12 @@ pub use activation::{
     Elu, Flatten, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, Mish, PRelu, Relu, Relu6,
     Sigmoid, Silu, Softplus, Tanh,
 };
-pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, IntoPair};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use group_norm::{GroupNorm, GroupNormConfig, group_norm};
 pub use layer_norm::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig, layer_norm, rms_norm};
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNormConfig};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::Sequential;

@@ -2,6 +2,7 @@
 //! statistics, train/eval behaviour, and every loss against its formula.
 
 mod common;
+mod conv_pool;
 mod layers;
 mod losses;
 mod norms;
