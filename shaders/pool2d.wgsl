@@ -34,11 +34,7 @@ var<immediate> p: P;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
 @group(0) @binding(1) var<storage, read_write> gx1: array<f32>;
 
-// NaN test on the bits: WGSL lets a compiler assume floats are never NaN, so `v != v`
-// may fold to false.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
+// NaN is tested on the bits (`is_nan` in common.wgsl): a compiler may fold `v != v`.
 
 fn neg_inf() -> f32 {
     return bitcast<f32>(0xff800000u);
