@@ -12,7 +12,7 @@
 //! - word 1 keeps the largest out-of-range index;
 //! - word 2 keeps `u32::MAX - seq` of the earliest failed value check (its largest value), so
 //!   0 means none; `seq` numbers the thread's value checks since its last readback, and the
-//!   host keeps what each one checked ([`register`]).
+//!   host keeps what each one checked.
 //!
 //! Value checks ([`crate::DeviceTensor::check_range`], [`crate::DeviceTensor::check_finite`])
 //! are how losses reject inputs outside their domain and how anomaly detection names the

@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 impl Tensor {
     /// `torch.gather` along `axis` with u32 `index` (no grad to the index). Errors as
-    /// [`DeviceTensor::gather`].
+    /// [`cinder_device::DeviceTensor::gather`].
     pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
         let idx = index.data();
         let y = self.data().gather(axis, &idx)?;
@@ -20,7 +20,7 @@ impl Tensor {
     }
 
     /// `torch.index_select` along `axis` with a 1-D u32 `index`. Errors as
-    /// [`DeviceTensor::index_select`].
+    /// [`cinder_device::DeviceTensor::index_select`].
     pub fn index_select(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
         let idx = index.data();
         let d = self.data();
@@ -33,7 +33,7 @@ impl Tensor {
     }
 
     /// Backward of [`Tensor::index_select`] as an op (differentiable in `self`, the output
-    /// gradient). Errors as [`DeviceTensor::index_select_backward`].
+    /// gradient). Errors as [`cinder_device::DeviceTensor::index_select_backward`].
     pub fn index_select_backward(
         &self,
         axis: isize,
@@ -55,7 +55,7 @@ impl Tensor {
 
     /// `torch.scatter_add` (not in place): `self` plus `src` added at `index` along `axis`.
     /// Gradients reach `self` (unchanged) and `src` (gathered). Errors as
-    /// [`DeviceTensor::scatter_add`].
+    /// [`cinder_device::DeviceTensor::scatter_add`].
     pub fn scatter_add(&self, axis: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
         let idx = index.data();
         let y = self.data().scatter_add(axis, &idx, &src.data())?;
@@ -71,7 +71,7 @@ impl Tensor {
     }
 
     /// One-hot encoding of u32 labels (f32 0/1, no grad). Errors as
-    /// [`DeviceTensor::one_hot`].
+    /// [`cinder_device::DeviceTensor::one_hot`].
     pub fn one_hot(&self, num_classes: usize) -> Result<Tensor> {
         Ok(Tensor::from_data(self.data().one_hot(num_classes)?))
     }
