@@ -984,14 +984,24 @@ pub fn prepare_save_with(
 }
 
 /// Whether process `pid` may still be running on this machine: `Some(true)` when it is
-/// (or is a zombie, or its id has been reused), `Some(false)` when no such process exists,
-/// `None` when this cannot be told (no `/proc`: not Linux, or not mounted).
+/// (or its id has been reused), `Some(false)` when no such process exists or it is a
+/// zombie (it has exited and can write nothing more), `None` when this cannot be told (no
+/// `/proc`: not Linux, or not mounted).
 fn process_alive(pid: u32) -> Option<bool> {
     let proc = FsPath::new("/proc");
     if !proc.join("self").exists() {
         return None;
     }
-    Some(proc.join(pid.to_string()).exists())
+    let dir = proc.join(pid.to_string());
+    if !dir.exists() {
+        return Some(false);
+    }
+    // `/proc/PID/stat` is `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+    let state = fs::read_to_string(dir.join("stat")).ok().and_then(|st| {
+        st.rfind(')')
+            .and_then(|i| st[i + 1..].trim_start().chars().next())
+    });
+    Some(!matches!(state, Some('Z' | 'X')))
 }
 
 /// The writer's process id of `.NAME.tmp-PID-SEQ`, when `file` is a temp file of the
@@ -1012,8 +1022,8 @@ fn temp_writer_pid(file: &str, name: &str) -> Option<u32> {
 /// Removes the temp files `.NAME.tmp-PID-SEQ` that writers of `path` (`NAME` being its
 /// file name) left behind when they were killed between writing and renaming, and returns
 /// the paths removed. A file is removed only when its writer is known to be dead: its
-/// `PID` is not this process and no process with that id exists on this machine (checked
-/// in `/proc`). Files of live writers, of this process, of other names, and every file on
+/// `PID` is not this process and no process with that id exists on this machine, or it is
+/// a zombie (checked in `/proc`). Files of live writers, of this process, of other names, and every file on
 /// a system without `/proc` (macOS, Windows) are left alone; so are the files of writers
 /// on other machines whose `PID` happens to be alive here. (Writers on several machines or
 /// in separate PID namespaces must not share a checkpoint directory and name: a live
