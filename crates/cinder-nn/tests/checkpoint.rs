@@ -1389,6 +1389,18 @@ fn stale_temp_files_of_dead_writers_are_removed_at_the_next_save() {
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
+    // A process that has exited but has not been waited for yet: a zombie, which writes
+    // nothing more.
+    let mut zombie = std::process::Command::new("true").spawn().unwrap();
+    let zombie_pid = zombie.id();
+    let state = || std::fs::read_to_string(format!("/proc/{zombie_pid}/stat")).unwrap();
+    for _ in 0..500 {
+        if state().contains(") Z") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(state().contains(") Z"), "{}", state());
     // A live process, as a writer still writing.
     let mut live = std::process::Command::new("sleep")
         .arg("60")
@@ -1398,7 +1410,7 @@ fn stale_temp_files_of_dead_writers_are_removed_at_the_next_save() {
     let own = std::process::id();
     let files = [
         format!(".last.safetensors.tmp-{dead_pid}-0"),
-        format!(".last.safetensors.tmp-{dead_pid}-17"),
+        format!(".last.safetensors.tmp-{zombie_pid}-17"),
         format!(".last.safetensors.tmp-{live_pid}-3"),
         format!(".last.safetensors.tmp-{own}-99"),
         format!(".best.safetensors.tmp-{dead_pid}-0"), // another target
@@ -1417,8 +1429,9 @@ fn stale_temp_files_of_dead_writers_are_removed_at_the_next_save() {
     want.sort();
     assert_eq!(
         left, want,
-        "only the dead writer's files of this target are gone"
+        "only the dead writers' files of this target are gone"
     );
+    zombie.wait().unwrap();
     // the live writer's file goes once it is dead
     live.kill().unwrap();
     live.wait().unwrap();
