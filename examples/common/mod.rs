@@ -181,9 +181,10 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
 }
 
-/// Writes `value` as pretty JSON to `path` through a temp file (`.NAME.tmp-PID`, fsynced)
-/// and a rename, so `path` holds either the previous file or the new one. Returns `Err`
-/// naming the file when it cannot be written (the temp file is then removed).
+/// Writes `value` as pretty JSON to `path` through a temp file (`.NAME.tmp-PID-0`, fsynced)
+/// and a rename, so `path` holds either the previous file or the new one; the temp files
+/// of killed writers are removed first, as a checkpoint save does. Returns `Err` naming the
+/// file when it cannot be written (the temp file is then removed).
 pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     use std::io::Write;
     let name = path
@@ -191,8 +192,9 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> 
         .ok_or_else(|| anyhow::anyhow!("{} does not name a file", path.display()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    tmp_name.push(format!(".tmp-{}-0", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
+    let _ = cinder::nn::checkpoint::remove_stale_temp_files(path);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
