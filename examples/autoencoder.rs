@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Instant;
 
+use cinder::models::train::check_finite_state;
 use cinder::models::{AeArch, AeConfig, Autoencoder, Noise};
 use cinder::nn::VarStore;
 use cinder::nn::schedule::LrScheduler;
@@ -25,6 +26,7 @@ const PCA20_MSE: f64 = 0.01870;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.refuse_resume("autoencoder")?;
     ensure_dir(&args.out)?;
     let dev = Device::default()?;
     let (train, test) = load(&args)?;
@@ -67,17 +69,17 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().name
     );
     let mut opt = optimizer(&args, &vs)?;
-    let mut sched = schedule(&args, opt.as_mut(), args.epochs * tl.num_batches(), 0)?;
+    let mut sched = schedule(&args, opt.as_mut(), args.epochs() * tl.num_batches(), 0)?;
     let mut history = vec![];
     let (mut test_mse, mut train_loss) = (f64::NAN, f64::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
-    for epoch in 0..args.epochs {
+    for epoch in 0..args.epochs() {
         let start = Instant::now();
         let train_loss_epoch = train_epoch(
             &tl,
             epoch,
-            args.epochs,
+            args.epochs(),
             opt.as_mut(),
             sched.as_mut().map(|s| s as &mut dyn LrScheduler),
             &mut step,
@@ -88,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             },
         )?;
         train_loss = train_loss_epoch;
+        check_finite_state(&vs)?;
         // test reconstruction MSE per pixel, clean input
         let mut total = 0f64;
         no_grad(|| -> anyhow::Result<()> {
@@ -144,7 +147,7 @@ fn main() -> anyhow::Result<()> {
         "noise": args.noise,
         "mask": args.mask,
         "sparsity": args.sparsity,
-        "epochs": args.epochs,
+        "epochs": args.epochs(),
         "train_images": tl.dataset().len(),
         "test_images": el.dataset().len(),
         "train_mse": train_loss,

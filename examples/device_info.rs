@@ -5,13 +5,18 @@
 use std::time::Instant;
 
 use cinder::prelude::*;
+use clap::Parser;
+
+/// Prints the adapter Cinder picked, its limits, and a matmul check with GFLOP/s.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Size of the timed n x n x n matmul (at least 1).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    n: u32,
+}
 
 fn main() -> anyhow::Result<()> {
-    let mut n = 512usize;
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--n") {
-        n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(n);
-    }
+    let n = Args::parse().n as usize;
     let dev = Device::default()?;
     let info = dev.adapter_info();
     let lim = dev.limits();

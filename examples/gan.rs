@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use cinder::models::LeNet5;
 use cinder::models::gan::dcgan_init;
+use cinder::models::train::{check_finite_state, ensure_finite};
 use cinder::models::{Discriminator, GanArch, GanConfig, GanTrainer, Generator, Objective};
 use cinder::nn::VarStore;
 use cinder::nn::optim::{Adam, AdamConfig};
@@ -29,6 +30,7 @@ use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse().default_lr(5e-4);
+    args.refuse_resume("gan")?;
     ensure_dir(&args.out)?;
     let dev = Device::default()?;
     let (train, _) = load(&args)?;
@@ -64,6 +66,14 @@ fn main() -> anyhow::Result<()> {
         dcgan_init(&dvs, args.seed + 3)?;
     }
     let tl = loader(&dev, train, args.batch_size, Some(args.seed), true)?.drop_last(true);
+    if tl.num_batches() == 0 {
+        anyhow::bail!(
+            "{} training images make no full batch of --batch-size {} (the GAN drops a last, \
+             smaller batch): raise --limit or lower --batch-size",
+            tl.dataset().len(),
+            args.batch_size
+        );
+    }
     println!(
         "gan ({}, loss {}, n_critic {n_critic}, conditional {}): {} train images; G {} / D {} parameters; adapter {}",
         args.arch,
@@ -99,11 +109,11 @@ fn main() -> anyhow::Result<()> {
     let (mut dl, mut gl) = (f32::NAN, f32::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
-    for epoch in 0..args.epochs {
+    for epoch in 0..args.epochs() {
         let start = Instant::now();
         let pb = progress(
             tl.num_batches(),
-            format!("epoch {}/{}", epoch + 1, args.epochs),
+            format!("epoch {}/{}", epoch + 1, args.epochs()),
         );
         let (mut dsum, mut dn, mut gsum, mut gn) = (0f32, 0usize, 0f32, 0usize);
         let last = tl.num_batches().saturating_sub(1);
@@ -116,10 +126,12 @@ fn main() -> anyhow::Result<()> {
             step += 1;
             pb.inc(1);
             if step.is_multiple_of(10) || i == last {
-                dsum += s.d_loss.item()?;
+                let at =
+                    |who: &str| format!("the {who} loss at step {} of epoch {}", i + 1, epoch + 1);
+                dsum += ensure_finite(&at("discriminator"), s.d_loss.item()?)?;
                 dn += 1;
                 if let Some(l) = &s.g_loss {
-                    gsum += l.item()?;
+                    gsum += ensure_finite(&at("generator"), l.item()?)?;
                     gn += 1;
                 }
                 pb.set_message(format!(
@@ -130,6 +142,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
         pb.finish_and_clear();
+        check_finite_state(&gvs)?;
+        check_finite_state(&dvs)?;
         // the epoch's losses, averaged over every 10th step and its last (NaN, written as
         // null, when no generator step was sampled)
         let mean = |sum: f32, n: usize| if n == 0 { f32::NAN } else { sum / n as f32 };
@@ -200,7 +214,7 @@ fn main() -> anyhow::Result<()> {
         "loss": args.loss,
         "n_critic": n_critic,
         "conditional": args.conditional,
-        "epochs": args.epochs,
+        "epochs": args.epochs(),
         "train_images": tl.dataset().len(),
         "d_loss": dl,
         "g_loss": gl,

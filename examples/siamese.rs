@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use cinder::data::Dataset;
 use cinder::models::siamese::Pair;
+use cinder::models::train::{check_finite_state, ensure_finite};
 use cinder::models::{PairSampler, Siamese, knn_accuracy};
 use cinder::nn::schedule::LrScheduler;
 use cinder::nn::{Module, VarStore};
@@ -67,6 +68,7 @@ fn embed(net: &Siamese, dev: &Device, d: &Dataset) -> anyhow::Result<Vec<f32>> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.refuse_resume("siamese")?;
     ensure_dir(&args.out)?;
     let dev = Device::default()?;
     let (train, test) = load(&args)?;
@@ -84,13 +86,13 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().name
     );
     let mut opt = optimizer(&args, &vs)?;
-    let mut sched = schedule(&args, opt.as_mut(), args.epochs * steps, 0)?;
+    let mut sched = schedule(&args, opt.as_mut(), args.epochs() * steps, 0)?;
     let mut history = vec![];
     let (mut loss, mut acc) = (f32::NAN, f32::NAN);
     let t0 = Instant::now();
-    for epoch in 0..args.epochs {
+    for epoch in 0..args.epochs() {
         let start = Instant::now();
-        let pb = progress(steps, format!("epoch {}/{}", epoch + 1, args.epochs));
+        let pb = progress(steps, format!("epoch {}/{}", epoch + 1, args.epochs()));
         let mut sum: Option<Tensor> = None;
         for i in 0..steps {
             let (a, b, y) = pair_batch(&dev, &train, &sampler.sample(args.batch_size))?;
@@ -108,14 +110,22 @@ fn main() -> anyhow::Result<()> {
             });
             pb.inc(1);
             if (i + 1).is_multiple_of(20) {
-                pb.set_message(format!(
-                    "loss {:.4}",
-                    sum.as_ref().unwrap().item()? / (i + 1) as f32
-                ));
+                let mean = sum.as_ref().map_or(Ok(0.0), |s| s.item())? / (i + 1) as f32;
+                let what = format!(
+                    "the mean contrastive loss after batch {} of epoch {}",
+                    i + 1,
+                    epoch + 1
+                );
+                pb.set_message(format!("loss {:.4}", ensure_finite(&what, mean)?));
             }
         }
         pb.finish_and_clear();
         loss = sum.map_or(Ok(0.0), |s| s.item())? / steps as f32;
+        ensure_finite(
+            &format!("the mean contrastive loss of epoch {}", epoch + 1),
+            loss,
+        )?;
+        check_finite_state(&vs)?;
         let train_secs = start.elapsed().as_secs_f64();
         let (er, et) = (embed(&net, &dev, &train)?, embed(&net, &dev, &test)?);
         acc = knn_accuracy(&er, train.labels(), &et, test.labels(), dim, K)?;
@@ -136,7 +146,7 @@ fn main() -> anyhow::Result<()> {
         "embedding": dim,
         "margin": MARGIN,
         "k": K,
-        "epochs": args.epochs,
+        "epochs": args.epochs(),
         "train_images": train.len(),
         "test_images": test.len(),
         "train_loss": loss,

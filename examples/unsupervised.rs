@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example unsupervised -- [--limit 10000] [--k 10] [--components 50]
 //!  [--n-init 5] [--gmm-iter 30] [--data /usr/share/datasets/fashion-mnist] [--out out/unsupervised]`
+//! (`--help` lists them).
 //!
 //! Images are the first `--limit` training images scaled to [0, 1] (at most about 40,000:
 //! the data must fit one 128 MiB binding on lavapipe). Progress goes to stderr and stdout;
@@ -13,54 +14,46 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
 use cinder::data::mnist::{self, Split};
 use cinder::models::classical::{GaussianMixture, KMeans, Pca, ProbabilisticPca};
 use cinder::prelude::*;
+use clap::Parser;
 
+/// PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.
+#[derive(Parser, Debug)]
 struct Args {
+    /// Use the first N training images (at least 1; at most about 40,000 on lavapipe).
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     limit: usize,
+    /// Clusters of k-means and components of the Gaussian mixture (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     k: usize,
+    /// PCA and probabilistic PCA components (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     components: usize,
+    /// k-means restarts; the best is kept (at least 1).
+    #[arg(long = "n-init", default_value_t = 5, value_parser = at_least_one)]
     n_init: usize,
+    /// Largest number of EM iterations of the Gaussian mixture (at least 1).
+    #[arg(long = "gmm-iter", default_value_t = 30, value_parser = at_least_one)]
     gmm_iter: usize,
-    data: PathBuf,
+    /// Data directory (default: $CINDER_DATA, then /usr/share/datasets/fashion-mnist).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output directory for the pictures.
+    #[arg(long, default_value = "out/unsupervised")]
     out: PathBuf,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        limit: 10_000,
-        k: 10,
-        components: 50,
-        n_init: 5,
-        gmm_iter: 30,
-        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        out: PathBuf::from("out/unsupervised"),
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let v = argv
-            .get(i + 1)
-            .with_context(|| format!("{} needs a value", argv[i]))?;
-        let num = || -> anyhow::Result<usize> {
-            v.parse()
-                .with_context(|| format!("{}: not a number: {v}", argv[i]))
-        };
-        match argv[i].as_str() {
-            "--limit" => a.limit = num()?,
-            "--k" => a.k = num()?,
-            "--components" => a.components = num()?,
-            "--n-init" => a.n_init = num()?,
-            "--gmm-iter" => a.gmm_iter = num()?,
-            "--data" => a.data = PathBuf::from(v),
-            "--out" => a.out = PathBuf::from(v),
-            other => bail!("unknown argument {other}"),
-        }
-        i += 2;
+/// Parses a count that must be at least 1.
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a whole number: {e}"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
     }
-    Ok(a)
+    Ok(n)
 }
 
 /// Writes an 8-bit grayscale PNG (via a temporary file renamed into place).
@@ -135,7 +128,7 @@ fn variance_curve(path: &Path, ratios: &[f32]) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let dev = Device::default()?;
     println!(
@@ -144,7 +137,8 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().backend
     );
 
-    let train = mnist::load(&args.data, Split::Train)?.take(args.limit);
+    let dir = mnist::data_dir(args.data.as_deref());
+    let train = mnist::load(&dir, Split::Train)?.take(args.limit);
     let labels = train.labels().to_vec();
     let (n, d) = (train.len(), train.image_len());
     let xs: Vec<f32> = train.images().iter().map(|&p| p as f32 / 255.0).collect();

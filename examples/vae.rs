@@ -15,6 +15,7 @@ mod common;
 
 use std::time::Instant;
 
+use cinder::models::train::check_finite_state;
 use cinder::models::{Likelihood, Vae, VaeArch, VaeConfig};
 use cinder::nn::VarStore;
 use cinder::nn::schedule::LrScheduler;
@@ -29,6 +30,7 @@ const IWAE_IMAGES: usize = 1000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.refuse_resume("vae")?;
     ensure_dir(&args.out)?;
     let dev = Device::default()?;
     let (train, test) = load(&args)?;
@@ -62,18 +64,18 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().name
     );
     let mut opt = optimizer(&args, &vs)?;
-    let mut sched = schedule(&args, opt.as_mut(), args.epochs * tl.num_batches(), 0)?;
+    let mut sched = schedule(&args, opt.as_mut(), args.epochs() * tl.num_batches(), 0)?;
     let iw_x = first_images(&dev, el.dataset(), iw_n)?;
     let mut history = vec![];
     let (mut train_nelbo, mut test_nelbo, mut test_iwae) = (f64::NAN, f64::NAN, f64::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
-    for epoch in 0..args.epochs {
+    for epoch in 0..args.epochs() {
         let start = Instant::now();
         let train_nelbo_epoch = train_epoch(
             &tl,
             epoch,
-            args.epochs,
+            args.epochs(),
             opt.as_mut(),
             sched.as_mut().map(|s| s as &mut dyn LrScheduler),
             &mut step,
@@ -85,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         let train_secs = start.elapsed().as_secs_f64();
         train_nelbo = train_nelbo_epoch;
+        check_finite_state(&vs)?;
         // test negative ELBO (one z per image, fixed stream) and IWAE on the first iw_n
         let (mut tot, mut iw) = (0f64, 0f64);
         no_grad(|| -> anyhow::Result<()> {
@@ -165,7 +168,7 @@ fn main() -> anyhow::Result<()> {
     let metrics = json!({
         "model": format!("vae-{}", args.arch),
         "latent": latent,
-        "epochs": args.epochs,
+        "epochs": args.epochs(),
         "train_images": tl.dataset().len(),
         "test_images": el.dataset().len(),
         "iwae_images": iw_n,

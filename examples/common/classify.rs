@@ -10,7 +10,7 @@ use anyhow::Context;
 use cinder::data::mnist::{self, Split};
 use cinder::data::{DataLoader, Dataset, Transform, cifar};
 use cinder::device::Device;
-use cinder::models::train::{Stats, evaluate, train_epoch};
+use cinder::models::train::{check_finite_state, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
 use cinder::nn::optim::Optimizer;
 use cinder::nn::schedule::LrScheduler;
@@ -50,6 +50,16 @@ impl Data {
             None => test,
         };
         let (train, val) = train.split(args.val_fraction, args.seed)?;
+        if train.is_empty() || val.is_empty() || test.is_empty() {
+            anyhow::bail!(
+                "{} training, {} validation and {} test images: every split needs at least one \
+                 (raise --limit, --test-limit, or move --val-fraction {} away from 0 and 1)",
+                train.len(),
+                val.len(),
+                test.len(),
+                args.val_fraction
+            );
+        }
         Ok(Data {
             train,
             val,
@@ -102,19 +112,56 @@ pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
     (mean, std)
 }
 
+/// The crash tests' hook: with `CINDER_PAUSE_BEFORE_COMMIT=FILE:EPOCH` (e.g.
+/// `last.safetensors:2`), the save of `FILE` after epoch `EPOCH` (counted from 1) stops
+/// after its temp file is written and fsynced, before the rename, prints a line saying so
+/// on stderr and waits to be killed. Any other value, or none, changes nothing.
+fn pause_before_commit(pending: &checkpoint::PendingSave, epoch: usize) {
+    let Ok(want) = std::env::var("CINDER_PAUSE_BEFORE_COMMIT") else {
+        return;
+    };
+    let file = pending.target().file_name().map(|f| f.to_string_lossy());
+    if file.is_some_and(|f| want == format!("{f}:{epoch}")) {
+        eprintln!(
+            "paused before renaming {} over {} (CINDER_PAUSE_BEFORE_COMMIT={want})",
+            pending.temp_path().display(),
+            pending.target().display()
+        );
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Saves `tensors` atomically (refusing NaN and infinities), pausing for the crash tests
+/// as [`pause_before_commit`] says.
+fn save_checkpoint(
+    path: &Path,
+    tensors: &[(String, cinder::device::DeviceTensor)],
+    file_dtypes: &BTreeMap<String, checkpoint::FileDType>,
+    meta: &BTreeMap<String, String>,
+    epoch: usize,
+) -> anyhow::Result<()> {
+    let pending = checkpoint::prepare_save_as(path, tensors, file_dtypes, meta)?;
+    pause_before_commit(&pending, epoch);
+    pending.commit()?;
+    Ok(())
+}
+
 /// The training state saved after every epoch for --resume: the model (`model.*`), the
-/// optimizer (`optim.*`) and the loop's counters as metadata.
+/// optimizer (`optim.*`) and the loop's counters, the run's settings and its history as
+/// metadata.
 fn save_last(
     path: &Path,
     vs: &VarStore,
     opt: &dyn Optimizer,
     meta: &BTreeMap<String, String>,
+    epoch: usize,
 ) -> anyhow::Result<()> {
     let model: Vec<_> = vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
     let mut all = with_prefix("model.", &model);
     all.extend(with_prefix("optim.", &opt.state()));
-    checkpoint::save(path, &all, meta)?;
-    Ok(())
+    save_checkpoint(path, &all, &BTreeMap::new(), meta, epoch)
 }
 
 fn load_last(
@@ -131,8 +178,128 @@ fn load_last(
     Ok(meta)
 }
 
+/// The settings a resumed run must share with the run that wrote its checkpoint (flag, value
+/// as stored), besides `--epochs`: they define the data, the optimizer and the schedule.
+fn run_settings(
+    args: &Args,
+    train_images: usize,
+    val_images: usize,
+    steps_per_epoch: usize,
+) -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        ("schedule", "--schedule", args.schedule.clone()),
+        ("optimizer", "--optimizer", args.optimizer.clone()),
+        ("lr", "--lr", args.learning_rate().to_string()),
+        ("batch_size", "--batch-size", args.batch_size.to_string()),
+        ("seed", "--seed", args.seed.to_string()),
+        (
+            "train_images",
+            "--limit / --val-fraction (training images)",
+            train_images.to_string(),
+        ),
+        (
+            "val_images",
+            "--limit / --val-fraction (validation images)",
+            val_images.to_string(),
+        ),
+        (
+            "steps_per_epoch",
+            "--batch-size / --limit (steps per epoch)",
+            steps_per_epoch.to_string(),
+        ),
+    ]
+}
+
+/// Where a resumed run starts: the counters, the schedule's length and the history.
+struct Resumed {
+    epochs_done: usize,
+    epochs: usize,
+    best_acc: f32,
+    bad: usize,
+    history: Vec<serde_json::Value>,
+}
+
+/// Reads the loop's state from a checkpoint's metadata and checks the run's settings
+/// against it. Returns `Err` naming the flag when a setting differs, or when `--epochs` is
+/// given and differs from the stored schedule's length (a resumed run continues the stored
+/// schedule; it is not stretched or cut).
+fn resume_from(
+    meta: &BTreeMap<String, String>,
+    args: &Args,
+    settings: &[(&'static str, &'static str, String)],
+    last_path: &Path,
+) -> anyhow::Result<Resumed> {
+    let num = |k: &str| -> anyhow::Result<Option<f64>> {
+        meta.get(k)
+            .map(|v| {
+                v.parse::<f64>()
+                    .with_context(|| format!("metadata `{k}` = {v:?} is not a number"))
+            })
+            .transpose()
+    };
+    let epochs_done = num("epochs_done")?.context("metadata `epochs_done` is missing")? as usize;
+    for (key, flag, now) in settings {
+        if let Some(then) = meta.get(*key)
+            && then != now
+        {
+            anyhow::bail!(
+                "{flag} is {now} but the checkpoint {} was written with {then}; resume with \
+                 the same settings, or train anew (without --resume, or with another --out)",
+                last_path.display()
+            );
+        }
+    }
+    let epochs = match (num("epochs")?.map(|e| e as usize), args.epochs) {
+        (Some(stored), Some(given)) if stored != given => anyhow::bail!(
+            "--epochs {given}, but the checkpoint {} belongs to a run of {stored} epochs (its \
+             schedule is {stored} epochs long; {epochs_done} are done). A resumed run \
+             continues the stored schedule: pass --epochs {stored} or leave --epochs out; to \
+             train for another length, train anew (without --resume, or with another --out)",
+            last_path.display()
+        ),
+        (Some(stored), _) => stored,
+        (None, _) => {
+            println!(
+                "the checkpoint does not record its run's length; using --epochs {}",
+                args.epochs()
+            );
+            args.epochs()
+        }
+    };
+    let history = match meta.get("history") {
+        Some(h) => serde_json::from_str::<Vec<serde_json::Value>>(h)
+            .context("metadata `history` is not a JSON array")?,
+        None => {
+            println!(
+                "the checkpoint has no history: metrics.json will list the epochs from {} on",
+                epochs_done + 1
+            );
+            Vec::new()
+        }
+    };
+    Ok(Resumed {
+        epochs_done,
+        epochs,
+        best_acc: num("best_val_accuracy")?.unwrap_or(-1.0) as f32,
+        bad: num("bad_epochs")?.unwrap_or(0.0) as usize,
+        history,
+    })
+}
+
+/// True when early stopping ends the run after `bad` epochs without improvement
+/// (`--patience 0` never stops early).
+fn patience_spent(args: &Args, bad: usize) -> bool {
+    args.patience > 0 && bad >= args.patience
+}
+
 /// Trains `model` (built in `vs`) on `data` as `args` say, prints progress, writes the
 /// checkpoints and pictures under `--out`, and prints the final JSON line.
+///
+/// With `--resume`, the loop continues from `last.safetensors`: the model, the optimizer,
+/// the counters and the history come back, the run's settings must match the stored ones,
+/// and the schedule is the stored one (see [`resume_from`]). Training stops with an error,
+/// before any checkpoint of that epoch is written, when the loss or a parameter stops being
+/// finite.
 pub fn run(
     name: &str,
     args: &Args,
@@ -168,35 +335,36 @@ pub fn run(
     let mut opt = optimizer(args, vs)?;
     let best_path = args.out.join("best.safetensors");
     let last_path = args.out.join("last.safetensors");
-    let (mut start, mut best_acc, mut bad) = (0usize, -1f32, 0usize);
+    let steps = train.num_batches();
+    let settings = run_settings(args, train.dataset().len(), val.dataset().len(), steps);
+    let (mut start, mut epochs, mut best_acc, mut bad) = (0usize, args.epochs(), -1f32, 0usize);
+    let mut history = Vec::new();
     if args.resume {
-        let meta = load_last(&last_path, dev, vs, opt.as_mut())
-            .with_context(|| format!("--resume: reading {}", last_path.display()))?;
-        let get = |k: &str| {
-            meta.get(k)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        start = get("epochs_done") as usize;
-        best_acc = get("best_val_accuracy") as f32;
-        bad = get("bad_epochs") as usize;
-        println!("resumed after epoch {start} (best validation accuracy {best_acc:.4})");
+        let r = load_last(&last_path, dev, vs, opt.as_mut())
+            .and_then(|meta| resume_from(&meta, args, &settings, &last_path))
+            .with_context(|| format!("--resume from {}", last_path.display()))?;
+        (start, epochs, best_acc, bad, history) =
+            (r.epochs_done, r.epochs, r.best_acc, r.bad, r.history);
+        println!(
+            "resumed after epoch {start} of {epochs} (best validation accuracy {best_acc:.4}); \
+             continuing the stored {} schedule over {} steps, {} done",
+            args.schedule,
+            epochs * steps,
+            start * steps
+        );
     }
 
-    let mut schedule = schedule(
-        args,
-        opt.as_mut(),
-        args.epochs * train.num_batches(),
-        start * train.num_batches(),
-    )?;
-    let mut history = Vec::new();
-    let mut last_train = Stats::default();
+    let mut schedule = schedule(args, opt.as_mut(), epochs * steps, start * steps)?;
     let mut epochs_run = start;
-    for epoch in start..args.epochs {
-        let pb = progress(
-            train.num_batches(),
-            format!("epoch {}/{}", epoch + 1, args.epochs),
-        );
+    if start >= epochs {
+        println!("the run has done its {epochs} epochs: nothing left to train");
+    }
+    for epoch in start..epochs {
+        if patience_spent(args, bad) {
+            println!("early stop: no better validation accuracy for {bad} epochs");
+            break;
+        }
+        let pb = progress(steps, format!("epoch {}/{epochs}", epoch + 1));
         let mut sched_err = None;
         let t = train_epoch(model, opt.as_mut(), &train, epoch as u64, 20, |o, s| {
             if let Some(sched) = schedule.as_mut()
@@ -209,11 +377,18 @@ pub fn run(
                 let rate = s.seen as f64 / pb.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!("loss {l:.4}, {rate:.0} img/s"));
             }
-        })?;
+        });
+        pb.finish_and_clear();
+        let t = t.with_context(|| format!("epoch {}: training stopped", epoch + 1))?;
         if let Some(e) = sched_err {
             return Err(e.into());
         }
-        pb.finish_and_clear();
+        check_finite_state(vs).with_context(|| {
+            format!(
+                "epoch {}: training stopped; the checkpoints of epoch {epoch} are kept",
+                epoch + 1
+            )
+        })?;
         let (v, _) = evaluate(model, &val)?;
         epochs_run = epoch + 1;
         println!(
@@ -228,31 +403,46 @@ pub fn run(
         );
         history.push(
             json!({"epoch": epoch + 1, "train_loss": t.loss, "train_accuracy": t.accuracy,
-            "val_loss": v.loss, "val_accuracy": v.accuracy, "seconds": t.seconds}),
+            "val_loss": v.loss, "val_accuracy": v.accuracy, "seconds": t.seconds,
+            "images_per_second": t.images_per_second()}),
         );
-        last_train = t;
         if v.accuracy > best_acc {
             best_acc = v.accuracy;
             bad = 0;
-            vs.save(&best_path)?;
+            let state: Vec<_> = vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
+            let meta = BTreeMap::from([
+                ("epoch".to_string(), (epoch + 1).to_string()),
+                ("val_accuracy".to_string(), best_acc.to_string()),
+            ]);
+            save_checkpoint(&best_path, &state, &vs.file_dtypes(), &meta, epoch + 1)?;
         } else {
             bad += 1;
         }
-        let meta = BTreeMap::from([
+        let mut meta = BTreeMap::from([
             ("epochs_done".to_string(), (epoch + 1).to_string()),
+            ("epochs".to_string(), epochs.to_string()),
             ("best_val_accuracy".to_string(), best_acc.to_string()),
             ("bad_epochs".to_string(), bad.to_string()),
+            ("history".to_string(), serde_json::to_string(&history)?),
         ]);
-        save_last(&last_path, vs, opt.as_ref(), &meta)?;
-        if bad >= args.patience {
+        for (key, _, value) in &settings {
+            meta.insert(key.to_string(), value.clone());
+        }
+        save_last(&last_path, vs, opt.as_ref(), &meta, epoch + 1)?;
+        if patience_spent(args, bad) && epoch + 1 < epochs {
             println!("early stop: no better validation accuracy for {bad} epochs");
             break;
         }
     }
 
-    if best_path.exists() {
-        vs.load(&best_path)?;
+    if !best_path.exists() {
+        anyhow::bail!(
+            "{} is missing: the best model of this run (validation accuracy {best_acc:.4}) \
+             cannot be evaluated",
+            best_path.display()
+        );
     }
+    vs.load(&best_path)?;
     let (ts, preds) = evaluate(model, &test)?;
     let wrong: Vec<usize> = (0..preds.len())
         .filter(|&i| preds[i] != test.dataset().labels()[i] as u32)
@@ -272,16 +462,20 @@ pub fn run(
     if !show.is_empty() {
         grid(&pixels, shape, 8, (0.0, 1.0), 3, Some(&caps)).save(&pic)?;
     }
+    // The last epoch's training figures, from the history (null when it has none: a
+    // checkpoint written before the history was kept).
+    let last = history.last().cloned().unwrap_or(serde_json::Value::Null);
     let metrics = json!({
         "model": name,
         "test_accuracy": ts.accuracy,
         "test_loss": ts.loss,
         "best_val_accuracy": best_acc,
         "epochs": epochs_run,
-        "train_loss": last_train.loss,
-        "train_accuracy": last_train.accuracy,
-        "images_per_second": last_train.images_per_second(),
-        "seconds_per_epoch": last_train.seconds,
+        "schedule_epochs": epochs,
+        "train_loss": last["train_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "images_per_second": last["images_per_second"],
+        "seconds_per_epoch": last["seconds"],
         "train_images": train.dataset().len(),
         "test_images": test.dataset().len(),
         "misclassified_png": if show.is_empty() { serde_json::Value::Null } else { json!(pic.display().to_string()) },

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cinder::data::mnist::{self, Split};
 use cinder::data::{DataLoader, Dataset, Transform};
 use cinder::device::Device;
+use cinder::models::train::ensure_finite;
 use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
 
@@ -131,7 +132,9 @@ pub fn secs(start: std::time::Instant) -> f64 {
 /// minimize and the one to report (they differ when a penalty is added); the optimizer
 /// steps, `schedule` (when given) advances every step, and the bar shows the running mean
 /// of the reported value, read back every 20 steps. Returns the epoch's mean of the
-/// reported value, or the first error.
+/// reported value, or the first error: a loader's, a step's, or (from
+/// [`ensure_finite`]) a running or final mean that is NaN or infinite, so that a diverged
+/// run stops instead of training on.
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     loader: &DataLoader,
@@ -166,9 +169,18 @@ pub fn train_epoch(
         pb.inc(1);
         if step.is_multiple_of(20) {
             let mean = sum.as_ref().map_or(Ok(0.0), |s| s.item())? / pb.position() as f32;
-            pb.set_message(format!("{label} {mean:.5}"));
+            let what = format!(
+                "the mean training {label} after batch {} of epoch {}",
+                pb.position(),
+                epoch + 1
+            );
+            pb.set_message(format!("{label} {:.5}", ensure_finite(&what, mean)?));
         }
     }
     pb.finish_and_clear();
-    Ok(sum.map_or(Ok(0.0), |s| s.item())? as f64 / loader.num_batches().max(1) as f64)
+    let total = sum.map_or(Ok(0.0), |s| s.item())?;
+    let mean = total as f64 / loader.num_batches().max(1) as f64;
+    let what = format!("the mean training {label} of epoch {}", epoch + 1);
+    ensure_finite(&what, mean as f32)?;
+    Ok(mean)
 }

@@ -21,14 +21,14 @@ pub struct Args {
     /// Data directory (default: $CINDER_DATA, then /usr/share/datasets/fashion-mnist).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Training epochs.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Examples per batch.
-    #[arg(long = "batch-size", default_value_t = 64)]
+    /// Training epochs, at least 1 [default: 10; with --resume, the checkpoint's].
+    #[arg(long, value_parser = at_least_one)]
+    pub epochs: Option<usize>,
+    /// Examples per batch, at least 1.
+    #[arg(long = "batch-size", default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
-    /// Learning rate (each example has its own default).
-    #[arg(long)]
+    /// Learning rate, a finite number >= 0 (each example has its own default).
+    #[arg(long, value_parser = learning_rate)]
     pub lr: Option<f32>,
     /// Learning-rate schedule: cosine (decay to 0 over the run, per step) or constant.
     #[arg(long, default_value = "cosine")]
@@ -39,16 +39,17 @@ pub struct Args {
     /// Seed of initialization, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Use only the first N training images.
-    #[arg(long)]
+    /// Use only the first N training images (N at least 1).
+    #[arg(long, value_parser = at_least_one)]
     pub limit: Option<usize>,
-    /// Use only the first N test images.
-    #[arg(long = "test-limit")]
+    /// Use only the first N test images (N at least 1).
+    #[arg(long = "test-limit", value_parser = at_least_one)]
     pub test_limit: Option<usize>,
-    /// Fraction of the training images held out for validation.
-    #[arg(long = "val-fraction", default_value_t = 0.1)]
+    /// Fraction of the training images held out for validation, strictly between 0 and 1.
+    #[arg(long = "val-fraction", default_value_t = 0.1, value_parser = open_fraction)]
     pub val_fraction: f32,
-    /// Stop after this many epochs without a better validation accuracy.
+    /// Stop after this many epochs in a row without a better validation accuracy (0: never
+    /// stop early).
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
     /// Output directory: checkpoint, metrics.json, pictures.
@@ -66,8 +67,9 @@ pub struct Args {
     /// Conditional GAN (label embedding concatenated to z and to D's input).
     #[arg(long)]
     pub conditional: bool,
-    /// Width of the code / latent / embedding (generative examples; default per example).
-    #[arg(long)]
+    /// Width of the code / latent / embedding, at least 1 (generative examples; default per
+    /// example).
+    #[arg(long, value_parser = at_least_one)]
     pub latent: Option<usize>,
     /// Denoising autoencoder: standard deviation of the Gaussian input noise (0 = off).
     #[arg(long, default_value_t = 0.0)]
@@ -88,7 +90,67 @@ pub struct Args {
     pub classifier: Option<PathBuf>,
 }
 
+/// Parses a count that must be at least 1 (`--epochs`, `--limit`, `--batch-size`, ...): 0
+/// would train or measure nothing and report 0.0 as if it had been measured.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a whole number: {e}"))?;
+    if n == 0 {
+        return Err("must be at least 1 (0 would train or measure nothing)".into());
+    }
+    Ok(n)
+}
+
+/// Parses `--val-fraction`: a number strictly between 0 and 1 (0 leaves no validation
+/// images to select the best model on, 1 no training images).
+fn open_fraction(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(f > 0.0 && f < 1.0) {
+        return Err(
+            "must be strictly between 0 and 1 (0 leaves no validation images, 1 no training \
+             images)"
+                .into(),
+        );
+    }
+    Ok(f)
+}
+
+/// Parses `--lr`: a finite number, at least 0.
+fn learning_rate(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(f.is_finite() && f >= 0.0) {
+        return Err("must be a finite number, at least 0".into());
+    }
+    Ok(f)
+}
+
+/// The default of `--epochs`.
+pub const DEFAULT_EPOCHS: usize = 10;
+
 impl Args {
+    /// The number of epochs: `--epochs`, or [`DEFAULT_EPOCHS`].
+    pub fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(DEFAULT_EPOCHS)
+    }
+
+    /// `Err` when `--resume` was given to an example that cannot resume (`name` trains
+    /// from scratch every time), rather than silently starting over.
+    pub fn refuse_resume(&self, name: &str) -> anyhow::Result<()> {
+        if self.resume {
+            anyhow::bail!(
+                "--resume: {name} does not save a training state to resume from (the \
+                 classifier examples mlp_mnist, lenet_mnist, vgg_cifar and resnet_cifar do); \
+                 run it without --resume to train from scratch"
+            );
+        }
+        Ok(())
+    }
+
     /// Sets the learning rate when `--lr` was not given.
     pub fn default_lr(mut self, lr: f32) -> Args {
         self.lr.get_or_insert(lr);
@@ -119,12 +181,30 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
 }
 
-/// Writes `value` as pretty JSON to `path` through a temp file and a rename.
+/// Writes `value` as pretty JSON to `path` through a temp file (`.NAME.tmp-PID-0`, fsynced)
+/// and a rename, so `path` holds either the previous file or the new one; the temp files
+/// of killed writers are removed first, as a checkpoint save does. Returns `Err` naming the
+/// file when it cannot be written (the temp file is then removed).
 pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{} does not name a file", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}-0", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = cinder::nn::checkpoint::remove_stale_temp_files(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("{}: {e}", path.display())
+    })
 }
 
 /// The optimizer `--optimizer` names, over `vs`'s parameters at the learning rate: Adam,

@@ -24,27 +24,68 @@ fn format(path: &Path, at: impl Into<String>, msg: impl Into<String>) -> Error {
 }
 
 /// Reads a whole file, decompressing it when it starts with the gzip magic (whatever its
-/// name). Returns [`Error::Io`] naming the file, or [`Error::Format`] for corrupt gzip data.
+/// name). A gzip file may hold several members one after another (as `cat a.gz b.gz`
+/// makes, or `pigz`/`bgzip` write); their contents are concatenated, as `gunzip` does.
+///
+/// Returns [`Error::Io`] naming the file when it cannot be read, and [`Error::Format`]
+/// naming the file and the member's byte offset for corrupt or truncated gzip data, and
+/// for bytes after the last member that do not start another member (trailing garbage,
+/// which `gunzip` only warns about).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                format(
-                    path,
-                    "gzip stream",
-                    format!("corrupt or truncated gzip data: {e}"),
-                )
-            })?;
-        Ok(out)
+    if raw.starts_with(&GZIP_MAGIC) {
+        gunzip(path, &raw)
     } else {
         Ok(raw)
     }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Decompresses every gzip member of `raw` (read from `path`, named in errors).
+fn gunzip(path: &Path, raw: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    let mut member = 0usize;
+    while !rest.is_empty() {
+        let offset = raw.len() - rest.len();
+        if !rest.starts_with(&GZIP_MAGIC) {
+            return Err(format(
+                path,
+                format!("offset {offset}"),
+                format!(
+                    "{} bytes of trailing data after the last gzip member (member {} ended \
+                     here); the file is not a clean gzip stream",
+                    rest.len(),
+                    member - 1
+                ),
+            ));
+        }
+        // The bufread decoder consumes exactly one member: header, deflate data, trailer.
+        let mut dec = flate2::bufread::GzDecoder::new(rest);
+        dec.read_to_end(&mut out).map_err(|e| {
+            format(
+                path,
+                format!("offset {offset} (gzip member {member})"),
+                format!("corrupt or truncated gzip data: {e}"),
+            )
+        })?;
+        let left = dec.into_inner();
+        if left.len() == rest.len() {
+            // Nothing consumed: cannot happen after a successful read, but never loop.
+            return Err(format(
+                path,
+                format!("offset {offset} (gzip member {member})"),
+                "empty gzip member",
+            ));
+        }
+        rest = left;
+        member += 1;
+    }
+    Ok(out)
 }
 
 /// Parses IDX bytes read from `path` (named in errors). Returns [`Error::Format`] for a bad

@@ -1,6 +1,8 @@
 //! [`DataLoader`]: seeded shuffling, batching, transforms on a prefetch thread, and upload
 //! of each batch into pooled device buffers.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
@@ -104,61 +106,163 @@ impl DataLoader {
 
     /// Iterates over the batches of `epoch`. A thread prepares batches ahead; dropping the
     /// iterator stops it.
+    ///
+    /// Every batch is `Ok` until something fails; the iterator then yields one `Err` and
+    /// ends. The `Err` is the error a transform returned (unchanged), the device's error
+    /// when an upload fails, or `Err(InvalidArgument)` from `DataLoader` when the prefetch
+    /// thread panicked (naming the epoch, the batch and the panic's message) or ended
+    /// before its last batch. An epoch is never silently short: it yields either all
+    /// [`DataLoader::num_batches`] batches or an `Err`.
     pub fn epoch(&self, epoch: u64) -> Epoch {
-        let (tx, rx) = sync_channel::<HostBatch>(2);
+        let (tx, rx) = sync_channel::<Result<HostBatch>>(2);
         let order = self.order(epoch);
         let (data, transforms) = (self.data.clone(), self.transforms.clone());
         let (bs, nb) = (self.batch_size, self.num_batches());
         let seed = self.shuffle.unwrap_or(0) ^ 0x5DEE_CE66 ^ epoch.rotate_left(32);
-        let handle = std::thread::spawn(move || {
-            let shape = data.image_shape();
-            let per = data.image_len();
-            for b in 0..nb {
-                let indices: Vec<usize> = order[b * bs..((b + 1) * bs).min(order.len())].to_vec();
-                let mut rng = StdRng::seed_from_u64(seed.wrapping_add(b as u64));
-                let mut images = Vec::with_capacity(indices.len() * per);
-                for &i in &indices {
-                    let start = images.len();
-                    images.extend(data.image(i).iter().map(|&p| p as f32 / 255.0));
-                    for t in transforms.iter() {
-                        t.apply(&mut images[start..], shape, &mut rng);
+        let handle = std::thread::Builder::new()
+            .name(format!("cinder-data-loader-epoch-{epoch}"))
+            .spawn(move || {
+                for b in 0..nb {
+                    let indices: Vec<usize> =
+                        order[b * bs..((b + 1) * bs).min(order.len())].to_vec();
+                    let prepared = catch_unwind(AssertUnwindSafe(|| {
+                        host_batch(&data, &transforms, indices, seed.wrapping_add(b as u64))
+                    }))
+                    .unwrap_or_else(|payload| {
+                        Err(Error::invalid(
+                            "DataLoader",
+                            format!(
+                                "the prefetch thread panicked while preparing batch {b} of \
+                                 epoch {epoch}: {}",
+                                panic_message(payload.as_ref())
+                            ),
+                            &[],
+                        ))
+                    });
+                    let failed = prepared.is_err();
+                    if tx.send(prepared).is_err() || failed {
+                        return; // the consumer stopped, or this epoch ends with the error
                     }
                 }
-                let labels = indices.iter().map(|&i| data.labels()[i] as u32).collect();
-                if tx
-                    .send(HostBatch {
-                        images,
-                        labels,
-                        indices,
-                    })
-                    .is_err()
-                {
-                    return; // the consumer stopped
-                }
-            }
-        });
+            });
+        let (rx, handle, spawn_error) = match handle {
+            Ok(h) => (Some(rx), Some(h), None),
+            Err(e) => (
+                None,
+                None,
+                Some(Error::invalid(
+                    "DataLoader",
+                    format!("cannot start the prefetch thread: {e}"),
+                    &[],
+                )),
+            ),
+        };
         Epoch {
-            rx: Some(rx),
-            handle: Some(handle),
+            rx,
+            handle,
             device: self.device.clone(),
             shape: self.data.image_shape(),
+            epoch,
+            expected: nb,
+            received: 0,
+            pending_error: spawn_error,
         }
     }
 }
 
-/// The batches of one epoch (an iterator of `Result<Batch>`: an upload can fail).
+/// Converts the examples at `indices` to f32 and runs the transforms on each, with a
+/// generator seeded by `seed`. Returns the first transform's error.
+fn host_batch(
+    data: &Dataset,
+    transforms: &[Transform],
+    indices: Vec<usize>,
+    seed: u64,
+) -> Result<HostBatch> {
+    let shape = data.image_shape();
+    let per = data.image_len();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut images = Vec::with_capacity(indices.len() * per);
+    for &i in &indices {
+        let start = images.len();
+        images.extend(data.image(i).iter().map(|&p| p as f32 / 255.0));
+        for t in transforms {
+            t.apply(&mut images[start..], shape, &mut rng)?;
+        }
+    }
+    let labels = indices.iter().map(|&i| data.labels()[i] as u32).collect();
+    Ok(HostBatch {
+        images,
+        labels,
+        indices,
+    })
+}
+
+/// The message of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// The batches of one epoch (an iterator of `Result<Batch>`): all of them, or the ones
+/// before the first error followed by that error, after which it yields `None`.
 pub struct Epoch {
-    rx: Option<Receiver<HostBatch>>,
+    rx: Option<Receiver<Result<HostBatch>>>,
     handle: Option<JoinHandle<()>>,
     device: Device,
     shape: [usize; 3],
+    epoch: u64,
+    expected: usize,
+    received: usize,
+    pending_error: Option<Error>,
+}
+
+impl Epoch {
+    /// Stops the prefetch thread and ends the iteration.
+    fn stop(&mut self) {
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Iterator for Epoch {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
-        let hb = self.rx.as_ref()?.recv().ok()?;
+        if let Some(e) = self.pending_error.take() {
+            self.stop();
+            return Some(Err(e));
+        }
+        let rx = self.rx.as_ref()?;
+        let hb = match rx.recv() {
+            Ok(Ok(hb)) => hb,
+            Ok(Err(e)) => {
+                self.stop();
+                return Some(Err(e));
+            }
+            Err(_) => {
+                // The thread hung up: fine after the last batch, an error before it.
+                self.stop();
+                if self.received == self.expected {
+                    return None;
+                }
+                return Some(Err(Error::invalid(
+                    "DataLoader",
+                    format!(
+                        "the prefetch thread of epoch {} ended after {} of {} batches",
+                        self.epoch, self.received, self.expected
+                    ),
+                    &[],
+                )));
+            }
+        };
+        self.received += 1;
         let [c, h, w] = self.shape;
         let b = hb.labels.len();
         let up = || -> Result<Batch> {
@@ -168,15 +272,16 @@ impl Iterator for Epoch {
                 indices: hb.indices.clone(),
             })
         };
-        Some(up())
+        let batch = up();
+        if batch.is_err() {
+            self.stop();
+        }
+        Some(batch)
     }
 }
 
 impl Drop for Epoch {
     fn drop(&mut self) {
-        self.rx.take();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        self.stop();
     }
 }

@@ -276,7 +276,8 @@ fn transforms() {
         mean: vec![1.0, 2.0],
         std: vec![2.0, 4.0],
     }
-    .apply(&mut x, shape, &mut rng);
+    .apply(&mut x, shape, &mut rng)
+    .unwrap();
     let want: Vec<f32> = base
         .iter()
         .enumerate()
@@ -291,16 +292,22 @@ fn transforms() {
     assert_eq!(x, want);
 
     let mut x = base.clone();
-    Transform::HorizontalFlip { p: 1.0 }.apply(&mut x, shape, &mut rng);
+    Transform::HorizontalFlip { p: 1.0 }
+        .apply(&mut x, shape, &mut rng)
+        .unwrap();
     assert_eq!(&x[..3], &[2.0, 1.0, 0.0]);
     let mut x = base.clone();
-    Transform::HorizontalFlip { p: 0.0 }.apply(&mut x, shape, &mut rng);
+    Transform::HorizontalFlip { p: 0.0 }
+        .apply(&mut x, shape, &mut rng)
+        .unwrap();
     assert_eq!(x, base);
 
     // a crop of the zero-padded image: every value is 0 or the source shifted by one offset
     for _ in 0..20 {
         let mut x = base.clone();
-        Transform::RandomCrop { padding: 1 }.apply(&mut x, shape, &mut rng);
+        Transform::RandomCrop { padding: 1 }
+            .apply(&mut x, shape, &mut rng)
+            .unwrap();
         let shifted = (-1..=1)
             .flat_map(|dy| (-1..=1).map(move |dx| (dy, dx)))
             .any(|(dy, dx)| {
@@ -323,7 +330,9 @@ fn transforms() {
 
     let n = 20_000;
     let mut x = vec![0.5f32; n];
-    Transform::GaussianNoise { std: 0.2 }.apply(&mut x, [1, 1, n], &mut rng);
+    Transform::GaussianNoise { std: 0.2 }
+        .apply(&mut x, [1, 1, n], &mut rng)
+        .unwrap();
     let m = x.iter().sum::<f32>() / n as f32;
     let s = (x.iter().map(|v| (v - m).powi(2)).sum::<f32>() / n as f32).sqrt();
     assert!((m - 0.5).abs() < 0.01 && (s - 0.2).abs() < 0.01, "{m} {s}");
@@ -342,4 +351,225 @@ fn transforms() {
         (v[0] + 1.0).abs() < 1e-6 && (v[1] - 1.0).abs() < 1e-6 && (v[2] + 0.6).abs() < 1e-6,
         "{v:?}"
     );
+}
+
+#[test]
+fn transforms_refuse_bad_parameters() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let shape = [2, 1, 2];
+    let base = vec![0.25f32, 0.5, 0.75, 1.0];
+    let cases = [
+        (
+            Transform::Normalize {
+                mean: vec![0.0, 0.0, 0.0],
+                std: vec![1.0],
+            },
+            "3 mean values for 2 channels",
+        ),
+        (
+            Transform::Normalize {
+                mean: vec![0.0],
+                std: vec![1.0, 0.0],
+            },
+            "std 0 is not a positive finite number",
+        ),
+        (
+            Transform::Normalize {
+                mean: vec![f32::NAN],
+                std: vec![1.0],
+            },
+            "mean NaN is not finite",
+        ),
+        (
+            Transform::HorizontalFlip { p: 1.5 },
+            "p = 1.5 is outside [0, 1]",
+        ),
+        (
+            Transform::HorizontalFlip { p: f32::NAN },
+            "p = NaN is outside [0, 1]",
+        ),
+        (
+            Transform::GaussianNoise { std: -0.1 },
+            "std -0.1 is not a non-negative finite number",
+        ),
+    ];
+    for (t, want) in cases {
+        let mut x = base.clone();
+        let e = t.apply(&mut x, shape, &mut rng).unwrap_err().to_string();
+        assert!(e.contains(want), "{t:?}: {e}");
+        assert_eq!(x, base, "{t:?} changed the image before failing");
+    }
+    // an image that does not have the shape's size
+    let mut short = vec![0.0; 3];
+    let e = Transform::HorizontalFlip { p: 0.0 }
+        .apply(&mut short, shape, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3 values is not of shape [2, 1, 2]"), "{e}");
+    // a lambda runs on the image and its error comes back unchanged
+    let double = Transform::lambda("double", |img, _, _| {
+        img.iter_mut().for_each(|v| *v *= 2.0);
+        Ok(())
+    });
+    let mut x = base.clone();
+    double.apply(&mut x, shape, &mut rng).unwrap();
+    assert_eq!(x, vec![0.5, 1.0, 1.5, 2.0]);
+    assert_eq!(double.clone(), double);
+    assert_eq!(format!("{double:?}"), "Lambda(Lambda(\"double\"))");
+}
+
+/// A loader over `tiny(10)` in batches of 2 whose lambda transform fails (by `fail`) on the
+/// image of example 5, i.e. in the third batch.
+fn failing_loader(fail: fn() -> cinder_device::Result<()>) -> DataLoader {
+    DataLoader::new(&dev(), Arc::new(tiny(10)), 2)
+        .unwrap()
+        .transforms(vec![Transform::lambda(
+            "fails on example 5",
+            move |img, _, _| {
+                // pixel 0 of example i is 10 i / 255
+                if (img[0] * 255.0).round() as u32 == 50 {
+                    fail()?;
+                }
+                Ok(())
+            },
+        )])
+}
+
+#[test]
+fn an_error_in_a_transform_ends_the_epoch_with_that_error() {
+    let loader = failing_loader(|| {
+        Err(cinder_device::Error::invalid(
+            "my transform",
+            "pixel out of range",
+            &[1, 2, 2],
+        ))
+    });
+    let items: Vec<_> = loader.epoch(0).collect();
+    assert_eq!(
+        items.len(),
+        3,
+        "two good batches, then the error, then the end"
+    );
+    assert_eq!(items[0].as_ref().unwrap().indices, vec![0, 1]);
+    assert_eq!(items[1].as_ref().unwrap().indices, vec![2, 3]);
+    match &items[2] {
+        Err(Error::InvalidArgument { op, msg, .. }) => {
+            assert_eq!((*op, msg.as_str()), ("my transform", "pixel out of range"));
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("the failing batch came back Ok"),
+    }
+    // the next epoch fails the same way, and stopping early after an error is fine
+    let mut e = loader.epoch(1);
+    assert!(e.by_ref().any(|b| b.is_err()));
+    assert!(e.next().is_none());
+}
+
+#[test]
+fn a_panic_in_a_transform_is_an_error_naming_the_loader() {
+    let loader = failing_loader(|| panic!("boom in the transform"));
+    let mut e = loader.epoch(3);
+    let mut ok = 0;
+    let err = loop {
+        match e.next() {
+            Some(Ok(_)) => ok += 1,
+            Some(Err(err)) => break err,
+            None => panic!("the epoch ended without an error after {ok} batches"),
+        }
+    };
+    // example 5 is in batch 2 of an unshuffled epoch
+    assert_eq!(ok, 2);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "DataLoader: the prefetch thread panicked while preparing batch 2 of epoch 3"
+        ) && msg.contains("boom in the transform"),
+        "{msg}"
+    );
+    assert!(e.next().is_none(), "nothing after the error");
+    drop(e);
+    // the loader is still usable, and a later epoch panics again rather than hanging
+    assert_eq!(loader.epoch(4).filter(|b| b.is_err()).count(), 1);
+    // a loader over the same data without the failing transform still works
+    let good = DataLoader::new(&dev(), Arc::new(tiny(10)), 2).unwrap();
+    assert_eq!(
+        good.epoch(0)
+            .map(|b| b.unwrap().indices.len())
+            .sum::<usize>(),
+        10
+    );
+}
+
+#[test]
+fn multi_member_gzip_is_read_whole_and_trailing_garbage_is_an_error() {
+    let d = temp_dir("gzip-members");
+    let data: Vec<u8> = (0..5 * 7 * 3).map(|i| (i * 13 % 256) as u8).collect();
+    let bytes = idx::encode(&[5, 7, 3], &data).unwrap();
+    // three members (the header split in the middle of a dimension), and an empty member
+    let members = [
+        gz(&bytes[..6]),
+        gz(&[]),
+        gz(&bytes[6..50]),
+        gz(&bytes[50..]),
+    ];
+    let multi = members.concat();
+    let p = d.join("multi.gz");
+    std::fs::write(&p, &multi).unwrap();
+    assert_eq!(idx::read_maybe_gz(&p).unwrap(), bytes);
+    let a = idx::read(&p).unwrap();
+    assert_eq!(
+        (a.dims.clone(), a.data.clone()),
+        (vec![5, 7, 3], data.clone())
+    );
+    // what the test wrote really has four members: the first alone is a short IDX header
+    std::fs::write(d.join("first.gz"), &members[0]).unwrap();
+    assert_eq!(
+        idx::read_maybe_gz(&d.join("first.gz")).unwrap(),
+        &bytes[..6]
+    );
+
+    // trailing bytes after the last member: an error naming the file and the offset
+    for tail in [&b"junk"[..], &[0u8; 8][..], &[0x1f][..]] {
+        let q = d.join("trailing.gz");
+        std::fs::write(&q, [multi.clone(), tail.to_vec()].concat()).unwrap();
+        match idx::read(&q) {
+            Err(Error::Format { path, at, msg }) => {
+                assert_eq!(path, q);
+                assert_eq!(at, format!("offset {}", multi.len()), "{msg}");
+                assert!(
+                    msg.contains(&format!("{} bytes of trailing data", tail.len())),
+                    "{msg}"
+                );
+            }
+            other => panic!("tail {tail:?}: {other:?}"),
+        }
+    }
+    // a second member cut short: corrupt data at that member's offset
+    let q = d.join("cut-member.gz");
+    let m0 = gz(&bytes[..40]);
+    let m1 = gz(&bytes[40..]);
+    for cut in [3, 10, m1.len() - 4, m1.len() - 1] {
+        std::fs::write(&q, [m0.clone(), m1[..cut].to_vec()].concat()).unwrap();
+        match idx::read(&q) {
+            Err(Error::Format { path, at, .. }) => {
+                assert_eq!(path, q);
+                assert_eq!(
+                    at,
+                    format!("offset {} (gzip member 1)", m0.len()),
+                    "cut {cut}"
+                );
+            }
+            other => panic!("cut {cut}: {other:?}"),
+        }
+    }
+    // a corrupt byte in a member's CRC is an error too
+    let mut bad_crc = [m0.clone(), m1.clone()].concat();
+    let at = bad_crc.len() - 6;
+    bad_crc[at] ^= 0xff;
+    std::fs::write(&q, &bad_crc).unwrap();
+    assert!(matches!(idx::read(&q), Err(Error::Format { .. })));
+    std::fs::write(&q, [m0, m1].concat()).unwrap();
+    assert_eq!(idx::read(&q).unwrap().data, data);
+    std::fs::remove_dir_all(&d).unwrap();
 }

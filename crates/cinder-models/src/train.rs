@@ -1,15 +1,20 @@
 //! Supervised classification: one training epoch and an evaluation pass, with the loss and
 //! accuracy accumulated on the device (no readback inside a step; the running loss is read
 //! every `report_every` batches for progress).
+//!
+//! Training stops with an `Err` instead of training on when the loss stops being finite:
+//! the running loss is checked each time it is read (every `report_every` batches and at
+//! the end of the epoch), and [`check_finite_state`] checks every parameter and buffer of
+//! a store with one readback (what the examples run once per epoch, before saving).
 
 use std::time::Instant;
 
 use cinder_autograd::{Tensor, no_grad};
 use cinder_data::DataLoader;
-use cinder_device::{DType, DeviceTensor, Result};
-use cinder_nn::ModuleT;
+use cinder_device::{DType, DeviceTensor, Error, Result};
 use cinder_nn::loss::{CrossEntropy, cross_entropy};
 use cinder_nn::optim::Optimizer;
+use cinder_nn::{ModuleT, VarStore};
 
 /// Mean loss and accuracy over an epoch or an evaluation pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -90,10 +95,91 @@ pub struct Step {
     pub loss: Option<f32>,
 }
 
+/// How a diverged run is told: `what` (e.g. "the mean training loss after batch 20 of
+/// epoch 3") was `value`, not a finite number.
+fn diverged(what: &str, value: f32) -> Error {
+    Error::invalid(
+        "training",
+        format!(
+            "{what} is {value}: training diverged (or a parameter was already NaN or \
+             infinite); stopping rather than training on. Lower the learning rate, or find the \
+             op that made the first NaN with cinder_autograd::set_detect_anomaly(true) (or \
+             CINDER_DETECT_ANOMALY=1)"
+        ),
+        &[],
+    )
+}
+
+/// Returns `value` when it is finite, else `Err(InvalidArgument)` from op `training` whose
+/// message says that `what` (a loss, as "the mean training loss of epoch 3") is NaN or
+/// infinite, that training stops, and how to find the op that made it. For loops that
+/// read their loss themselves (the examples' GAN, VAE, autoencoder, Siamese loops).
+pub fn ensure_finite(what: &str, value: f32) -> Result<f32> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(diverged(what, value))
+    }
+}
+
+/// Checks that every f32 parameter and buffer of `vs` is finite, with one readback (the
+/// count of NaN and infinite elements over all of them, from
+/// [`DeviceTensor::nonfinite_mask`]). Returns `Ok` for a finite store (and an empty one);
+/// `Err(InvalidArgument)` from op `training` naming the first variable (parameters first,
+/// in creation order) that holds a NaN or an infinity, and how many, when one does (a few
+/// more readbacks find it); and the device's error when a readback fails. Run it once per
+/// epoch, before saving a checkpoint.
+pub fn check_finite_state(vs: &VarStore) -> Result<()> {
+    let state: Vec<(String, DeviceTensor)> = vs
+        .state()
+        .into_iter()
+        .map(|(n, t)| (n, t.data()))
+        .filter(|(_, t)| t.dtype() == DType::F32 && t.numel() > 0)
+        .collect();
+    let mut total: Option<DeviceTensor> = None;
+    for (_, t) in &state {
+        let c = t.nonfinite_mask()?.sum_all()?;
+        total = Some(match total {
+            Some(s) => s.add(&c)?,
+            None => c,
+        });
+    }
+    let Some(total) = total else { return Ok(()) };
+    if total.to_scalar()? == 0.0 {
+        return Ok(());
+    }
+    for (name, t) in &state {
+        let bad = t.nonfinite_mask()?.sum_all()?.to_scalar()?;
+        if bad != 0.0 {
+            return Err(Error::invalid(
+                "training",
+                format!(
+                    "parameter or buffer `{name}` holds {bad} NaN or infinite value(s) of {}: \
+                     training diverged; stopping rather than training on or saving it. Lower \
+                     the learning rate, or find the op that made the first NaN with \
+                     cinder_autograd::set_detect_anomaly(true) (or CINDER_DETECT_ANOMALY=1)",
+                    t.numel()
+                ),
+                t.shape(),
+            ));
+        }
+    }
+    // The sum saw a non-finite count that no single tensor shows: not expected, but never
+    // report a bad store as good.
+    Err(Error::invalid(
+        "training",
+        "the parameters hold NaN or infinite values",
+        &[],
+    ))
+}
+
 /// Trains `model` for one epoch of `loader` with cross-entropy and `opt`. `after_step` is
 /// called after every optimizer step with the optimizer (to set a per-step learning rate)
 /// and the [`Step`]. Returns the epoch's mean loss and training accuracy, or the first
-/// error.
+/// error: the loader's, the model's, the optimizer's, or `Err(InvalidArgument)` (see
+/// [`ensure_finite`]) when the running mean loss, read every `report_every` batches and at
+/// the end, is NaN or infinite (its message counts batches and epochs from 1, as the
+/// examples' progress lines do).
 pub fn train_epoch(
     model: &dyn ModuleT,
     opt: &mut dyn Optimizer,
@@ -116,7 +202,16 @@ pub fn train_epoch(
         opt.step()?;
         no_grad(|| totals.add(&loss, &logits, &batch.labels))?;
         let running = if report_every > 0 && (i + 1) % report_every == 0 {
-            Some(totals.loss.as_ref().map_or(Ok(0.0), |t| t.to_scalar())? / totals.examples as f32)
+            let l =
+                totals.loss.as_ref().map_or(Ok(0.0), |t| t.to_scalar())? / totals.examples as f32;
+            Some(ensure_finite(
+                &format!(
+                    "the mean training loss after batch {} of epoch {}",
+                    i + 1,
+                    epoch + 1
+                ),
+                l,
+            )?)
         } else {
             None
         };
@@ -129,7 +224,12 @@ pub fn train_epoch(
             },
         );
     }
-    totals.finish(start)
+    let stats = totals.finish(start)?;
+    ensure_finite(
+        &format!("the mean training loss of epoch {}", epoch + 1),
+        stats.loss,
+    )?;
+    Ok(stats)
 }
 
 /// Evaluates `model` (evaluation mode, no graph) on every batch of `loader`. Returns the

@@ -12,7 +12,13 @@
 //! Writes are atomic: [`save`] writes a temp file `.NAME.tmp-PID-SEQ` in the target's
 //! directory, fsyncs it, and renames it over the target, so a crash at any point leaves
 //! either the previous checkpoint or the new one, never a torn file. The temp file is
-//! removed when anything fails.
+//! removed when anything fails, and the temp files of writers that were killed are removed
+//! at the next save of the same target ([`remove_stale_temp_files`]).
+//!
+//! Saving refuses NaN and infinite values (an error naming the first tensor that holds
+//! one), so a diverged run cannot overwrite a good checkpoint with a useless one;
+//! [`SaveOptions::allow_non_finite`] with [`save_with`] (or `VarStore::save_with_options`)
+//! writes them.
 //!
 //! Reads validate the whole header before touching the data: the header length against
 //! the file length, every field, that shapes and byte ranges agree (with checked
@@ -765,18 +771,45 @@ fn check_names<'a>(op: &'static str, names: impl Iterator<Item = &'a str>) -> Re
     Ok(())
 }
 
+/// How [`save_with`] and [`prepare_save_with`] write a checkpoint. The default is what
+/// [`save`] does: every tensor in its own dtype, and NaN or infinite values refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SaveOptions {
+    /// Per-name file dtypes, as [`save_as`] takes them (U32 as I64 is the one conversion).
+    pub file_dtypes: BTreeMap<String, FileDType>,
+    /// Write NaN and infinite f32 values as they are (bit for bit) instead of refusing
+    /// them. Off by default: a parameter that is not finite almost always means training
+    /// diverged, and saving it would overwrite the last good checkpoint with a useless one.
+    pub allow_non_finite: bool,
+}
+
+impl SaveOptions {
+    /// The default options with NaN and infinities allowed (for tensors that hold them on
+    /// purpose: masks of `-inf`, test data).
+    pub fn allow_non_finite() -> SaveOptions {
+        SaveOptions {
+            allow_non_finite: true,
+            ..SaveOptions::default()
+        }
+    }
+}
+
 /// Writes `tensors` (read back from the device) with `metadata` to a temp file next to
 /// `path` and fsyncs it, without renaming: the first half of [`save`]. Returns
 /// `Err(InvalidArgument)` for an empty, duplicate or `__metadata__` name (before creating
-/// any file), the device's error when a read-back fails (before creating any file),
+/// any file), `Err(InvalidArgument)` naming the first tensor (in the order given) that
+/// holds a NaN or an infinity (before creating any file; see [`SaveOptions`] to write them
+/// anyway), the device's error when a read-back fails (before creating any file),
 /// `Err(Format)` when the header would exceed [`MAX_HEADER_BYTES`], and `Err(Io)` naming
-/// the temp file when it cannot be written (the temp file is then removed).
+/// the temp file when it cannot be written (the temp file is then removed). Stale temp
+/// files of dead writers of the same target are removed first
+/// ([`remove_stale_temp_files`]).
 pub fn prepare_save(
     path: impl AsRef<FsPath>,
     tensors: &[(String, DeviceTensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<PendingSave> {
-    prepare_save_as(path, tensors, &BTreeMap::new(), metadata)
+    prepare_save_with(path, tensors, metadata, &SaveOptions::default())
 }
 
 /// [`prepare_save`] with a file dtype for some tensors: each name in `file_dtypes` is
@@ -791,8 +824,49 @@ pub fn prepare_save_as(
     file_dtypes: &BTreeMap<String, FileDType>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<PendingSave> {
+    let opts = SaveOptions {
+        file_dtypes: file_dtypes.clone(),
+        ..SaveOptions::default()
+    };
+    prepare_save_with(path, tensors, metadata, &opts)
+}
+
+/// The error for a tensor holding `bad` non-finite values, the first at element `first`.
+fn non_finite_error(
+    op: &'static str,
+    path: &FsPath,
+    name: &str,
+    shape: &[usize],
+    (bad, first, value): (usize, usize, f32),
+) -> Error {
+    let n: usize = shape.iter().product();
+    Error::invalid(
+        op,
+        format!(
+            "tensor `{name}` holds {bad} NaN or infinite value(s) of {n} (the first, element \
+             {first}, is {value}); refusing to write {}. Training has probably diverged: \
+             cinder_autograd::set_detect_anomaly(true) (or CINDER_DETECT_ANOMALY=1) names the \
+             op that made the first NaN; to write such values anyway, save with \
+             SaveOptions {{ allow_non_finite: true, .. }}",
+            path.display()
+        ),
+        shape,
+    )
+}
+
+/// [`prepare_save`] with [`SaveOptions`]: per-name file dtypes (as [`prepare_save_as`])
+/// and whether NaN and infinities may be written. Returns the errors of
+/// [`prepare_save_as`]; a non-finite value is an error only when
+/// `opts.allow_non_finite` is false.
+pub fn prepare_save_with(
+    path: impl AsRef<FsPath>,
+    tensors: &[(String, DeviceTensor)],
+    metadata: &BTreeMap<String, String>,
+    opts: &SaveOptions,
+) -> Result<PendingSave> {
     let path = path.as_ref();
     let op = "checkpoint::save";
+    let file_dtypes = &opts.file_dtypes;
     check_names(op, tensors.iter().map(|(n, _)| n.as_str()))?;
     for name in file_dtypes.keys() {
         if !tensors.iter().any(|(n, _)| n == name) {
@@ -806,27 +880,38 @@ pub fn prepare_save_as(
     let file_name = path.file_name().ok_or_else(|| {
         Error::invalid(op, format!("{} does not name a file", path.display()), &[])
     })?;
-    let mut sorted: Vec<(&(String, DeviceTensor), FileDType)> = tensors
+    let fds = tensors
         .iter()
-        .map(|e| {
+        .map(|(n, t)| {
             let fd = file_dtypes
-                .get(&e.0)
+                .get(n)
                 .copied()
-                .unwrap_or(FileDType::of(e.1.dtype()));
-            check_file_dtype(op, &e.0, e.1.dtype(), fd)?;
-            Ok((e, fd))
+                .unwrap_or(FileDType::of(t.dtype()));
+            check_file_dtype(op, n, t.dtype(), fd)?;
+            Ok(fd)
         })
-        .collect::<Result<_>>()?;
-    sorted.sort_by(|a, b| a.0.0.cmp(&b.0.0));
-    // Read everything back before creating the file, so a device error leaves nothing.
-    let mut blobs = Vec::with_capacity(sorted.len());
-    for ((_, t), fd) in &sorted {
+        .collect::<Result<Vec<_>>>()?;
+    // Read everything back, in the order given, before creating the file, so a device
+    // error or a refused value leaves nothing.
+    let mut blobs = Vec::with_capacity(tensors.len());
+    for ((name, t), fd) in tensors.iter().zip(&fds) {
         let bytes: Vec<u8> = match (t.dtype(), fd) {
-            (DType::F32, _) => t
-                .to_vec::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
+            (DType::F32, _) => {
+                let v = t.to_vec::<f32>()?;
+                if !opts.allow_non_finite
+                    && let Some(first) = v.iter().position(|x| !x.is_finite())
+                {
+                    let bad = v.iter().filter(|x| !x.is_finite()).count();
+                    return Err(non_finite_error(
+                        op,
+                        path,
+                        name,
+                        t.shape(),
+                        (bad, first, v[first]),
+                    ));
+                }
+                v.iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
             (DType::U32, FileDType::I64) => t
                 .to_vec::<u32>()?
                 .iter()
@@ -840,10 +925,14 @@ pub fn prepare_save_as(
         };
         blobs.push(bytes);
     }
-    let entries: Vec<(&str, FileDType, &[usize], u64)> = sorted
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    let entries: Vec<(&str, FileDType, &[usize], u64)> = order
         .iter()
-        .zip(&blobs)
-        .map(|(((n, t), fd), b)| (n.as_str(), *fd, t.shape(), b.len() as u64))
+        .map(|&i| {
+            let (n, t) = &tensors[i];
+            (n.as_str(), fds[i], t.shape(), blobs[i].len() as u64)
+        })
         .collect();
     let header = encode_header(&entries, metadata);
     if header.len() as u64 > MAX_HEADER_BYTES {
@@ -857,6 +946,8 @@ pub fn prepare_save_as(
         ));
     }
 
+    // Best effort: a failure to list the directory shows up below as the temp file's Io.
+    let _ = remove_stale_temp_files(path);
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(file_name);
     temp_name.push(format!(
@@ -881,8 +972,8 @@ pub fn prepare_save_as(
     let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
         w.write_all(&(header.len() as u64).to_le_bytes())?;
         w.write_all(header.as_bytes())?;
-        for b in &blobs {
-            w.write_all(b)?;
+        for &i in &order {
+            w.write_all(&blobs[i])?;
         }
         w.flush()
     };
@@ -892,12 +983,91 @@ pub fn prepare_save_as(
     Ok(pending)
 }
 
+/// Whether process `pid` may still be running on this machine: `Some(true)` when it is
+/// (or its id has been reused), `Some(false)` when no such process exists or it is a
+/// zombie (it has exited and can write nothing more), `None` when this cannot be told (no
+/// `/proc`: not Linux, or not mounted).
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc = FsPath::new("/proc");
+    if !proc.join("self").exists() {
+        return None;
+    }
+    let dir = proc.join(pid.to_string());
+    if !dir.exists() {
+        return Some(false);
+    }
+    // `/proc/PID/stat` is `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+    let state = fs::read_to_string(dir.join("stat")).ok().and_then(|st| {
+        st.rfind(')')
+            .and_then(|i| st[i + 1..].trim_start().chars().next())
+    });
+    Some(!matches!(state, Some('Z' | 'X')))
+}
+
+/// The writer's process id of `.NAME.tmp-PID-SEQ`, when `file` is a temp file of the
+/// target `name`.
+fn temp_writer_pid(file: &str, name: &str) -> Option<u32> {
+    let rest = file
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix(".tmp-")?;
+    let (pid, seq) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(seq) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes the temp files `.NAME.tmp-PID-SEQ` that writers of `path` (`NAME` being its
+/// file name) left behind when they were killed between writing and renaming, and returns
+/// the paths removed. A file is removed only when its writer is known to be dead: its
+/// `PID` is not this process and no process with that id exists on this machine, or it is
+/// a zombie (checked in `/proc`). Files of live writers, of this process, of other names, and every file on
+/// a system without `/proc` (macOS, Windows) are left alone; so are the files of writers
+/// on other machines whose `PID` happens to be alive here. (Writers on several machines or
+/// in separate PID namespaces must not share a checkpoint directory and name: a live
+/// writer there looks dead here.) Returns [`Error::Io`] naming the directory when it
+/// cannot be listed; a file that cannot be removed (already renamed, no permission) is
+/// skipped.
+pub fn remove_stale_temp_files(path: impl AsRef<FsPath>) -> Result<Vec<PathBuf>> {
+    let path = path.as_ref();
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => FsPath::new("."),
+    };
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let Ok(entry) = entry else { continue };
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| temp_writer_pid(f, name)) else {
+            continue;
+        };
+        if pid == own || pid == 0 || process_alive(pid) != Some(false) {
+            continue;
+        }
+        let p = dir.join(&file);
+        if fs::remove_file(&p).is_ok() {
+            removed.push(p);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// Saves named tensors (F32 or U32, any shape including `[]` and empty ones) and string
 /// `metadata` as a safetensors file at `path`, atomically: [`prepare_save`] then
-/// [`PendingSave::commit`]. Tensors are stored sorted by name, bit-exact (NaN payloads and
-/// negative zero kept). Use it for an optimizer's `state()` as for a model. On any `Err`
-/// (see [`prepare_save`] and [`PendingSave::commit`]) the previous file at `path`, if any,
-/// is unchanged and no temp file remains.
+/// [`PendingSave::commit`]. Tensors are stored sorted by name, bit-exact (negative zero and
+/// subnormals kept). A NaN or an infinity in any f32 tensor is refused with an
+/// `Err(InvalidArgument)` naming the first such tensor; [`save_with`] and
+/// [`SaveOptions::allow_non_finite`] write them bit for bit (NaN payloads kept). Use it for
+/// an optimizer's `state()` as for a model. On any `Err` (see [`prepare_save`] and
+/// [`PendingSave::commit`]) the previous file at `path`, if any, is unchanged and no temp
+/// file remains.
 pub fn save(
     path: impl AsRef<FsPath>,
     tensors: &[(String, DeviceTensor)],
@@ -917,6 +1087,17 @@ pub fn save_as(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     prepare_save_as(path, tensors, file_dtypes, metadata)?.commit()
+}
+
+/// [`save`] with [`SaveOptions`] (file dtypes, NaN and infinities allowed or not), as
+/// [`prepare_save_with`] then [`PendingSave::commit`], whose errors it returns.
+pub fn save_with(
+    path: impl AsRef<FsPath>,
+    tensors: &[(String, DeviceTensor)],
+    metadata: &BTreeMap<String, String>,
+    opts: &SaveOptions,
+) -> Result<()> {
+    prepare_save_with(path, tensors, metadata, opts)?.commit()
 }
 
 /// `tensors` with `prefix` prepended to every name (`with_prefix("optim.", &state)`), to
@@ -1043,7 +1224,9 @@ fn plan(
 
 impl VarStore {
     /// Saves every parameter and buffer under its name ([`VarStore::state`]) as a
-    /// safetensors file at `path`, atomically (see [`save`], whose errors it returns). Each
+    /// safetensors file at `path`, atomically (see [`save`], whose errors it returns: a
+    /// NaN or an infinity in a variable is an `Err(InvalidArgument)` naming the first such
+    /// variable, parameters first, in creation order, and the file is not written). Each
     /// variable is written in its [`VarStore::file_dtype`]: BatchNorm's
     /// `num_batches_tracked` as I64, as PyTorch saves it; everything else as is.
     pub fn save(&self, path: impl AsRef<FsPath>) -> Result<()> {
@@ -1057,12 +1240,29 @@ impl VarStore {
         path: impl AsRef<FsPath>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
+        self.save_with_options(path, metadata, &SaveOptions::default())
+    }
+
+    /// [`VarStore::save_with_metadata`] with [`SaveOptions`]: `opts.allow_non_finite`
+    /// writes NaN and infinities instead of refusing them; `opts.file_dtypes` is added to
+    /// the store's own [`VarStore::file_dtypes`] (and wins for a name in both). Returns the
+    /// errors of [`save_with`].
+    pub fn save_with_options(
+        &self,
+        path: impl AsRef<FsPath>,
+        metadata: &BTreeMap<String, String>,
+        opts: &SaveOptions,
+    ) -> Result<()> {
         let state: Vec<(String, DeviceTensor)> = self
             .state()
             .into_iter()
             .map(|(n, t)| (n, t.data()))
             .collect();
-        save_as(path, &state, &self.file_dtypes(), metadata)
+        let mut all = opts.clone();
+        for (n, d) in self.file_dtypes() {
+            all.file_dtypes.entry(n).or_insert(d);
+        }
+        save_with(path, &state, metadata, &all)
     }
 
     /// Loads a checkpoint (ours, or PyTorch's `state_dict` saved as safetensors) into the

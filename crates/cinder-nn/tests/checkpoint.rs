@@ -145,7 +145,17 @@ fn round_trip_is_bit_exact() {
     let mut meta = BTreeMap::new();
     meta.insert("epoch".to_string(), "3".to_string());
     meta.insert("note".to_string(), "quote \" backslash \\ é".to_string());
-    checkpoint::save(&path, &tensors, &meta).unwrap();
+    // NaN and infinities are written only when asked for.
+    let keep = checkpoint::SaveOptions::allow_non_finite();
+    let e = checkpoint::save(&path, &tensors, &meta)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tensor `w` holds 5 NaN or infinite value(s) of 10"),
+        "{e}"
+    );
+    assert!(!path.exists());
+    checkpoint::save_with(&path, &tensors, &meta, &keep).unwrap();
 
     let (loaded, meta2) = checkpoint::load_with_metadata(&path, &dev).unwrap();
     assert_eq!(meta2, meta);
@@ -175,7 +185,7 @@ fn round_trip_is_bit_exact() {
     let first = std::fs::read(&path).unwrap();
     let mut reversed = tensors.clone();
     reversed.reverse();
-    checkpoint::save(&path, &reversed, &meta).unwrap();
+    checkpoint::save_with(&path, &reversed, &meta, &keep).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), first);
     assert_eq!(dir.listing(), ["state.safetensors"]);
 }
@@ -1017,7 +1027,7 @@ fn a_writer_killed_before_rename_leaves_the_previous_checkpoint() {
         "previous checkpoint loads unchanged"
     );
 
-    // The next save still works; the dead writer's temp file is left for the user.
+    // The next save still works; the temp file is this (live) process's, so it is kept.
     vs.save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), previous);
     assert_eq!(
@@ -1286,4 +1296,157 @@ fn save_as_writes_u32_as_i64() {
         BTreeMap::new(),
         "its own dtype is not recorded"
     );
+}
+
+#[test]
+fn non_finite_values_are_refused_unless_asked_for() {
+    let dev = dev();
+    let dir = TempDir::new("nonfinite");
+    let path = dir.join("model.safetensors");
+    let vs = small_store(&dev);
+    vs.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    // `b` (the second parameter) gets an infinity at element 1 and a NaN at element 2
+    let b = vs.get("b").unwrap();
+    b.set_data(DeviceTensor::from_slice(&dev, &[0.5f32, f32::INFINITY, f32::NAN], &[3]).unwrap())
+        .unwrap();
+    match vs.save(&path) {
+        Err(Error::InvalidArgument { op, msg, shape }) => {
+            assert_eq!(op, "checkpoint::save");
+            assert_eq!(shape, vec![3]);
+            assert!(
+                msg.starts_with(
+                    "tensor `b` holds 2 NaN or infinite value(s) of 3 (the first, element 1, is inf)"
+                ),
+                "{msg}"
+            );
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("set_detect_anomaly") && msg.contains("allow_non_finite"));
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the last good file is kept"
+    );
+    assert_eq!(dir.listing(), ["model.safetensors"], "no temp file");
+    // metadata does not change that
+    let meta = BTreeMap::from([("epoch".to_string(), "3".to_string())]);
+    assert!(vs.save_with_metadata(&path, &meta).is_err());
+
+    // with a NaN in `a` too, the first bad variable in store order is named: `a`
+    let a = vs.get("a").unwrap();
+    a.set_data(DeviceTensor::from_slice(&dev, &[f32::NAN, 0.0, 0.0, 0.0], &[2, 2]).unwrap())
+        .unwrap();
+    let e = vs.save(&path).unwrap_err().to_string();
+    assert!(e.contains("tensor `a` holds 1 NaN"), "{e}");
+
+    // named tensors: the first bad one in the order given, not in file order
+    let t = |v: &[f32]| DeviceTensor::from_slice(&dev, v, &[v.len()]).unwrap();
+    let named = vec![
+        ("z.ok".to_string(), t(&[1.0])),
+        ("y.neg_inf".to_string(), t(&[0.0, f32::NEG_INFINITY])),
+        ("a.nan".to_string(), t(&[f32::NAN])),
+    ];
+    let other = dir.join("named.safetensors");
+    let e = checkpoint::save(&other, &named, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tensor `y.neg_inf` holds 1 NaN or infinite value(s) of 2 (the first, element 1, is -inf)"), "{e}");
+    assert!(checkpoint::prepare_save(&other, &named, &BTreeMap::new()).is_err());
+    assert!(!other.exists());
+
+    // asked for: written bit for bit, with the store's file dtypes
+    vs.save_with_options(&path, &meta, &checkpoint::SaveOptions::allow_non_finite())
+        .unwrap();
+    let back = small_store_seeded(&dev, 8);
+    back.load(&path).unwrap();
+    assert_eq!(snapshot(&back), snapshot(&vs));
+    assert!(back.get("b").unwrap().to_vec::<f32>().unwrap()[2].is_nan());
+    checkpoint::save_with(
+        &other,
+        &named,
+        &BTreeMap::new(),
+        &checkpoint::SaveOptions::allow_non_finite(),
+    )
+    .unwrap();
+    assert_eq!(checkpoint::read(&other).unwrap().tensors.len(), 3);
+
+    // u32 tensors are never refused; a finite store saves as before
+    let fine = small_store(&dev);
+    fine.save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+}
+
+#[test]
+fn stale_temp_files_of_dead_writers_are_removed_at_the_next_save() {
+    let dev = dev();
+    let dir = TempDir::new("stale");
+    let path = dir.join("last.safetensors");
+    // A process that has exited (and been waited for): its id names no process now.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    // A process that has exited but has not been waited for yet: a zombie, which writes
+    // nothing more.
+    let mut zombie = std::process::Command::new("true").spawn().unwrap();
+    let zombie_pid = zombie.id();
+    let state = || std::fs::read_to_string(format!("/proc/{zombie_pid}/stat")).unwrap();
+    for _ in 0..500 {
+        if state().contains(") Z") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(state().contains(") Z"), "{}", state());
+    // A live process, as a writer still writing.
+    let mut live = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let live_pid = live.id();
+    let own = std::process::id();
+    let files = [
+        format!(".last.safetensors.tmp-{dead_pid}-0"),
+        format!(".last.safetensors.tmp-{zombie_pid}-17"),
+        format!(".last.safetensors.tmp-{live_pid}-3"),
+        format!(".last.safetensors.tmp-{own}-99"),
+        format!(".best.safetensors.tmp-{dead_pid}-0"), // another target
+        format!(".last.safetensors.tmp-{dead_pid}-x"), // not a temp name
+        format!(".last.safetensors.tmp-{dead_pid}"),
+        format!("last.safetensors.tmp-{dead_pid}-0"),
+    ];
+    for f in &files {
+        std::fs::write(dir.join(f), b"partial").unwrap();
+    }
+    let vs = small_store(&dev);
+    vs.save(&path).unwrap();
+    let mut left = dir.listing();
+    left.retain(|f| f != "last.safetensors");
+    let mut want: Vec<String> = files[2..].to_vec();
+    want.sort();
+    assert_eq!(
+        left, want,
+        "only the dead writers' files of this target are gone"
+    );
+    zombie.wait().unwrap();
+    // the live writer's file goes once it is dead
+    live.kill().unwrap();
+    live.wait().unwrap();
+    let removed = checkpoint::remove_stale_temp_files(&path).unwrap();
+    assert_eq!(removed, vec![dir.join(&files[2])]);
+    assert!(
+        checkpoint::remove_stale_temp_files(&path)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(dir.join(&files[3]).exists(), "this process's file is kept");
+    // a missing directory is an Io error naming it
+    let gone = dir.join("no-such-dir").join("m.safetensors");
+    match checkpoint::remove_stale_temp_files(&gone) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, dir.join("no-such-dir")),
+        other => panic!("{other:?}"),
+    }
 }
