@@ -124,6 +124,19 @@ pub enum Error {
         /// The op, and the backward rule it ran in, if any.
         op: String,
     },
+    /// Training diverged: a loss or a parameter is NaN or infinite (what `train_epoch` and
+    /// the examples check before training on or saving). `what` says which and where.
+    #[error(
+        "training: {what}: training diverged (or a parameter was already NaN or infinite); \
+         stopping rather than training on or saving it. Lower the learning rate, or find the \
+         op that made the first NaN with cinder_autograd::set_detect_anomaly(true) (or \
+         CINDER_DETECT_ANOMALY=1)"
+    )]
+    Diverged {
+        /// The value that is not finite (`the mean training loss of epoch 3 is NaN`, or a
+        /// parameter and how many of its elements).
+        what: String,
+    },
     /// The device was lost or a GPU command failed.
     #[error("device lost or GPU error: {0}")]
     DeviceLost(String),

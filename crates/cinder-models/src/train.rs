@@ -98,21 +98,14 @@ pub struct Step {
 /// How a diverged run is told: `what` (e.g. "the mean training loss after batch 20 of
 /// epoch 3") was `value`, not a finite number.
 fn diverged(what: &str, value: f32) -> Error {
-    Error::invalid(
-        "training",
-        format!(
-            "{what} is {value}: training diverged (or a parameter was already NaN or \
-             infinite); stopping rather than training on. Lower the learning rate, or find the \
-             op that made the first NaN with cinder_autograd::set_detect_anomaly(true) (or \
-             CINDER_DETECT_ANOMALY=1)"
-        ),
-        &[],
-    )
+    Error::Diverged {
+        what: format!("{what} is {value}"),
+    }
 }
 
-/// Returns `value` when it is finite, else `Err(InvalidArgument)` from op `training` whose
-/// message says that `what` (a loss, as "the mean training loss of epoch 3") is NaN or
-/// infinite, that training stops, and how to find the op that made it. For loops that
+/// Returns `value` when it is finite, else [`Error::Diverged`], whose message says that
+/// `what` (a loss, as "the mean training loss of epoch 3") is NaN or infinite, that
+/// training stops, and how to find the op that made it. For loops that
 /// read their loss themselves (the examples' GAN, VAE, autoencoder, Siamese loops).
 pub fn ensure_finite(what: &str, value: f32) -> Result<f32> {
     if value.is_finite() {
@@ -125,7 +118,7 @@ pub fn ensure_finite(what: &str, value: f32) -> Result<f32> {
 /// Checks that every f32 parameter and buffer of `vs` is finite, with one readback (the
 /// count of NaN and infinite elements over all of them, from
 /// [`DeviceTensor::nonfinite_mask`]). Returns `Ok` for a finite store (and an empty one);
-/// `Err(InvalidArgument)` from op `training` naming the first variable (parameters first,
+/// [`Error::Diverged`] naming the first variable (parameters first,
 /// in creation order) that holds a NaN or an infinity, and how many, when one does (a few
 /// more readbacks find it); and the device's error when a readback fails. Run it once per
 /// epoch, before saving a checkpoint.
@@ -151,34 +144,27 @@ pub fn check_finite_state(vs: &VarStore) -> Result<()> {
     for (name, t) in &state {
         let bad = t.nonfinite_mask()?.sum_all()?.to_scalar()?;
         if bad != 0.0 {
-            return Err(Error::invalid(
-                "training",
-                format!(
-                    "parameter or buffer `{name}` holds {bad} NaN or infinite value(s) of {}: \
-                     training diverged; stopping rather than training on or saving it. Lower \
-                     the learning rate, or find the op that made the first NaN with \
-                     cinder_autograd::set_detect_anomaly(true) (or CINDER_DETECT_ANOMALY=1)",
+            return Err(Error::Diverged {
+                what: format!(
+                    "parameter or buffer `{name}` {:?} holds {bad} NaN or infinite value(s) of {}",
+                    t.shape(),
                     t.numel()
                 ),
-                t.shape(),
-            ));
+            });
         }
     }
     // The sum saw a non-finite count that no single tensor shows: not expected, but never
     // report a bad store as good.
-    Err(Error::invalid(
-        "training",
-        "the parameters hold NaN or infinite values",
-        &[],
-    ))
+    Err(Error::Diverged {
+        what: "the parameters hold NaN or infinite values".into(),
+    })
 }
 
 /// Trains `model` for one epoch of `loader` with cross-entropy and `opt`. `after_step` is
 /// called after every optimizer step with the optimizer (to set a per-step learning rate)
 /// and the [`Step`]. Returns the epoch's mean loss and training accuracy, or the first
-/// error: the loader's, the model's, the optimizer's, or `Err(InvalidArgument)` (see
-/// [`ensure_finite`]) when the running mean loss, read every `report_every` batches and at
-/// the end, is NaN or infinite (its message counts batches and epochs from 1, as the
+/// error: the loader's, the model's, the optimizer's, or (see [`ensure_finite`]) when the running mean loss, read every `report_every` batches and at
+/// the end, is NaN or infinite ([`Error::Diverged`]; its message counts batches and epochs from 1, as the
 /// examples' progress lines do).
 pub fn train_epoch(
     model: &dyn ModuleT,
