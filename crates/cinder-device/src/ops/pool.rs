@@ -395,6 +395,10 @@ impl DeviceTensor {
         if gs[..2] != input_shape[..2] {
             return Err(Error::shapes(op, gs, input_shape));
         }
+        if g.oh == 0 || g.ow == 0 {
+            // No window: no gradient (the kernel's window spans assume one).
+            return DeviceTensor::zeros(grad_out.device(), input_shape);
+        }
         let gx = DeviceTensor::uninit_for(op, grad_out.device(), input_shape, DType::F32)?;
         let n = gx.numel();
         grad_out.device().dispatch(
@@ -449,6 +453,10 @@ impl DeviceTensor {
         let g = adaptive_geom(op, input_shape, (gs[2], gs[3]))?;
         if gs[..2] != input_shape[..2] {
             return Err(Error::shapes(op, gs, input_shape));
+        }
+        if g.oh == 0 || g.ow == 0 {
+            // No window: no gradient (the kernel's window spans assume one).
+            return DeviceTensor::zeros(grad_out.device(), input_shape);
         }
         let gx = DeviceTensor::uninit_for(op, grad_out.device(), input_shape, DType::F32)?;
         let n = gx.numel();
