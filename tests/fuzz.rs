@@ -35,10 +35,12 @@ use cinder::nn::loss::{
 use cinder::prelude::*;
 
 const DEFAULT_SEED: u64 = 0x5EED_C1DE_2024;
-const DEFAULT_CASES: usize = 12_000;
+const DEFAULT_CASES: usize = 100_000;
 /// Control checks also run after every this many fuzz calls.
-const CONTROL_EVERY: usize = 2_000;
+const CONTROL_EVERY: usize = 10_000;
 const MEMORY_LIMIT: u64 = 32 << 20;
+/// Failures listed at most, per kind.
+const SHOW: usize = 20;
 
 // ---------------------------------------------------------------------------------------
 // A seeded generator (SplitMix64) and the values it draws.
@@ -170,6 +172,8 @@ struct Stats {
     accepted: Vec<String>,
     controls: usize,
     names: std::collections::BTreeSet<&'static str>,
+    /// Distinct places where caught panics happened, with the first call that hit each.
+    panic_sites: std::collections::BTreeMap<String, (usize, String)>,
     /// Per op: (calls that returned Ok, calls that returned Err).
     outcomes: std::collections::BTreeMap<&'static str, (usize, usize)>,
     /// With `CINDER_FUZZ_TRACE=1`: the device, to print and sync after every call.
@@ -228,7 +232,13 @@ impl Stats {
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
                 let at = LAST_PANIC.with(|p| p.borrow().clone());
-                self.panics.push(format!("{name}({args}): {msg} at {at}"));
+                let call = format!("{name}({args}): {msg} at {at}");
+                let site = self.panic_sites.entry(format!("{at}: {msg}")).or_default();
+                site.0 += 1;
+                if site.1.is_empty() {
+                    site.1 = call.clone();
+                }
+                self.panics.push(call);
                 None
             }
         }
@@ -2248,6 +2258,62 @@ fn loss_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) -> Option<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------
+// The shape and dispatch-size helpers, with fuzzed sizes (no device work).
+
+fn helpers_case(rng: &mut Rng, st: &mut Stats) {
+    use cinder::device::kernel::{Params, grid_1d, grid_elems};
+    use cinder::device::shape;
+    let (a, b) = (rng.shape(), rng.shape());
+    let args = format!("{a:?} {b:?}");
+    let bad = invalid_shape(&a);
+    st.run("shape::numel", args.clone(), false, || {
+        let n = shape::numel(&a);
+        // Exact when it fits, usize::MAX (which no tensor has) when it overflows.
+        let exact = prod(&a);
+        assert!(n as u128 == exact || (n == usize::MAX && exact >= usize::MAX as u128));
+        Ok(())
+    });
+    st.run("shape::checked_numel", args.clone(), bad, || {
+        shape::checked_numel("fuzz", &a)
+    });
+    st.run("shape::strides", args.clone(), false, || {
+        Ok(shape::strides(&a))
+    });
+    st.run("shape::broadcast_shapes", args.clone(), false, || {
+        shape::broadcast_shapes("fuzz", &a, &b)
+    });
+    st.run("shape::broadcast_strides", args.clone(), false, || {
+        shape::broadcast_strides("fuzz", &a, &b)
+    });
+    let strides = vec![shape::strides(&a), shape::strides(&b)];
+    st.run("shape::coalesce", args.clone(), false, || {
+        shape::coalesce("fuzz", &a, &strides)
+    });
+    let axis = rng.axis();
+    st.run("shape::normalize_axis", args.clone(), false, || {
+        shape::normalize_axis("fuzz", axis, &a)
+    });
+    let ax = rng.size();
+    st.run("shape::split_at_axis", args.clone(), false, || {
+        Ok(shape::split_at_axis(&a, ax))
+    });
+    let dims = b.clone();
+    st.run("shape::checked_product", args, false, || {
+        shape::checked_product("fuzz", &a, &dims)
+    });
+    let (n, wg) = (rng.size(), rng.pick(&[0u32, 1, 64, 256, u32::MAX]));
+    st.run("grid_1d", format!("{n} {wg}"), false, || grid_1d(n, wg));
+    st.run("grid_elems", format!("{n}"), false, || grid_elems(n));
+    let v = rng.size();
+    let bad = v > u32::MAX as usize;
+    st.run("Params::usize", format!("{v}"), bad, || {
+        let p = Params::new().u32(1).usize(v).array(&a, 8, 0);
+        p.check("fuzz")?;
+        Params::new().usize(v).check("fuzz")
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // The control set: valid calls whose values are known.
 
 fn close(name: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -2497,7 +2563,8 @@ fn malformed_calls_never_panic_and_valid_calls_stay_right() -> Result<()> {
     st.controls += control(&dev)?;
     for case in 0..cases {
         match rng.below(100) {
-            0..45 => device_case(&mut rng, &inp, &mut st),
+            0..2 => helpers_case(&mut rng, &mut st),
+            2..45 => device_case(&mut rng, &inp, &mut st),
             45..75 => tensor_case(&mut rng, &inp, &mut st),
             _ => nn_case(&mut rng, &inp, &mut st),
         }
@@ -2540,17 +2607,41 @@ fn malformed_calls_never_panic_and_valid_calls_stay_right() -> Result<()> {
     };
     println!("fuzz: ops that never returned Ok: {:?}", never(true));
     println!("fuzz: ops that never returned Err: {:?}", never(false));
-    let show = |v: &[String]| v.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ");
-    assert!(st.panics.is_empty(), "panics:\n  {}", show(&st.panics));
-    assert!(
-        st.accepted.is_empty(),
-        "calls accepted with sizes that cannot be valid:\n  {}",
-        show(&st.accepted)
-    );
-    assert!(
-        st.gpu_errors.is_empty(),
-        "GPU errors:\n  {}",
-        show(&st.gpu_errors)
-    );
+    let show = |v: &[String]| {
+        v.iter()
+            .take(SHOW)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    };
+    let sites: Vec<String> = st
+        .panic_sites
+        .iter()
+        .map(|(at, (n, first))| format!("{n} x {at}\n      first: {first}"))
+        .collect();
+    let mut failures = Vec::new();
+    if !st.panics.is_empty() {
+        failures.push(format!(
+            "{} panics at {} places:\n  {}",
+            st.panics.len(),
+            sites.len(),
+            sites.join("\n  ")
+        ));
+    }
+    if !st.accepted.is_empty() {
+        failures.push(format!(
+            "{} calls accepted with sizes that cannot be valid:\n  {}",
+            st.accepted.len(),
+            show(&st.accepted)
+        ));
+    }
+    if !st.gpu_errors.is_empty() {
+        failures.push(format!(
+            "{} GPU errors:\n  {}",
+            st.gpu_errors.len(),
+            show(&st.gpu_errors)
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
