@@ -695,7 +695,8 @@ fn device_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
         }
         10 => {
             let args = format!("{xs:?}");
-            let calls: [(&'static str, fn(&DeviceTensor) -> Result<DeviceTensor>); 12] = [
+            type Op1 = fn(&DeviceTensor) -> Result<DeviceTensor>;
+            let calls: [(&'static str, Op1); 12] = [
                 ("neg", DeviceTensor::neg),
                 ("exp", DeviceTensor::exp),
                 ("log", DeviceTensor::log),
@@ -716,10 +717,8 @@ fn device_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             let y = inp.like(rng, &x);
             let ys = y.shape().to_vec();
             let args = format!("{xs:?} {ys:?}");
-            let calls: [(
-                &'static str,
-                fn(&DeviceTensor, &DeviceTensor) -> Result<DeviceTensor>,
-            ); 8] = [
+            type Op2 = fn(&DeviceTensor, &DeviceTensor) -> Result<DeviceTensor>;
+            let calls: [(&'static str, Op2); 8] = [
                 ("add", DeviceTensor::add),
                 ("sub", DeviceTensor::sub),
                 ("mul", DeviceTensor::mul),
@@ -1844,10 +1843,12 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
 
 /// An input for a layer: one that fits it (small batch) or any of the inputs.
 fn layer_input(rng: &mut Rng, inp: &Inputs, fits: &[usize]) -> Tensor {
-    if rng.chance(60) && !invalid_shape(fits) && prod(fits) <= 1 << 12 {
-        if let Ok(t) = DeviceTensor::full(&inp.dev, fits, 0.25) {
-            return Tensor::from_data(t);
-        }
+    if rng.chance(60)
+        && !invalid_shape(fits)
+        && prod(fits) <= 1 << 12
+        && let Ok(t) = DeviceTensor::full(&inp.dev, fits, 0.25)
+    {
+        return Tensor::from_data(t);
     }
     inp.tany(rng)
 }

@@ -264,9 +264,9 @@ fn conv_out(
     }
 }
 
-/// `Err` unless, along each axis of the image, `size + 2 * padding + dilation * (kernel - 1)
-/// + 1 + stride` is below [`POSITION_LIMIT`] (so every position, parameter and quotient the
-/// kernels compute is exact).
+/// `Err` unless, along each axis of the image, the sum `size + 2 * padding + dilation *
+/// (kernel - 1) + 1 + stride` is below [`POSITION_LIMIT`] (so every position, parameter and
+/// quotient the kernels compute is exact).
 fn check_positions(op: &'static str, shape: &[usize], g: &Geom) -> Result<()> {
     let axes = [
         (g.h, g.kh, g.stride.0, g.padding.0, g.dilation.0),
