@@ -549,7 +549,8 @@ impl Device {
     /// and `outputs` read-write, with `params` as the kernel's immediates. Nothing runs until
     /// the pending commands are submitted (readback, [`Device::sync`], or every few hundred
     /// dispatches). Returns `Err` when the binding counts do not match the kernel, the
-    /// parameters are too large, a tensor lives on another device, or the kernel fails to
+    /// parameters are too large or hold a value that did not fit its 32-bit field
+    /// ([`Params::check`]), a tensor lives on another device, or the kernel fails to
     /// compile.
     pub fn dispatch(
         &self,
@@ -560,6 +561,8 @@ impl Device {
         groups: (u32, u32, u32),
     ) -> Result<()> {
         let op = kernel.entry;
+        // A size that did not fit its 32-bit parameter is refused, never truncated.
+        params.check(op)?;
         if inputs.len() != kernel.reads as usize || outputs.len() != kernel.writes as usize {
             return Err(Error::invalid(
                 op,

@@ -66,18 +66,19 @@ pub enum Error {
         /// The shape of the main operand.
         shape: Vec<usize>,
     },
-    /// A tensor or buffer is larger than the device can bind or allocate.
-    #[error(
-        "{op}: {bytes} bytes requested for shape {shape:?}, over the device limit of {limit} bytes"
-    )]
+    /// A tensor or buffer is larger than the device can bind or allocate, has more elements
+    /// than the kernels' 32-bit indices reach, or has a size that overflows.
+    #[error("{op}: {} for shape {shape:?}, over the limit of {limit} bytes", requested(*bytes))]
     TooLarge {
         /// The op that was called.
         op: &'static str,
-        /// The shape that was asked for.
+        /// The shape (or the sizes) that was asked for.
         shape: Vec<usize>,
-        /// Bytes requested.
+        /// Bytes requested; `u64::MAX` when the size overflows (the product of the
+        /// dimensions does not fit in 64 bits).
         bytes: u64,
-        /// The device's limit.
+        /// The limit: the device's binding limit, or `4 * (2^32 - 1)` bytes for the
+        /// kernels' 32-bit element indices.
         limit: u64,
     },
     /// The device ran out of memory.
@@ -158,6 +159,15 @@ pub enum Error {
         /// What was expected and what was found.
         msg: String,
     },
+}
+
+/// How [`Error::TooLarge`] words its request.
+fn requested(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        "a size that overflows (the product of the sizes does not fit in 64 bits)".into()
+    } else {
+        format!("{bytes} bytes requested")
+    }
 }
 
 impl Error {

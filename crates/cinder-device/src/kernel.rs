@@ -8,6 +8,8 @@
 //! (shapes, strides, scalars) travel as immediates (`var<immediate> p: Params;`), at most
 //! [`MAX_PARAMS_BYTES`] bytes.
 
+use crate::error::{Error, Result};
+
 /// Largest parameter block a kernel may declare (`var<immediate>`), in bytes.
 pub const MAX_PARAMS_BYTES: usize = 128;
 
@@ -144,9 +146,15 @@ impl std::hash::Hash for Kernel {
 
 /// Per-dispatch parameters, packed as 32-bit words in the order the WGSL `Params` struct
 /// declares its fields (all fields must be `u32`, `i32` or `f32`, or arrays of them).
+///
+/// Packing never truncates silently: a `usize` above `u32::MAX` (or an array with more
+/// values than its fields) marks the block as unfit, and [`crate::Device::dispatch`] then
+/// refuses it with [`Error::TooLarge`] naming the kernel ([`Params::check`]).
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     words: Vec<u32>,
+    /// The first value that did not fit its field, if any: (field index, value).
+    unfit: Option<(usize, usize)>,
 }
 
 impl Params {
@@ -154,6 +162,7 @@ impl Params {
     pub fn new() -> Self {
         Params {
             words: Vec::with_capacity(32),
+            unfit: None,
         }
     }
     /// Appends a `u32` field.
@@ -161,10 +170,17 @@ impl Params {
         self.words.push(v);
         self
     }
-    /// Appends a `u32` field from a `usize` (values above `u32::MAX` are the caller's bug:
-    /// ops check sizes before building parameters).
-    pub fn usize(self, v: usize) -> Self {
-        self.u32(v as u32)
+    /// Appends a `u32` field from a `usize`. A value above `u32::MAX` is not truncated: it
+    /// marks the block as unfit, so the dispatch is refused ([`Params::check`]).
+    pub fn usize(mut self, v: usize) -> Self {
+        match u32::try_from(v) {
+            Ok(w) => self.words.push(w),
+            Err(_) => {
+                self.unfit.get_or_insert((self.words.len(), v));
+                self.words.push(u32::MAX);
+            }
+        }
+        self
     }
     /// Appends an `i32` field.
     pub fn i32(self, v: i32) -> Self {
@@ -175,12 +191,31 @@ impl Params {
         self.u32(v.to_bits())
     }
     /// Appends `n` `u32` fields taken from `vals` (missing entries are filled with `fill`).
+    /// A value above `u32::MAX`, or more than `n` values, marks the block as unfit.
     pub fn array(mut self, vals: &[usize], n: usize, fill: u32) -> Self {
+        if vals.len() > n {
+            self.unfit.get_or_insert((self.words.len() + n, vals.len()));
+        }
         for i in 0..n {
-            self.words
-                .push(vals.get(i).map(|&v| v as u32).unwrap_or(fill));
+            self = match vals.get(i) {
+                Some(&v) => self.usize(v),
+                None => self.u32(fill),
+            };
         }
         self
+    }
+    /// `Ok` when every value fit its 32-bit field, else [`Error::TooLarge`] naming `op`,
+    /// the field and the value (what [`crate::Device::dispatch`] checks before recording).
+    pub fn check(&self, op: &'static str) -> Result<()> {
+        match self.unfit {
+            None => Ok(()),
+            Some((field, value)) => Err(Error::TooLarge {
+                op,
+                shape: vec![field, value],
+                bytes: u64::MAX,
+                limit: u32::MAX as u64,
+            }),
+        }
     }
     /// The packed bytes.
     pub fn bytes(&self) -> &[u8] {
@@ -202,20 +237,66 @@ pub const ELEMS_PER_INVOCATION: usize = 8;
 
 /// Workgroup counts for a 1-D elementwise-style kernel over `n` elements: `n / 8`
 /// invocations of [`WORKGROUP_1D`], each looping over 8 elements at a stride of the grid.
-pub fn grid_elems(n: usize) -> (u32, u32, u32) {
+/// Errors as [`grid_1d`].
+pub fn grid_elems(n: usize) -> Result<(u32, u32, u32)> {
     grid_1d(n.div_ceil(ELEMS_PER_INVOCATION), WORKGROUP_1D)
 }
 
 /// Workgroup counts for `threads` invocations in groups of `wg`, folded into a 2-D grid when
 /// more than 65535 groups are needed. Shaders rebuild the linear index with
 /// `grid_index(workgroup_id, num_workgroups, local_invocation_index, WG)` from
-/// `shaders/common.wgsl` and guard the overhang.
-pub fn grid_1d(threads: usize, wg: u32) -> (u32, u32, u32) {
+/// `shaders/common.wgsl` and guard the overhang. Returns [`Error::InvalidArgument`] for
+/// `wg = 0` and [`Error::TooLarge`] when even the folded grid would pass 65535 x 65535
+/// workgroups (never a wrapped count).
+pub fn grid_1d(threads: usize, wg: u32) -> Result<(u32, u32, u32)> {
+    if wg == 0 {
+        return Err(Error::invalid(
+            "grid_1d",
+            "a workgroup of zero invocations",
+            &[threads],
+        ));
+    }
     let groups = threads.div_ceil(wg as usize).max(1);
-    if groups <= MAX_GROUPS_PER_DIM as usize {
-        (groups as u32, 1, 1)
-    } else {
-        let x = MAX_GROUPS_PER_DIM as usize;
-        (x as u32, groups.div_ceil(x) as u32, 1)
+    let x = MAX_GROUPS_PER_DIM as usize;
+    if groups <= x {
+        return Ok((groups as u32, 1, 1));
+    }
+    match u32::try_from(groups.div_ceil(x)) {
+        Ok(y) if y <= MAX_GROUPS_PER_DIM => Ok((MAX_GROUPS_PER_DIM, y, 1)),
+        _ => Err(Error::TooLarge {
+            op: "grid_1d",
+            shape: vec![threads, wg as usize],
+            bytes: u64::MAX,
+            limit: u32::MAX as u64,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_refuse_values_that_do_not_fit() {
+        let p = Params::new().usize(3).u32(7).array(&[1, 2], 4, 9);
+        assert!(p.check("t").is_ok());
+        assert_eq!(p.len(), 24);
+        let p = Params::new().usize(1).usize(u32::MAX as usize + 1);
+        assert!(matches!(p.check("t"), Err(Error::TooLarge { op: "t", .. })));
+        assert!(Params::new().array(&[1, 2, 3], 2, 0).check("t").is_err());
+        assert!(Params::new().array(&[1 << 40], 2, 0).check("t").is_err());
+    }
+
+    #[test]
+    fn grids_are_checked() {
+        assert_eq!(grid_1d(0, 256).unwrap(), (1, 1, 1));
+        assert_eq!(grid_1d(256 * 65535, 256).unwrap(), (65535, 1, 1));
+        assert_eq!(grid_1d(256 * 65536, 256).unwrap(), (65535, 2, 1));
+        assert!(grid_1d(10, 0).is_err());
+        assert!(grid_1d(usize::MAX, 1).is_err());
+        assert!(grid_1d(65535 * 65535 + 1, 1).is_err());
+        assert_eq!(grid_1d(65535 * 65535, 1).unwrap(), (65535, 65535, 1));
+        assert!(grid_elems(usize::MAX).is_err());
+        assert_eq!(grid_elems(u32::MAX as usize).unwrap(), (65535, 33, 1));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::shape::numel;
+use crate::shape::{checked_numel, numel};
 
 /// Element type of a tensor: `F32` for data, `U32` for indices and labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,7 +68,9 @@ pub struct DeviceTensor {
 
 impl DeviceTensor {
     /// A tensor with unspecified contents (a recycled buffer), for ops to write into.
-    /// Returns [`Error::TooLarge`] when it exceeds the device's binding limit.
+    /// Returns [`Error::TooLarge`] when it exceeds the device's binding limit or its shape is
+    /// not valid (its size overflows, or its non-zero dimensions multiply past 2^32 - 1
+    /// elements: see [`crate::shape::checked_numel`]).
     pub fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<DeviceTensor> {
         Self::uninit_for("uninit", device, shape, dtype)
     }
@@ -79,23 +81,10 @@ impl DeviceTensor {
         shape: &[usize],
         dtype: DType,
     ) -> Result<DeviceTensor> {
-        let bytes = shape
-            .iter()
-            .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
-            .ok_or_else(|| Error::TooLarge {
-                op,
-                shape: shape.to_vec(),
-                bytes: u64::MAX,
-                limit: device.max_binding_bytes(),
-            })?;
-        if numel(shape) > u32::MAX as usize {
-            return Err(Error::TooLarge {
-                op,
-                shape: shape.to_vec(),
-                bytes,
-                limit: device.max_binding_bytes(),
-            });
-        }
+        // A valid shape (its element count, dimensions and strides fit 32 bits) is checked
+        // before any size is computed from it, so no size wraps.
+        let n = checked_numel(op, shape)?;
+        let bytes = n as u64 * dtype.size() as u64;
         let (buffer, class) = device.alloc(op, shape, bytes.max(4))?;
         Ok(DeviceTensor {
             storage: Arc::new(Storage {
@@ -110,13 +99,14 @@ impl DeviceTensor {
     }
 
     /// Uploads `data` as a tensor of `shape`. Returns [`Error::ShapeMismatch`] when the
-    /// lengths disagree and [`Error::TooLarge`] past the binding limit.
+    /// lengths disagree and [`Error::TooLarge`] past the binding limit or for a shape whose
+    /// size overflows.
     pub fn from_slice<T: Element>(
         device: &Device,
         data: &[T],
         shape: &[usize],
     ) -> Result<DeviceTensor> {
-        if numel(shape) != data.len() {
+        if checked_numel("from_slice", shape)? != data.len() {
             return Err(Error::shapes("from_slice", &[data.len()], shape));
         }
         let t = Self::uninit_for("from_slice", device, shape, T::DTYPE)?;
@@ -155,7 +145,7 @@ impl DeviceTensor {
         if self.numel() != 1 {
             return Err(Error::invalid(
                 "to_scalar",
-                "tensor has more than one element",
+                format!("a tensor of {} elements is not a scalar", self.numel()),
                 &self.shape,
             ));
         }
@@ -163,9 +153,10 @@ impl DeviceTensor {
     }
 
     /// The same data with another shape of equal element count (free: no copy). Returns
-    /// [`Error::ShapeMismatch`] when the counts differ.
+    /// [`Error::ShapeMismatch`] when the counts differ and [`Error::TooLarge`] for a shape
+    /// whose size overflows (or is not a valid shape, see [`crate::shape::checked_numel`]).
     pub fn reshape(&self, shape: &[usize]) -> Result<DeviceTensor> {
-        if numel(shape) != self.numel() {
+        if checked_numel("reshape", shape)? != self.numel() {
             return Err(Error::shapes("reshape", &self.shape, shape));
         }
         Ok(DeviceTensor {
@@ -208,7 +199,7 @@ impl DeviceTensor {
     }
     /// Size of the data in bytes.
     pub fn byte_len(&self) -> u64 {
-        (self.numel() * self.dtype.size()) as u64
+        self.numel() as u64 * self.dtype.size() as u64
     }
     /// The underlying wgpu buffer (may be larger than the data: pooled size class).
     pub fn buffer(&self) -> &wgpu::Buffer {

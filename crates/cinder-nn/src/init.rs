@@ -1,6 +1,7 @@
 //! Parameter initializers with PyTorch's formulas (`torch.nn.init`), drawn on the GPU from
 //! the counter-based generator so that a seed gives the same weights on every adapter.
 
+use cinder_device::shape::checked_product;
 use cinder_device::{Device, DeviceTensor, Error, Result};
 
 /// How a new parameter is filled.
@@ -48,14 +49,18 @@ pub enum Init {
 
 /// PyTorch's `_calculate_fan_in_and_fan_out`: for `[out, in, k...]` weights,
 /// `fan_in = in * prod(k)` and `fan_out = out * prod(k)`; a 1-D tensor has both equal to
-/// its length. Returns `Err` for a scalar shape.
+/// its length. Returns `Err` for a scalar shape and [`Error::TooLarge`] when a fan
+/// overflows.
 pub fn fans(shape: &[usize]) -> Result<(usize, usize)> {
     match shape.len() {
         0 => Err(Error::invalid("init", "fan in/out of a scalar", shape)),
         1 => Ok((shape[0], shape[0])),
         _ => {
-            let receptive: usize = shape[2..].iter().product();
-            Ok((shape[1] * receptive, shape[0] * receptive))
+            let receptive = checked_product("init", shape, &shape[2..])?;
+            Ok((
+                checked_product("init", shape, &[shape[1], receptive])?,
+                checked_product("init", shape, &[shape[0], receptive])?,
+            ))
         }
     }
 }
@@ -91,12 +96,12 @@ impl Init {
             }
             Init::XavierUniform { gain } => {
                 let (fi, fo) = fans(shape)?;
-                let bound = gain * (6.0 / (fi + fo) as f32).sqrt();
+                let bound = gain * (6.0 / (fi as f64 + fo as f64)).sqrt() as f32;
                 DeviceTensor::rand_uniform(device, shape, -bound, bound, seed, offset)
             }
             Init::XavierNormal { gain } => {
                 let (fi, fo) = fans(shape)?;
-                let std = gain * (2.0 / (fi + fo) as f32).sqrt();
+                let std = gain * (2.0 / (fi as f64 + fo as f64)).sqrt() as f32;
                 DeviceTensor::rand_normal(device, shape, 0.0, std, seed, offset)
             }
         }

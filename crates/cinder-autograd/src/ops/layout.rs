@@ -22,18 +22,23 @@ impl Tensor {
     }
 
     /// `[N, d1, d2, ...]` flattened to `[N, d1 * d2 * ...]` (as `nn.Flatten`). Returns
-    /// `Err` for a rank-0 tensor.
+    /// [`cinder_device::Error::AxisOutOfRange`] when `axis` is not below the rank (so for
+    /// every rank-0 tensor).
     pub fn flatten_from(&self, axis: usize) -> Result<Tensor> {
         let s = self.shape();
         if axis >= s.len() {
             return Err(cinder_device::Error::AxisOutOfRange {
                 op: "flatten_from",
-                axis: axis as isize,
+                axis: isize::try_from(axis).unwrap_or(isize::MAX),
                 shape: s,
             });
         }
         let mut shape = s[..axis].to_vec();
-        shape.push(s[axis..].iter().product());
+        shape.push(cinder_device::shape::checked_product(
+            "flatten_from",
+            &s,
+            &s[axis..],
+        )?);
         self.reshape(&shape)
     }
 

@@ -36,7 +36,7 @@ impl DeviceTensor {
             .u32(seq)
             .u32(nan_ok as u32);
         self.device()
-            .dispatch(&kernel(), &[self], &[], &p, grid_elems(n))
+            .dispatch(&kernel(), &[self], &[], &p, grid_elems(n)?)
     }
 
     /// Checks on the device that every element lies in `[lo, hi]` (NaN never does): when

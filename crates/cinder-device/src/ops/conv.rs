@@ -222,22 +222,76 @@ impl Geom {
 
 /// Checked product of sizes, or `Err(TooLarge)` naming the op and `shape`.
 fn mul(op: &'static str, shape: &[usize], dims: &[usize]) -> Result<usize> {
-    dims.iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::TooLarge {
-            op,
-            shape: shape.to_vec(),
-            bytes: u64::MAX,
-            limit: u32::MAX as u64,
-        })
+    crate::shape::checked_product(op, shape, dims)
 }
 
-/// PyTorch's output size of a convolution along one dimension, or `None` when the dilated
-/// kernel does not fit in the padded input (or the sizes overflow).
-fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
-    let padded = p.checked_mul(2)?.checked_add(size)?;
-    padded.checked_sub(span).map(|r| r / s + 1)
+/// Most `size + 2 * padding + dilation * (kernel - 1) + 1 + stride` along one axis of the
+/// image: the kernels compute positions in i32 and divide them through f32 (`udiv` in
+/// conv2d.wgsl), which is exact below 2^24.
+const POSITION_LIMIT: usize = 1 << 24;
+
+/// PyTorch's output size of a convolution along one dimension (`k >= 1`, `s >= 1`), or
+/// `Err` naming what is wrong: a dilated kernel larger than the padded input, or sizes
+/// that overflow.
+fn conv_out(
+    op: &'static str,
+    shape: &[usize],
+    (size, k, s, p, d): (usize, usize, usize, usize, usize),
+) -> Result<usize> {
+    let span = d
+        .checked_mul(k.saturating_sub(1))
+        .and_then(|v| v.checked_add(1));
+    let padded = p.checked_mul(2).and_then(|v| v.checked_add(size));
+    let (Some(span), Some(padded)) = (span, padded) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "kernel {k} with dilation {d} on size {size} with padding {p}: the sizes overflow"
+            ),
+            shape,
+        ));
+    };
+    match padded.checked_sub(span) {
+        Some(r) => Ok(r / s + 1),
+        None => Err(Error::invalid(
+            op,
+            format!(
+                "kernel {k} dilated by {d} spans {span}, larger than the padded input size \
+                 {padded}"
+            ),
+            shape,
+        )),
+    }
+}
+
+/// `Err` unless, along each axis of the image, the sum `size + 2 * padding + dilation *
+/// (kernel - 1) + 1 + stride` is below [`POSITION_LIMIT`] (so every position, parameter and
+/// quotient the kernels compute is exact).
+fn check_positions(op: &'static str, shape: &[usize], g: &Geom) -> Result<()> {
+    let axes = [
+        (g.h, g.kh, g.stride.0, g.padding.0, g.dilation.0),
+        (g.w, g.kw, g.stride.1, g.padding.1, g.dilation.1),
+    ];
+    for (size, k, s, p, d) in axes {
+        let total = p
+            .checked_mul(2)
+            .and_then(|v| v.checked_add(size))
+            .and_then(|v| v.checked_add(d.checked_mul(k.saturating_sub(1))?))
+            .and_then(|v| v.checked_add(1))
+            .and_then(|v| v.checked_add(s));
+        if total.is_none_or(|t| t >= POSITION_LIMIT) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "size {size}, kernel {k}, stride {s}, padding {p} and dilation {d} reach \
+                     past 2^24 (size + 2 * padding + dilation * (kernel - 1) + 1 + stride must \
+                     stay below it)"
+                ),
+                shape,
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_params(
@@ -578,21 +632,14 @@ fn conv_geom(op: &'static str, x: [usize; 4], w: [usize; 4], p: &Conv2dParams) -
             &x,
         ));
     }
-    let oh = conv_out(x[2], w[2], p.stride.0, p.padding.0, p.dilation.0);
-    let ow = conv_out(x[3], w[3], p.stride.1, p.padding.1, p.dilation.1);
-    let (Some(oh), Some(ow)) = (oh, ow) else {
-        return Err(Error::invalid(
-            op,
-            format!("kernel {:?} larger than the padded input", &w[2..]),
-            &x,
-        ));
-    };
+    let oh = conv_out(op, &x, (x[2], w[2], p.stride.0, p.padding.0, p.dilation.0))?;
+    let ow = conv_out(op, &x, (x[3], w[3], p.stride.1, p.padding.1, p.dilation.1))?;
     // Every size a kernel multiplies must fit (the tensors themselves are checked when
     // allocated).
     mul(op, &x, &[x[1], w[2], w[3]])?;
     mul(op, &x, &[oh, ow])?;
     within_udiv(op, &x, &[mul(op, &x, &[x[1], w[2], w[3]])?, w[0]])?;
-    Ok(Geom {
+    let g = Geom {
         c: x[1],
         h: x[2],
         w: x[3],
@@ -605,14 +652,18 @@ fn conv_geom(op: &'static str, x: [usize; 4], w: [usize; 4], p: &Conv2dParams) -
         padding: p.padding,
         dilation: p.dilation,
         groups: p.groups,
-    })
+    };
+    check_positions(op, &x, &g)?;
+    Ok(g)
 }
 
 impl DeviceTensor {
     /// 2-D convolution of `self` `[N, C, H, W]` with `weight` `[O, C / groups, KH, KW]` and an
     /// optional `bias` `[O]`, giving `[N, O, OH, OW]` with PyTorch's output size. Returns
     /// `Err` on rank, channel or dtype mismatch, `C` or `O` not divisible by `groups`, a
-    /// kernel larger than the padded input, or zero stride, dilation, groups or kernel size.
+    /// kernel larger than the padded input, zero stride, dilation, groups or kernel size, or
+    /// sizes that overflow or pass the kernels' index range (along each axis, `H + 2 *
+    /// padding + dilation * (KH - 1) + 1 + stride` below 2^24; 2^24 channel-taps).
     pub fn conv2d(
         &self,
         weight: &DeviceTensor,
@@ -754,7 +805,8 @@ impl DeviceTensor {
     /// giving `[N, C_out, OH, OW]` with `OH = (H - 1) * stride - 2 * padding + dilation *
     /// (KH - 1) + output_padding + 1`. Returns `Err` on shape or dtype mismatch, `C_in` not
     /// divisible by `groups`, a non-positive output size, `output_padding` not below stride
-    /// or dilation, or zero stride, dilation, groups or kernel size.
+    /// or dilation, zero stride, dilation, groups or kernel size, or sizes that overflow or
+    /// pass the kernels' index range (as [`DeviceTensor::conv2d`], on the output's axes).
     pub fn conv_transpose2d(
         &self,
         weight: &DeviceTensor,
@@ -917,7 +969,7 @@ fn transpose_geom(
     let size = |h: usize, k: usize, s: usize, pd: usize, d: usize, op_: usize| -> Option<usize> {
         h.checked_sub(1)?
             .checked_mul(s)?
-            .checked_add(d.checked_mul(k - 1)?)?
+            .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
             .checked_add(op_)?
             .checked_add(1)?
             .checked_sub(pd.checked_mul(2)?)
@@ -942,7 +994,7 @@ fn transpose_geom(
     let (Some(oh), Some(ow)) = (oh, ow) else {
         return Err(Error::invalid(
             op,
-            "output size would be zero or negative",
+            "output size would be zero or negative, or overflows",
             &xs,
         ));
     };
@@ -963,5 +1015,6 @@ fn transpose_geom(
         dilation: p.dilation,
         groups: p.groups,
     };
+    check_positions(op, &xs, &g)?;
     Ok((g, [xs[0], c_out, oh, ow]))
 }

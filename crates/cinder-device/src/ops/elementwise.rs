@@ -483,7 +483,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, value, 0.0, false),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -519,7 +519,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, a, b, false),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -540,7 +540,7 @@ impl DeviceTensor {
                 &[self, rhs],
                 &[&out],
                 &p1(n, 0.0, 0.0, false),
-                grid_elems(n),
+                grid_elems(n)?,
             )?;
         } else {
             bcast_dispatch(name, &binary_kernel("binary_bcast", op, 2), self, rhs, &out)?;
@@ -560,7 +560,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, s, 0.0, scalar_first),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -610,7 +610,7 @@ impl DeviceTensor {
             &[&c, &a, &b],
             &[&out],
             &p1(n, 0.0, 0.0, false),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -625,12 +625,13 @@ fn bcast_dispatch(
 ) -> Result<()> {
     let shape = out.shape();
     let (sh, st) = coalesce(
+        op,
         shape,
         &[
-            broadcast_strides(a.shape(), shape),
-            broadcast_strides(b.shape(), shape),
+            broadcast_strides(op, a.shape(), shape)?,
+            broadcast_strides(op, b.shape(), shape)?,
         ],
-    );
+    )?;
     if sh.len() > MAX_DIMS {
         return Err(Error::invalid(
             op,
@@ -646,7 +647,7 @@ fn bcast_dispatch(
         .usize(n)
         .usize(sh.len());
     out.device()
-        .dispatch(k, &[a, b], &[out], &params, grid_elems(n))
+        .dispatch(k, &[a, b], &[out], &params, grid_elems(n)?)
 }
 
 macro_rules! unary_methods {

@@ -69,7 +69,7 @@ impl DeviceTensor {
         let n = out.numel();
         let p = params(n, outer, len_in, len_idx, inner.max(1), 0);
         self.device()
-            .dispatch(&k("gather", 2), &[self, index], &[&out], &p, grid_elems(n))?;
+            .dispatch(&k("gather", 2), &[self, index], &[&out], &p, grid_elems(n)?)?;
         Ok(out)
     }
 
@@ -94,7 +94,7 @@ impl DeviceTensor {
             &[self, index],
             &[&out],
             &p,
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -127,7 +127,7 @@ impl DeviceTensor {
             &[self, index],
             &[&out],
             &p,
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -167,7 +167,7 @@ impl DeviceTensor {
             &[self, index, src],
             &[&out],
             &p,
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -191,7 +191,7 @@ impl DeviceTensor {
         let n = out.numel();
         let p = params(n, 1, 1, 1, 1, num_classes);
         self.device()
-            .dispatch(&k("one_hot", 1), &[self], &[&out], &p, grid_elems(n))?;
+            .dispatch(&k("one_hot", 1), &[self], &[&out], &p, grid_elems(n)?)?;
         Ok(out)
     }
 }

@@ -5,7 +5,7 @@
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params, grid_elems};
-use crate::shape::{MAX_DIMS, coalesce, normalize_axis, numel, strides};
+use crate::shape::{MAX_DIMS, checked_sum, coalesce, normalize_axis, numel, strides};
 use crate::tensor::{DType, DeviceTensor};
 
 fn k(entry: &'static str, reads: u32) -> Kernel {
@@ -50,7 +50,7 @@ fn strided(
     if n == 0 {
         return Ok(());
     }
-    let (sh, st) = coalesce(shape, &[view_strides.to_vec()]);
+    let (sh, st) = coalesce(op, shape, &[view_strides.to_vec()])?;
     if sh.len() > MAX_DIMS {
         return Err(Error::invalid(
             op,
@@ -71,7 +71,7 @@ fn strided(
         "strided_read"
     };
     src.device()
-        .dispatch(&k(entry, 1), &[src], &[dst], &params, grid_elems(n))
+        .dispatch(&k(entry, 1), &[src], &[dst], &params, grid_elems(n)?)
 }
 
 impl DeviceTensor {
@@ -192,7 +192,8 @@ impl DeviceTensor {
     }
 
     /// Joins tensors along `axis`; all must share dtype, rank and every other dimension.
-    /// Returns `Err` on an empty list, a shape or dtype mismatch, or a bad axis.
+    /// Returns `Err` on an empty list, a shape or dtype mismatch, or a bad axis, and
+    /// [`Error::TooLarge`] when the joined size does not fit.
     pub fn concat(tensors: &[&DeviceTensor], axis: isize) -> Result<DeviceTensor> {
         let first = tensors
             .first()
@@ -211,7 +212,7 @@ impl DeviceTensor {
             if !same_rest {
                 return Err(Error::shapes("concat", first.shape(), t.shape()));
             }
-            out_shape[a] += t.shape()[a];
+            out_shape[a] = checked_sum("concat", &out_shape, out_shape[a], t.shape()[a])?;
         }
         let out = DeviceTensor::uninit_for("concat", first.device(), &out_shape, first.dtype())?;
         let st = strides(&out_shape);
@@ -227,7 +228,8 @@ impl DeviceTensor {
     /// first; a list shorter than the rank pads the *last* `pads.len()` dimensions (so
     /// `[(1, 1), (2, 2)]` on an NCHW tensor pads H by 1 and W by 2, as
     /// `F.pad(x, (2, 2, 1, 1))`). New cells hold `value` (truncated for u32 tensors). Returns
-    /// `Err` when `pads` is longer than the rank or the rank exceeds the kernel's limit.
+    /// `Err` when `pads` is longer than the rank or the rank exceeds the kernel's limit, and
+    /// [`Error::TooLarge`] when a padded size overflows or the result is too large.
     pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<DeviceTensor> {
         let r = self.rank();
         if pads.len() > r {
@@ -249,7 +251,13 @@ impl DeviceTensor {
         for (i, &(b, e)) in pads.iter().enumerate() {
             let d = r - pads.len() + i;
             before[d] = b;
-            out_shape[d] += b + e;
+            let grown = b.checked_add(e).and_then(|p| p.checked_add(out_shape[d]));
+            out_shape[d] = grown.ok_or_else(|| Error::TooLarge {
+                op: "pad",
+                shape: self.shape().to_vec(),
+                bytes: u64::MAX,
+                limit: crate::shape::MAX_ELEMENTS as u64 * 4,
+            })?;
         }
         let out = DeviceTensor::uninit_for("pad", self.device(), &out_shape, self.dtype())?;
         let n = out.numel();
@@ -279,21 +287,25 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &params,
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
 
     /// `[start, start + step, ...]` up to (excluding) `end`, as f32. Returns `Err` when
-    /// `step` is zero or has the wrong sign for the range.
+    /// `step` is zero or has the wrong sign for the range, or a bound or the step is NaN or
+    /// infinite (as PyTorch), and [`Error::TooLarge`] when the range has too many elements.
     pub fn arange(device: &Device, start: f32, end: f32, step: f32) -> Result<DeviceTensor> {
-        if step == 0.0 || !step.is_finite() || (end - start) * step < 0.0 {
+        let finite = start.is_finite() && end.is_finite() && step.is_finite();
+        if !finite || step == 0.0 || (end as f64 - start as f64) * (step as f64) < 0.0 {
             return Err(Error::invalid(
                 "arange",
                 format!("bad range {start}..{end} step {step}"),
                 &[],
             ));
         }
+        // Finite and of the right sign: the count is a non-negative finite f64, and the cast
+        // saturates, so a count past usize is refused below rather than wrapped.
         let n = ((end as f64 - start as f64) / step as f64).ceil().max(0.0) as usize;
         let out = DeviceTensor::uninit_for("arange", device, &[n], DType::F32)?;
         device.dispatch(
@@ -301,7 +313,7 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, start, step, 1),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
@@ -314,21 +326,22 @@ impl DeviceTensor {
             &[],
             &[&out],
             &p1(n, 0.0, 0.0, 1),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }
 
-    /// The `n x m` identity-like matrix (ones on the main diagonal), f32.
+    /// The `n x m` identity-like matrix (ones on the main diagonal), f32. Returns
+    /// [`Error::TooLarge`] past the device limit or when `n * m` does not fit.
     pub fn eye(device: &Device, n: usize, m: usize) -> Result<DeviceTensor> {
         let out = DeviceTensor::uninit_for("eye", device, &[n, m], DType::F32)?;
-        let total = n * m;
+        let total = out.numel();
         device.dispatch(
             &k("eye", 0),
             &[],
             &[&out],
             &p1(total, 0.0, 0.0, m.max(1)),
-            grid_elems(total),
+            grid_elems(total)?,
         )?;
         Ok(out)
     }
@@ -351,7 +364,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &p1(n, 0.0, 0.0, 1),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(out)
     }

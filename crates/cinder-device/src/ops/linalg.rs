@@ -99,7 +99,7 @@ impl DeviceTensor {
             &[self],
             &[&l, &info],
             &params(n, 0, batch, 0, true, false, 0, 0),
-            grid_1d(batch, WG),
+            grid_1d(batch, WG)?,
         )?;
         Ok((l, info))
     }
@@ -162,7 +162,7 @@ impl DeviceTensor {
             &[self, rhs],
             &[&out],
             &params(n, m, batch, t_stride, lower, transpose, 0, 0),
-            grid_1d(batch * m, WG),
+            grid_1d(batch * m, WG)?,
         )?;
         Ok(out)
     }
@@ -208,7 +208,7 @@ impl DeviceTensor {
             &[self],
             &[&w, &v, &work],
             &params(n, 0, batch, 0, false, false, MAX_SWEEPS, 0),
-            grid_1d(batch, WG),
+            grid_1d(batch, WG)?,
         )?;
         Ok((w, v))
     }
@@ -235,7 +235,7 @@ impl DeviceTensor {
             return Ok(z);
         }
         let dev = self.device();
-        let groups = grid_1d(batch * m, WG);
+        let groups = grid_1d(batch * m, WG)?;
         let norm = |drop: usize| -> Result<()> {
             let p = params(n, m, batch, 0, false, false, 0, drop);
             dev.dispatch(&kernel("gs_normalize", 0, 1), &[], &[&z], &p, groups)
@@ -268,7 +268,7 @@ impl DeviceTensor {
             &[self],
             &[&out],
             &params(n, 0, 0, 0, false, false, 0, 0),
-            grid_1d(n.div_ceil(ELEMS_PER_INVOCATION), WG),
+            grid_1d(n.div_ceil(ELEMS_PER_INVOCATION), WG)?,
         )?;
         Ok(out)
     }

@@ -238,7 +238,7 @@ fn run(
         &[grad],
         &outs,
         p,
-        grid_elems(n),
+        grid_elems(n)?,
     )
 }
 

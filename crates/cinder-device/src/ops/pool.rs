@@ -60,22 +60,54 @@ pub fn kernels() -> Vec<Kernel> {
 /// `-inf` and its gradient goes nowhere.
 pub const NO_INDEX: u32 = u32::MAX;
 
-/// PyTorch's pooled size along one dimension, or `None` when the window does not fit or
-/// the sizes overflow.
-fn pool_out(size: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Option<usize> {
-    let span = d.checked_mul(k - 1)?.checked_add(1)?;
-    let padded = p.checked_mul(2)?.checked_add(size)?;
+/// PyTorch's pooled size along one dimension (`k >= 1`, `s >= 1`), or `Err` naming what is
+/// wrong: a window larger than the padded input, or sizes that overflow or pass the
+/// kernels' i32 positions.
+fn pool_out(
+    op: &'static str,
+    shape: &[usize],
+    (size, k, s, p, d): (usize, usize, usize, usize, usize),
+    ceil: bool,
+) -> Result<usize> {
+    let span = d
+        .checked_mul(k.saturating_sub(1))
+        .and_then(|v| v.checked_add(1));
+    let padded = p.checked_mul(2).and_then(|v| v.checked_add(size));
     // The kernels compute window positions in i32.
-    if padded.checked_add(span)?.checked_add(s)? > i32::MAX as usize {
-        return None;
-    }
-    let avail = padded.checked_sub(span)?;
+    let fits = match (span, padded) {
+        (Some(span), Some(padded)) => padded
+            .checked_add(span)
+            .and_then(|v| v.checked_add(s))
+            .is_some_and(|v| v <= i32::MAX as usize),
+        _ => false,
+    };
+    let (Some(span), Some(padded), true) = (span, padded, fits) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "window {k}, stride {s}, padding {p} and dilation {d} on size {size} pass the \
+                 kernels' 32-bit signed positions (2 * padding + size + dilation * (window - \
+                 1) + 1 + stride must stay within i32)"
+            ),
+            shape,
+        ));
+    };
+    let Some(avail) = padded.checked_sub(span) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "window {k} dilated by {d} spans {span}, larger than the padded input size \
+                 {padded}"
+            ),
+            shape,
+        ));
+    };
     let mut o = if ceil { avail.div_ceil(s) } else { avail / s } + 1;
     // The last window must start inside the input or the left padding.
     if ceil && (o - 1) * s >= size + p {
         o -= 1;
     }
-    Some(o)
+    Ok(o)
 }
 
 struct Geom {
@@ -112,16 +144,10 @@ fn geom(op: &'static str, shape: &[usize], p: &Pool2dParams) -> Result<Geom> {
             shape,
         ));
     }
-    let oh = pool_out(h, kh, p.stride.0, p.padding.0, p.dilation.0, p.ceil_mode);
-    let ow = pool_out(w, kw, p.stride.1, p.padding.1, p.dilation.1, p.ceil_mode);
-    match (oh, ow) {
-        (Some(oh), Some(ow)) => Ok(Geom { h, w, oh, ow }),
-        _ => Err(Error::invalid(
-            op,
-            format!("window {:?} larger than the padded input", p.kernel),
-            shape,
-        )),
-    }
+    let (s, pd, d, ceil) = (p.stride, p.padding, p.dilation, p.ceil_mode);
+    let oh = pool_out(op, shape, (h, kh, s.0, pd.0, d.0), ceil)?;
+    let ow = pool_out(op, shape, (w, kw, s.1, pd.1, d.1), ceil)?;
+    Ok(Geom { h, w, oh, ow })
 }
 
 fn params(n: usize, g: &Geom, p: &Pool2dParams, count_pad: bool, divisor: usize) -> Params {
@@ -211,8 +237,9 @@ impl DeviceTensor {
     /// the index `h * W + w` of each maximum within its input plane (PyTorch's indices; the
     /// first maximum wins ties; a window holding NaN gives NaN, indexed at its last NaN as
     /// PyTorch does; a window with no input cell gives `-inf` and [`NO_INDEX`]). Returns `Err`
-    /// for another rank, a u32 input, zero sizes, padding above half the window, or a window
-    /// larger than the padded input.
+    /// for another rank, a u32 input, zero sizes, padding above half the window, a window
+    /// larger than the padded input, or sizes that overflow or pass the kernels' i32
+    /// positions.
     pub fn max_pool2d(&self, p: &Pool2dParams) -> Result<(DeviceTensor, DeviceTensor)> {
         let op = "max_pool2d";
         self.expect_dtype(op, DType::F32)?;
@@ -226,7 +253,7 @@ impl DeviceTensor {
             &[self],
             &[&y, &idx],
             &params(n, &g, p, false, 0),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok((y, idx))
     }
@@ -266,7 +293,7 @@ impl DeviceTensor {
             &[grad_out, indices],
             &[&gx],
             &params(n, &g, p, false, 0),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(gx)
     }
@@ -293,7 +320,7 @@ impl DeviceTensor {
             &[self],
             &[&y],
             &params(n, &g, p, count_include_pad, divisor),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(y)
     }
@@ -323,7 +350,7 @@ impl DeviceTensor {
             &[grad_out],
             &[&gx],
             &params(n, &g, p, count_include_pad, divisor),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(gx)
     }
@@ -346,7 +373,7 @@ impl DeviceTensor {
             &[self],
             &[&y],
             &adaptive_params(n, &g),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(y)
     }
@@ -368,6 +395,10 @@ impl DeviceTensor {
         if gs[..2] != input_shape[..2] {
             return Err(Error::shapes(op, gs, input_shape));
         }
+        if g.oh == 0 || g.ow == 0 {
+            // No window: no gradient (the kernel's window spans assume one).
+            return DeviceTensor::zeros(grad_out.device(), input_shape);
+        }
         let gx = DeviceTensor::uninit_for(op, grad_out.device(), input_shape, DType::F32)?;
         let n = gx.numel();
         grad_out.device().dispatch(
@@ -375,7 +406,7 @@ impl DeviceTensor {
             &[grad_out],
             &[&gx],
             &adaptive_params(n, &g),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(gx)
     }
@@ -400,7 +431,7 @@ impl DeviceTensor {
             &[self],
             &[&y, &idx],
             &adaptive_params(n, &g),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok((y, idx))
     }
@@ -423,6 +454,10 @@ impl DeviceTensor {
         if gs[..2] != input_shape[..2] {
             return Err(Error::shapes(op, gs, input_shape));
         }
+        if g.oh == 0 || g.ow == 0 {
+            // No window: no gradient (the kernel's window spans assume one).
+            return DeviceTensor::zeros(grad_out.device(), input_shape);
+        }
         let gx = DeviceTensor::uninit_for(op, grad_out.device(), input_shape, DType::F32)?;
         let n = gx.numel();
         grad_out.device().dispatch(
@@ -430,7 +465,7 @@ impl DeviceTensor {
             &[grad_out, indices],
             &[&gx],
             &adaptive_params(n, &g),
-            grid_elems(n),
+            grid_elems(n)?,
         )?;
         Ok(gx)
     }

@@ -43,7 +43,7 @@ fn draw(
         .f32(a)
         .f32(b)
         .u32(0);
-    device.dispatch(&k(entry), &[], &[&out], &p, grid_elems(n))?;
+    device.dispatch(&k(entry), &[], &[&out], &p, grid_elems(n)?)?;
     Ok(out)
 }
 
@@ -66,8 +66,8 @@ impl DeviceTensor {
         )
     }
 
-    /// Uniform samples in `[lo, hi)` (24-bit resolution). Returns `Err` when `lo > hi` or
-    /// either bound is not finite.
+    /// Uniform samples in `[lo, hi)` (24-bit resolution). Returns `Err` when `lo > hi`,
+    /// either bound is not finite, or `hi - lo` overflows f32 (as PyTorch's `uniform_`).
     pub fn rand_uniform(
         device: &Device,
         shape: &[usize],
@@ -76,7 +76,7 @@ impl DeviceTensor {
         seed: u64,
         offset: u64,
     ) -> Result<DeviceTensor> {
-        if !lo.is_finite() || !hi.is_finite() || lo > hi {
+        if !lo.is_finite() || !hi.is_finite() || lo > hi || !(hi - lo).is_finite() {
             return Err(Error::invalid(
                 "rand_uniform",
                 format!("bad range [{lo}, {hi})"),

@@ -169,7 +169,7 @@ impl DeviceTensor {
                     &[self],
                     &[&out],
                     &params(len, inner, n_out, 0, op, corr, len),
-                    grid_1d(n_out, WG as u32),
+                    grid_1d(n_out, WG as u32)?,
                 )
                 .map(|_| out);
         }

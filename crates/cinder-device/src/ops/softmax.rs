@@ -68,10 +68,10 @@ fn run(
     };
     let per_row = len <= ROWS_MAX_LEN || (rows >= many && len <= many_len);
     let (entry, groups) = match (backward, per_row) {
-        (false, true) => ("softmax_rows", grid_1d(rows, WG)),
-        (false, false) => ("softmax_wg", grid_1d(rows, 1)),
-        (true, true) => ("softmax_bwd_rows", grid_1d(rows, WG)),
-        (true, false) => ("softmax_bwd_wg", grid_1d(rows, 1)),
+        (false, true) => ("softmax_rows", grid_1d(rows, WG)?),
+        (false, false) => ("softmax_wg", grid_1d(rows, 1)?),
+        (true, true) => ("softmax_bwd_rows", grid_1d(rows, WG)?),
+        (true, false) => ("softmax_bwd_wg", grid_1d(rows, 1)?),
     };
     dev.dispatch(
         &kernel(entry, inputs.len() as u32),

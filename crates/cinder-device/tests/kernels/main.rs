@@ -14,4 +14,5 @@ mod pool;
 mod random;
 mod reduce;
 mod shaders;
+mod sizes;
 mod softmax;

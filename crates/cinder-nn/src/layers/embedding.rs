@@ -32,13 +32,21 @@ impl Embedding {
 }
 
 impl Module for Embedding {
-    /// u32 indices of any shape to `[..., dim]`. Returns `Err` for f32 input; an index
+    /// u32 indices of any shape to `[..., dim]`. Returns `Err` for f32 input or a weight
+    /// that is not 2-D; an index
     /// past the table gives [`cinder_device::Error::IndexOutOfRange`] at the next readback
     /// (PyTorch raises), checked on the device without a readback here.
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         ids.data().expect_dtype("Embedding", DType::U32)?;
         let s = ids.shape();
-        let dim = self.weight.shape()[1];
+        let ws = self.weight.shape();
+        let [_, dim] = ws[..] else {
+            return Err(Error::invalid(
+                "Embedding",
+                "weight must be [num, dim]",
+                &ws,
+            ));
+        };
         let flat = ids.reshape(&[ids.numel()])?;
         let mut out = s.clone();
         out.push(dim);

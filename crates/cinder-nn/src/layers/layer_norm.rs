@@ -25,7 +25,8 @@ pub(crate) fn check_eps(op: &'static str, eps: f32) -> Result<()> {
     Ok(())
 }
 
-/// `Err` for an empty normalized shape or one with a zero dimension.
+/// `Err` for an empty normalized shape or one with a zero dimension, and
+/// [`Error::TooLarge`] for one whose size is not a valid tensor shape's.
 fn check_normalized_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
         return Err(Error::invalid(
@@ -34,7 +35,7 @@ fn check_normalized_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
             shape,
         ));
     }
-    Ok(shape.iter().product())
+    cinder_device::shape::checked_numel(op, shape)
 }
 
 /// Checks that `x` ends with `normalized_shape` and that the affine tensors have that shape;

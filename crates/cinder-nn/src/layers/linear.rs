@@ -40,14 +40,15 @@ impl Linear {
 }
 
 impl Module for Linear {
-    /// `[..., in]` to `[..., out]`. Returns `Err` when the last dimension is not `in`.
+    /// `[..., in]` to `[..., out]`. Returns `Err` when the last dimension is not `in` (or
+    /// the weight is not 2-D).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.shape();
         let w = self.weight.shape();
-        if s.is_empty() || s[s.len() - 1] != w[1] {
+        if w.len() != 2 || s.is_empty() || s[s.len() - 1] != w[1] {
             return Err(Error::shapes("Linear", &s, &w));
         }
-        let rows: usize = s[..s.len() - 1].iter().product();
+        let rows = cinder_device::shape::checked_product("Linear", &s, &s[..s.len() - 1])?;
         let y = x
             .reshape(&[rows, w[1]])?
             .matmul_t(&self.weight, false, true)?;

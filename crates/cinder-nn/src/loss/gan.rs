@@ -82,7 +82,7 @@ pub enum Penalty {
 /// built with `create_graph` so that its gradient reaches the critic's weights (multiply
 /// by lambda, usually 10, and add to the critic's loss). `real` and `fake` are `[N, ...]`
 /// (`fake` is ignored by DRAGAN); random numbers come from `(seed, offset)`. Returns `Err`
-/// when the shapes differ or the critic fails.
+/// when the shapes differ, the batch is empty or the critic fails.
 pub fn gradient_penalty(
     critic: impl Fn(&Tensor) -> Result<Tensor>,
     real: &Tensor,
@@ -114,6 +114,10 @@ pub fn gradient_penalty(
     let out = critic(&x_hat)?.sum_all()?;
     let g = grad(&[&out], &[&x_hat], true)?.remove(0);
     let n = s[0];
+    if n == 0 {
+        // PyTorch's `gradients.view(N, -1)` fails on an empty batch too.
+        return Err(Error::invalid("gradient_penalty", "an empty batch", &s));
+    }
     let norm = g
         .reshape(&[n, g.numel() / n])?
         .square()?
