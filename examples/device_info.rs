@@ -1,22 +1,18 @@
 //! Prints the adapter Cinder picked, its limits, and a quick matmul check with GFLOP/s.
 //!
-//! `cargo run --release --example device_info [-- --n 512]`
+//! `cargo run --release --example device_info [-- --n 512]`; the last stdout line is a JSON
+//! object of the adapter and the figures.
+
+mod common;
 
 use std::time::Instant;
 
 use cinder::prelude::*;
-use clap::Parser;
-
-/// Prints the adapter Cinder picked, its limits, and a matmul check with GFLOP/s.
-#[derive(Parser, Debug)]
-struct Args {
-    /// Size of the timed n x n x n matmul (at least 1).
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
-    n: u32,
-}
+use common::cli;
+use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
-    let n = Args::parse().n as usize;
+    let n = cli::parse::<cli::DeviceInfo>("device_info").n;
     let dev = Device::default()?;
     let info = dev.adapter_info();
     let lim = dev.limits();
@@ -80,8 +76,9 @@ fn main() -> anyhow::Result<()> {
         secs * 1e3
     );
     println!(
-        "{{\"adapter\":\"{}\",\"matmul_n\":{n},\"matmul_gflops\":{gflops:.3},\"matmul_max_abs_error\":{max_err:e}}}",
-        info.name.replace('"', "'")
+        "{}",
+        json!({"adapter": info.name, "matmul_n": n, "matmul_gflops": gflops,
+            "matmul_max_abs_error": max_err})
     );
     Ok(())
 }

@@ -3,11 +3,12 @@
 //! and `--conditional` (a label embedding concatenated to z and to D's input).
 //!
 //! `cargo run --release --example gan -- --epochs 10 --arch dcgan --loss nonsaturating
-//!  --conditional --lr 2e-4 [--classifier out/lenet/best.safetensors]`. With a LeNet-5
+//!  --conditional --lr 2e-4 [--classifier out/lenet_mnist/best.safetensors]`. With a LeNet-5
 //! checkpoint from the `lenet_mnist` example, 100 samples per class are labelled by it:
 //! the share labelled as the class they were conditioned on (mean over classes) and the
-//! number of classes the samples cover are reported. Writes under `--out`:
-//! `samples_epoch{E}.png` (the same z every epoch; when conditional, row r is class r),
+//! number of classes the samples cover are reported. Writes under `--out` (default `out/gan`):
+//! `samples_epoch{E}.png` (the same z every epoch; when conditional, row r is class r,
+//! named), `curves.png` (the discriminator's and generator's losses per epoch),
 //! `metrics.json`; the last stdout line is a JSON object of final metrics.
 
 mod common;
@@ -22,21 +23,21 @@ use cinder::nn::VarStore;
 use cinder::nn::optim::{Adam, AdamConfig};
 use cinder::nn::{Module, loss::GanLoss};
 use cinder::prelude::*;
-use clap::Parser;
 use common::classify::channel_stats;
-use common::generative::{load, loader, save_grid};
-use common::{Args, ensure_dir, finish, progress};
+use common::generative::{class_names, load_train, loader, save_grid};
+use common::plot::{Panel, Series, curves};
+use common::{cli, ensure_dir, finish, progress};
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse().default_lr(5e-4);
-    args.refuse_resume("gan")?;
-    ensure_dir(&args.out)?;
+    let args: cli::Gan = cli::parse("gan");
+    let (out, seed, epochs) = (&args.common.out, args.common.seed, args.train.epochs());
+    ensure_dir(out)?;
     let dev = Device::default()?;
-    let (train, _) = load(&args)?;
+    let train = load_train(&args.common)?;
     let (mean, std) = channel_stats(&train);
     let image = train.image_shape();
-    let latent = args.latent.unwrap_or(64);
+    let latent = args.latent;
     let arch = match args.arch.as_str() {
         "mlp" => GanArch::Mlp { hidden: 256 },
         "dcgan" => GanArch::Dcgan { width: 32 },
@@ -55,23 +56,21 @@ fn main() -> anyhow::Result<()> {
         classes: args.conditional.then_some(10),
         embed: 16,
     };
-    let (gvs, dvs) = (
-        VarStore::new(&dev, args.seed),
-        VarStore::new(&dev, args.seed + 1),
-    );
+    let (gvs, dvs) = (VarStore::new(&dev, seed), VarStore::new(&dev, seed + 1));
     let g = Generator::new(&gvs.root(), cfg.clone())?;
     let d = Discriminator::new(&dvs.root(), cfg.clone())?;
     if let GanArch::Dcgan { .. } = arch {
-        dcgan_init(&gvs, args.seed + 2)?;
-        dcgan_init(&dvs, args.seed + 3)?;
+        dcgan_init(&gvs, seed + 2)?;
+        dcgan_init(&dvs, seed + 3)?;
     }
-    let tl = loader(&dev, train, args.batch_size, Some(args.seed), true)?.drop_last(true);
+    let batch_size = args.train.batch_size;
+    let tl = loader(&dev, train, batch_size, Some(seed), true)?.drop_last(true);
     if tl.num_batches() == 0 {
         anyhow::bail!(
             "{} training images make no full batch of --batch-size {} (the GAN drops a last, \
              smaller batch): raise --limit or lower --batch-size",
             tl.dataset().len(),
-            args.batch_size
+            batch_size
         );
     }
     println!(
@@ -88,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         Adam::new(
             vs.parameters(),
             AdamConfig {
-                lr: args.learning_rate(),
+                lr: args.train.lr,
                 betas: (0.5, 0.999),
                 ..Default::default()
             },
@@ -98,23 +97,26 @@ fn main() -> anyhow::Result<()> {
     let trainer = GanTrainer {
         objective,
         n_critic,
-        seed: args.seed ^ 0x6A,
+        seed: seed ^ 0x6A,
     };
     // fixed z for the per-epoch grids: 10 x 10, row r = class r when conditional
     let z_fixed = Tensor::rand_normal(&dev, &[100, latent], 0.0, 1.0, 4242, 0)?;
     let row_labels: Vec<u32> = (0..100).map(|i| i / 10).collect();
     let row_labels = Tensor::from_slice(&dev, &row_labels, &[100])?;
     let fixed_labels = args.conditional.then_some(&row_labels);
+    let rows = if args.conditional {
+        class_names()
+    } else {
+        vec![]
+    };
     let mut history = vec![];
     let (mut dl, mut gl) = (f32::NAN, f32::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
-    for epoch in 0..args.epochs() {
+    let (mut d_curve, mut g_curve) = (vec![], vec![]);
+    for epoch in 0..epochs {
         let start = Instant::now();
-        let pb = progress(
-            tl.num_batches(),
-            format!("epoch {}/{}", epoch + 1, args.epochs()),
-        );
+        let pb = progress(tl.num_batches(), format!("epoch {}/{epochs}", epoch + 1));
         let (mut dsum, mut dn, mut gsum, mut gn) = (0f32, 0usize, 0f32, 0usize);
         let last = tl.num_batches().saturating_sub(1);
         for (i, batch) in tl.epoch(epoch as u64).enumerate() {
@@ -150,11 +152,18 @@ fn main() -> anyhow::Result<()> {
         dl = mean(dsum, dn);
         gl = mean(gsum, gn);
         let grid = no_grad(|| g.forward(&z_fixed, fixed_labels, true))?;
+        let title = if args.conditional {
+            format!("samples, epoch {} (row: the class asked for)", epoch + 1)
+        } else {
+            format!("samples, epoch {}", epoch + 1)
+        };
         save_grid(
             &grid,
             10,
             (-1.0, 1.0),
-            &args.out.join(format!("samples_epoch{}.png", epoch + 1)),
+            &title,
+            &rows,
+            &out.join(format!("samples_epoch{}.png", epoch + 1)),
         )?;
         let secs = start.elapsed().as_secs_f64();
         println!(
@@ -162,6 +171,9 @@ fn main() -> anyhow::Result<()> {
             epoch + 1
         );
         history.push(json!({"epoch": epoch + 1, "d_loss": dl, "g_loss": gl, "seconds": secs}));
+        d_curve.push(dl as f64);
+        g_curve.push(gl as f64);
+        save_curves(&out.join("curves.png"), &args.loss, &d_curve, &g_curve)?;
     }
 
     // class accuracy of generated samples by a LeNet-5 classifier
@@ -214,14 +226,32 @@ fn main() -> anyhow::Result<()> {
         "loss": args.loss,
         "n_critic": n_critic,
         "conditional": args.conditional,
-        "epochs": args.epochs(),
+        "epochs": epochs,
         "train_images": tl.dataset().len(),
         "d_loss": dl,
         "g_loss": gl,
         "classifier": class_metrics,
         "seconds": t0.elapsed().as_secs_f64(),
+        "curves_png": out.join("curves.png").display().to_string(),
         "history": history,
     });
-    finish(&args, metrics, &["history"])?;
+    finish(out, metrics, &["history"])?;
     Ok(())
+}
+
+/// The discriminator's and the generator's losses per epoch (means over every 10th step
+/// and the last).
+fn save_curves(path: &std::path::Path, loss: &str, d: &[f64], g: &[f64]) -> anyhow::Result<()> {
+    curves(
+        path,
+        "epoch",
+        &[Panel {
+            title: format!("gan: {loss} losses"),
+            y_label: "loss (mean of every 10th step)".into(),
+            series: vec![
+                Series::per_epoch("discriminator", d.iter().copied()),
+                Series::per_epoch("generator", g.iter().copied()),
+            ],
+        }],
+    )
 }

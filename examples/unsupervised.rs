@@ -4,57 +4,26 @@
 //! PCA (samples as images).
 //!
 //! `cargo run --release --example unsupervised -- [--limit 10000] [--k 10] [--components 50]
-//!  [--n-init 5] [--gmm-iter 30] [--data /usr/share/datasets/fashion-mnist] [--out out/unsupervised]`
+//!  [--n-init 5] [--gmm-iter 30] [--seed 0] [--data DIR] [--out out/unsupervised]`
 //! (`--help` lists them).
 //!
 //! Images are the first `--limit` training images scaled to [0, 1] (at most about 40,000:
-//! the data must fit one 128 MiB binding on lavapipe). Progress goes to stderr and stdout;
-//! the last stdout line is one JSON object with the metrics and the fit times.
+//! the data must fit one 128 MiB binding on lavapipe). Writes under `--out`:
+//! `pca_eigen_images.png`, `pca_explained_variance.png`, `kmeans_centroids.png`,
+//! `ppca_samples.png` and `metrics.json`; the last stdout line is one JSON object with the
+//! metrics and the fit times.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
 use cinder::data::mnist::{self, Split};
 use cinder::models::classical::{GaussianMixture, KMeans, Pca, ProbabilisticPca};
 use cinder::prelude::*;
-use clap::Parser;
-
-/// PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.
-#[derive(Parser, Debug)]
-struct Args {
-    /// Use the first N training images (at least 1; at most about 40,000 on lavapipe).
-    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
-    limit: usize,
-    /// Clusters of k-means and components of the Gaussian mixture (at least 1).
-    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
-    k: usize,
-    /// PCA and probabilistic PCA components (at least 1).
-    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
-    components: usize,
-    /// k-means restarts; the best is kept (at least 1).
-    #[arg(long = "n-init", default_value_t = 5, value_parser = at_least_one)]
-    n_init: usize,
-    /// Largest number of EM iterations of the Gaussian mixture (at least 1).
-    #[arg(long = "gmm-iter", default_value_t = 30, value_parser = at_least_one)]
-    gmm_iter: usize,
-    /// Data directory (default: $CINDER_DATA, then /usr/share/datasets/fashion-mnist).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Output directory for the pictures.
-    #[arg(long, default_value = "out/unsupervised")]
-    out: PathBuf,
-}
-
-/// Parses a count that must be at least 1.
-fn at_least_one(s: &str) -> std::result::Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|e| format!("`{s}` is not a whole number: {e}"))?;
-    if n == 0 {
-        return Err("must be at least 1".into());
-    }
-    Ok(n)
-}
+use common::plot::{Panel, Series, curves};
+use common::{cli, ensure_dir, finish};
+use serde_json::json;
 
 /// Writes an 8-bit grayscale PNG (via a temporary file renamed into place).
 fn write_png(path: &Path, w: usize, h: usize, pixels: &[u8]) -> anyhow::Result<()> {
@@ -98,38 +67,30 @@ fn image_grid(path: &Path, images: &[f32], normalize: bool) -> anyhow::Result<()
     write_png(path, w, h, &px)
 }
 
-/// Cumulative explained-variance curve as a 400x240 PNG (black line, grey 10% grid).
+/// The cumulative explained-variance ratio against the number of components.
 fn variance_curve(path: &Path, ratios: &[f32]) -> anyhow::Result<()> {
-    let (w, h, m) = (400usize, 240usize, 10usize);
-    let mut px = vec![255u8; w * h];
-    for g in 0..=10 {
-        let y = m + (h - 2 * m) * g / 10;
-        for x in m..w - m {
-            px[y * w + x] = 200;
-        }
-    }
-    let mut cum = 0.0f32;
-    let n = ratios.len().max(1);
-    let mut last: Option<(usize, usize)> = None;
-    for (i, r) in ratios.iter().enumerate() {
-        cum += r;
-        let x = m + (w - 2 * m - 1) * (i + 1) / n;
-        let y = m + ((h - 2 * m - 1) as f32 * (1.0 - cum.clamp(0.0, 1.0))) as usize;
-        let (x0, y0) = last.unwrap_or((m, h - m - 1));
-        let steps = x.abs_diff(x0).max(y.abs_diff(y0)).max(1);
-        for s in 0..=steps {
-            let xx = x0 as f32 + (x as f32 - x0 as f32) * s as f32 / steps as f32;
-            let yy = y0 as f32 + (y as f32 - y0 as f32) * s as f32 / steps as f32;
-            px[yy.round() as usize * w + xx.round() as usize] = 0;
-        }
-        last = Some((x, y));
-    }
-    write_png(path, w, h, &px)
+    let cum = ratios.iter().scan(0f64, |c, &r| {
+        *c += r as f64;
+        Some(*c)
+    });
+    curves(
+        path,
+        "components",
+        &[Panel {
+            title: format!(
+                "PCA: explained variance of the first {} components",
+                ratios.len()
+            ),
+            y_label: "cumulative explained variance ratio".into(),
+            series: vec![Series::per_epoch("", cum)],
+        }],
+    )
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    std::fs::create_dir_all(&args.out)?;
+    let args: cli::Unsupervised = cli::parse("unsupervised");
+    let (out, seed) = (&args.common.out, args.common.seed);
+    ensure_dir(out)?;
     let dev = Device::default()?;
     println!(
         "adapter: {} ({:?})",
@@ -137,8 +98,8 @@ fn main() -> anyhow::Result<()> {
         dev.adapter_info().backend
     );
 
-    let dir = mnist::data_dir(args.data.as_deref());
-    let train = mnist::load(&dir, Split::Train)?.take(args.limit);
+    let dir = mnist::data_dir(args.common.data.as_deref());
+    let train = mnist::load(&dir, Split::Train)?.take(args.limit());
     let labels = train.labels().to_vec();
     let (n, d) = (train.len(), train.image_len());
     let xs: Vec<f32> = train.images().iter().map(|&p| p as f32 / 255.0).collect();
@@ -147,7 +108,7 @@ fn main() -> anyhow::Result<()> {
 
     // PCA.
     let t = Instant::now();
-    let mut pca = Pca::new(args.components);
+    let mut pca = Pca::new(args.components).with_seed(seed);
     pca.fit_with(&x, |it, tr| {
         println!("pca: subspace iteration {it}: trace {tr:.6}")
     })?;
@@ -164,15 +125,15 @@ fn main() -> anyhow::Result<()> {
     );
     let comps = pca.components()?.to_vec::<f32>()?;
     image_grid(
-        &args.out.join("pca_eigen_images.png"),
+        &out.join("pca_eigen_images.png"),
         &comps[..comps.len().min(16 * d)],
         true,
     )?;
-    variance_curve(&args.out.join("pca_explained_variance.png"), &ratios)?;
+    variance_curve(&out.join("pca_explained_variance.png"), &ratios)?;
 
     // k-means.
     let t = Instant::now();
-    let mut km = KMeans::new(args.k).with_n_init(args.n_init);
+    let mut km = KMeans::new(args.k).with_n_init(args.n_init).with_seed(seed);
     km.fit_with(&x, |init, it, shift| {
         println!("kmeans: init {init} iteration {it}: center shift {shift:.4e}")
     })?;
@@ -185,7 +146,7 @@ fn main() -> anyhow::Result<()> {
         km_s
     );
     image_grid(
-        &args.out.join("kmeans_centroids.png"),
+        &out.join("kmeans_centroids.png"),
         &km.centers()?.to_vec::<f32>()?,
         false,
     )?;
@@ -193,7 +154,9 @@ fn main() -> anyhow::Result<()> {
     // GMM on the PCA projection.
     let z = pca.transform(&x)?;
     let t = Instant::now();
-    let mut gmm = GaussianMixture::new(args.k).with_max_iter(args.gmm_iter);
+    let mut gmm = GaussianMixture::new(args.k)
+        .with_max_iter(args.gmm_iter)
+        .with_seed(seed);
     gmm.fit_with(&z, |it, ll| {
         println!("gmm: iteration {it}: mean log-likelihood {ll:.5}")
     })?;
@@ -221,7 +184,7 @@ fn main() -> anyhow::Result<()> {
 
     // Probabilistic PCA.
     let t = Instant::now();
-    let mut ppca = ProbabilisticPca::new(args.components);
+    let mut ppca = ProbabilisticPca::new(args.components).with_seed(seed);
     ppca.fit(&x)?;
     dev.sync()?;
     let ppca_s = t.elapsed().as_secs_f64();
@@ -232,26 +195,31 @@ fn main() -> anyhow::Result<()> {
         args.components, sigma2, ppca_ll, ppca_s
     );
     image_grid(
-        &args.out.join("ppca_samples.png"),
-        &ppca.sample(16, 1)?.to_vec::<f32>()?,
+        &out.join("ppca_samples.png"),
+        &ppca.sample(16, seed + 1)?.to_vec::<f32>()?,
         false,
     )?;
-    println!("pictures in {}", args.out.display());
+    println!("pictures in {}", out.display());
 
-    let name = dev.adapter_info().name.replace(['"', '\\'], "");
-    println!(
-        "{{\"adapter\":\"{name}\",\"n\":{n},\"k\":{},\"components\":{},\
-         \"pca_explained_variance_ratio\":{pca_total},\"pca_fit_seconds\":{pca_s:.3},\
-         \"kmeans_inertia\":{},\"kmeans_n_init\":{},\"kmeans_fit_seconds\":{km_s:.3},\
-         \"gmm_mean_log_likelihood\":{gmm_ll},\"gmm_purity\":{purity:.4},\
-         \"gmm_iterations\":{},\"gmm_fit_seconds\":{gmm_s:.3},\
-         \"ppca_noise_variance\":{sigma2},\"ppca_mean_log_likelihood\":{ppca_ll},\
-         \"ppca_fit_seconds\":{ppca_s:.3}}}",
-        args.k,
-        args.components,
-        km.inertia(),
-        args.n_init,
-        gmm.n_iter()?
-    );
+    let metrics = json!({
+        "adapter": dev.adapter_info().name,
+        "n": n,
+        "k": args.k,
+        "components": args.components,
+        "seed": seed,
+        "pca_explained_variance_ratio": pca_total,
+        "pca_fit_seconds": pca_s,
+        "kmeans_inertia": km.inertia(),
+        "kmeans_n_init": args.n_init,
+        "kmeans_fit_seconds": km_s,
+        "gmm_mean_log_likelihood": gmm_ll,
+        "gmm_purity": purity,
+        "gmm_iterations": gmm.n_iter()?,
+        "gmm_fit_seconds": gmm_s,
+        "ppca_noise_variance": sigma2,
+        "ppca_mean_log_likelihood": ppca_ll,
+        "ppca_fit_seconds": ppca_s,
+    });
+    finish(out, metrics, &[])?;
     Ok(())
 }

@@ -4,12 +4,13 @@
 //!
 //! `cargo run --release --example vae -- --epochs 10 [--latent 20] [--arch conv]
 //!  [--test-limit N]`. The IWAE estimate runs on the first 1,000 test images (fewer with
-//! --test-limit). Writes under `--out`: `samples_epoch{E}.png` (64 samples from the prior,
-//! the same z every epoch), `reconstructions.png` (rows of inputs, then reconstructions),
-//! `interpolation.png` (each row decodes 10 points between two test images' posterior
-//! means), `latent_scatter.png` (the first two latent dimensions of the test images'
-//! posterior means, coloured by class), `metrics.json`; the last stdout line is a JSON
-//! object of final metrics.
+//! --test-limit). Writes under `--out` (default `out/vae`): `samples_epoch{E}.png` (64 samples
+//! from the prior, the same z every epoch), `reconstructions.png` (rows of inputs, then
+//! reconstructions), `interpolation.png` (each row decodes 10 points between two test
+//! images' posterior means), `latent_scatter.png` (the first two latent dimensions of the
+//! test images' posterior means, coloured by class with a legend of class names),
+//! `curves.png` (training and test -ELBO and the IWAE estimate per epoch), `metrics.json`;
+//! the last stdout line is a JSON object of final metrics.
 
 mod common;
 
@@ -20,28 +21,28 @@ use cinder::models::{Likelihood, Vae, VaeArch, VaeConfig};
 use cinder::nn::VarStore;
 use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
-use clap::Parser;
-use common::generative::{first_images, load, loader, save_grid, scatter, train_epoch};
-use common::{Args, ensure_dir, finish, optimizer, schedule};
+use common::generative::{class_names, first_images, load, loader, save_grid, train_epoch};
+use common::plot::{Panel, Series, curves, scatter};
+use common::{cli, ensure_dir, finish, optimizer, schedule};
 use serde_json::json;
 
 const K: usize = 100;
 const IWAE_IMAGES: usize = 1000;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    args.refuse_resume("vae")?;
-    ensure_dir(&args.out)?;
+    let args: cli::Vae = cli::parse("vae");
+    let (out, seed, epochs) = (&args.common.out, args.common.seed, args.train.epochs());
+    ensure_dir(out)?;
     let dev = Device::default()?;
-    let (train, test) = load(&args)?;
+    let (train, test) = load(&args.common, args.test.test_limit)?;
     let image = train.image_shape();
-    let latent = args.latent.unwrap_or(20);
+    let latent = args.latent;
     let arch = match args.arch.as_str() {
         "mlp" => VaeArch::Mlp { hidden: 400 },
         "conv" => VaeArch::Conv { width: 16 },
         a => anyhow::bail!("unknown --arch {a} (mlp or conv)"),
     };
-    let vs = VarStore::new(&dev, args.seed);
+    let vs = VarStore::new(&dev, seed);
     let vae = Vae::new(
         &vs.root(),
         VaeConfig {
@@ -52,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             beta: 1.0,
         },
     )?;
-    let tl = loader(&dev, train, args.batch_size, Some(args.seed), false)?;
+    let tl = loader(&dev, train, args.train.batch_size, Some(seed), false)?;
     let el = loader(&dev, test, 500, None, false)?;
     let iw_n = el.dataset().len().min(IWAE_IMAGES);
     println!(
@@ -63,25 +64,26 @@ fn main() -> anyhow::Result<()> {
         vs.num_parameters(),
         dev.adapter_info().name
     );
-    let mut opt = optimizer(&args, &vs)?;
-    let mut sched = schedule(&args, opt.as_mut(), args.epochs() * tl.num_batches(), 0)?;
+    let mut opt = optimizer(&args.optim, args.train.lr, &vs)?;
+    let mut sched = schedule(&args.optim, opt.as_mut(), epochs * tl.num_batches(), 0)?;
     let iw_x = first_images(&dev, el.dataset(), iw_n)?;
     let mut history = vec![];
     let (mut train_nelbo, mut test_nelbo, mut test_iwae) = (f64::NAN, f64::NAN, f64::NAN);
     let t0 = Instant::now();
     let mut step = 0u64;
-    for epoch in 0..args.epochs() {
+    let mut curve: [Vec<f64>; 3] = Default::default();
+    for epoch in 0..epochs {
         let start = Instant::now();
         let train_nelbo_epoch = train_epoch(
             &tl,
             epoch,
-            args.epochs(),
+            epochs,
             opt.as_mut(),
             sched.as_mut().map(|s| s as &mut dyn LrScheduler),
             &mut step,
             "-elbo",
             |x, step| {
-                let e = vae.elbo(x, args.seed ^ 0x5AE, step)?;
+                let e = vae.elbo(x, seed ^ 0x5AE, step)?;
                 Ok((e.loss.clone(), e.loss))
             },
         )?;
@@ -112,7 +114,9 @@ fn main() -> anyhow::Result<()> {
                 &vae.sample(64, 2024, 0)?,
                 8,
                 (0.0, 1.0),
-                &args.out.join(format!("samples_epoch{}.png", epoch + 1)),
+                &format!("samples from the prior, epoch {}", epoch + 1),
+                &[],
+                &out.join(format!("samples_epoch{}.png", epoch + 1)),
             )
         })?;
         let secs = start.elapsed().as_secs_f64();
@@ -124,6 +128,10 @@ fn main() -> anyhow::Result<()> {
             json!({"epoch": epoch + 1, "train_neg_elbo": train_nelbo, "test_neg_elbo": test_nelbo,
             "test_iwae_neg_log_px": test_iwae, "train_seconds": train_secs, "seconds": secs}),
         );
+        for (c, v) in curve.iter_mut().zip([train_nelbo, test_nelbo, test_iwae]) {
+            c.push(v);
+        }
+        save_curves(&out.join("curves.png"), &curve, iw_n)?;
     }
 
     no_grad(|| -> anyhow::Result<()> {
@@ -138,7 +146,15 @@ fn main() -> anyhow::Result<()> {
             ],
             0,
         )?;
-        save_grid(&rows, 8, (0.0, 1.0), &args.out.join("reconstructions.png"))?;
+        let labels = ["input", "output", "input", "output"].map(String::from);
+        save_grid(
+            &rows,
+            8,
+            (0.0, 1.0),
+            "test images and their reconstructions",
+            &labels,
+            &out.join("reconstructions.png"),
+        )?;
         let mut strips = vec![];
         for (a, b) in [(0, 1), (2, 3), (4, 5), (6, 7)] {
             strips.push(vae.interpolate(&x.narrow(0, a, 1)?, &x.narrow(0, b, 1)?, 10)?);
@@ -148,7 +164,9 @@ fn main() -> anyhow::Result<()> {
             &Tensor::concat(&refs, 0)?,
             10,
             (0.0, 1.0),
-            &args.out.join("interpolation.png"),
+            "decoded from 10 points between two test images' posterior means",
+            &[],
+            &out.join("interpolation.png"),
         )?;
         // first two latent dimensions of the posterior means
         let mut xy = vec![];
@@ -161,14 +179,22 @@ fn main() -> anyhow::Result<()> {
             labels.extend(b.indices.iter().map(|&i| el.dataset().labels()[i]));
         }
         if latent >= 2 {
-            scatter(&xy, &labels, 480, &args.out.join("latent_scatter.png"))?;
+            scatter(
+                &out.join("latent_scatter.png"),
+                "test images' posterior means",
+                ("z1", "z2"),
+                &xy,
+                &labels,
+                &class_names(),
+                520,
+            )?;
         }
         Ok(())
     })?;
     let metrics = json!({
         "model": format!("vae-{}", args.arch),
         "latent": latent,
-        "epochs": args.epochs(),
+        "epochs": epochs,
         "train_images": tl.dataset().len(),
         "test_images": el.dataset().len(),
         "iwae_images": iw_n,
@@ -177,8 +203,30 @@ fn main() -> anyhow::Result<()> {
         "test_neg_elbo": test_nelbo,
         "test_iwae_neg_log_px": test_iwae,
         "seconds": t0.elapsed().as_secs_f64(),
+        "curves_png": out.join("curves.png").display().to_string(),
         "history": history,
     });
-    finish(&args, metrics, &["history"])?;
+    finish(out, metrics, &["history"])?;
     Ok(())
+}
+
+/// The training and test negative ELBO and the test IWAE estimate of -log p(x) (on the
+/// first `iw_n` test images), per epoch.
+fn save_curves(path: &std::path::Path, c: &[Vec<f64>; 3], iw_n: usize) -> anyhow::Result<()> {
+    curves(
+        path,
+        "epoch",
+        &[Panel {
+            title: "vae: negative ELBO and IWAE bound".into(),
+            y_label: "nats per image".into(),
+            series: vec![
+                Series::per_epoch("training -ELBO", c[0].iter().copied()),
+                Series::per_epoch("test -ELBO", c[1].iter().copied()),
+                Series::per_epoch(
+                    &format!("test IWAE -log p(x), K={K}, {iw_n} images"),
+                    c[2].iter().copied(),
+                ),
+            ],
+        }],
+    )
 }

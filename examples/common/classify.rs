@@ -1,6 +1,6 @@
 //! The supervised examples' program: data, training with validation and early stopping,
-//! checkpoints (best model; last state for --resume), test evaluation, a picture of
-//! misclassified test images, and the final JSON line.
+//! checkpoints (best model; last state for --resume), loss and accuracy curves, test
+//! evaluation, a picture of misclassified test images, and the final JSON line.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,10 @@ use cinder::nn::schedule::LrScheduler;
 use cinder::nn::{ModuleT, VarStore};
 use serde_json::json;
 
-use super::picture::grid;
-use super::{Args, ensure_dir, finish, optimizer, progress, schedule};
+use super::cli::Classifier as Args;
+use super::picture::{Caption, Grid};
+use super::plot::{Panel, Series, curves};
+use super::{ensure_dir, finish, optimizer, progress, schedule};
 
 /// The datasets an example trains on.
 pub struct Data {
@@ -41,15 +43,15 @@ impl Data {
         test: Dataset,
         classes: &[&str],
     ) -> anyhow::Result<Data> {
-        let train = match args.limit {
+        let train = match args.common.limit {
             Some(n) => train.take(n),
             None => train,
         };
-        let test = match args.test_limit {
+        let test = match args.test.test_limit {
             Some(n) => test.take(n),
             None => test,
         };
-        let (train, val) = train.split(args.val_fraction, args.seed)?;
+        let (train, val) = train.split(args.val_fraction, args.common.seed)?;
         if train.is_empty() || val.is_empty() || test.is_empty() {
             anyhow::bail!(
                 "{} training, {} validation and {} test images: every split needs at least one \
@@ -70,7 +72,7 @@ impl Data {
 
     /// Fashion-MNIST (or MNIST) from `--data`, `$CINDER_DATA` or Debian's package.
     pub fn mnist(args: &Args) -> anyhow::Result<Data> {
-        let dir = mnist::data_dir(args.data.as_deref());
+        let dir = mnist::data_dir(args.common.data.as_deref());
         let train = mnist::load(&dir, Split::Train)?;
         let test = mnist::load(&dir, Split::Test)?;
         Data::new(args, train, test, &mnist::FASHION_CLASSES)
@@ -80,6 +82,7 @@ impl Data {
     /// `data/cifar-10-batches-bin`.
     pub fn cifar(args: &Args) -> anyhow::Result<Data> {
         let dir = args
+            .common
             .data
             .clone()
             .or_else(|| std::env::var_os("CINDER_DATA").map(PathBuf::from))
@@ -187,11 +190,15 @@ fn run_settings(
     steps_per_epoch: usize,
 ) -> Vec<(&'static str, &'static str, String)> {
     vec![
-        ("schedule", "--schedule", args.schedule.clone()),
-        ("optimizer", "--optimizer", args.optimizer.clone()),
-        ("lr", "--lr", args.learning_rate().to_string()),
-        ("batch_size", "--batch-size", args.batch_size.to_string()),
-        ("seed", "--seed", args.seed.to_string()),
+        ("schedule", "--schedule", args.optim.schedule.clone()),
+        ("optimizer", "--optimizer", args.optim.optimizer.clone()),
+        ("lr", "--lr", args.train.lr.to_string()),
+        (
+            "batch_size",
+            "--batch-size",
+            args.train.batch_size.to_string(),
+        ),
+        ("seed", "--seed", args.common.seed.to_string()),
         (
             "train_images",
             "--limit / --val-fraction (training images)",
@@ -249,7 +256,7 @@ fn resume_from(
             );
         }
     }
-    let epochs = match (num("epochs")?.map(|e| e as usize), args.epochs) {
+    let epochs = match (num("epochs")?.map(|e| e as usize), args.train.epochs) {
         (Some(stored), Some(given)) if stored != given => anyhow::bail!(
             "--epochs {given}, but the checkpoint {} belongs to a run of {stored} epochs (its \
              schedule is {stored} epochs long; {epochs_done} are done). A resumed run \
@@ -261,9 +268,9 @@ fn resume_from(
         (None, _) => {
             println!(
                 "the checkpoint does not record its run's length; using --epochs {}",
-                args.epochs()
+                args.train.epochs()
             );
-            args.epochs()
+            args.train.epochs()
         }
     };
     let history = match meta.get("history") {
@@ -309,7 +316,8 @@ pub fn run(
     data: Data,
     augment: Vec<Transform>,
 ) -> anyhow::Result<()> {
-    ensure_dir(&args.out)?;
+    let out = &args.common.out;
+    ensure_dir(out)?;
     let (mean, std) = channel_stats(&data.train);
     let norm = Transform::Normalize {
         mean: mean.clone(),
@@ -317,8 +325,8 @@ pub fn run(
     };
     let mut train_tf = augment;
     train_tf.push(norm.clone());
-    let train = DataLoader::new(dev, Arc::new(data.train), args.batch_size)?
-        .shuffle(args.seed)
+    let train = DataLoader::new(dev, Arc::new(data.train), args.train.batch_size)?
+        .shuffle(args.common.seed)
         .transforms(train_tf);
     let eval_bs = 256;
     let val = DataLoader::new(dev, Arc::new(data.val), eval_bs)?.transforms(vec![norm.clone()]);
@@ -332,12 +340,14 @@ pub fn run(
         dev.adapter_info().name
     );
 
-    let mut opt = optimizer(args, vs)?;
-    let best_path = args.out.join("best.safetensors");
-    let last_path = args.out.join("last.safetensors");
+    let mut opt = optimizer(&args.optim, args.train.lr, vs)?;
+    let best_path = out.join("best.safetensors");
+    let last_path = out.join("last.safetensors");
+    let curves_path = out.join("curves.png");
     let steps = train.num_batches();
     let settings = run_settings(args, train.dataset().len(), val.dataset().len(), steps);
-    let (mut start, mut epochs, mut best_acc, mut bad) = (0usize, args.epochs(), -1f32, 0usize);
+    let (mut start, mut epochs, mut best_acc, mut bad) =
+        (0usize, args.train.epochs(), -1f32, 0usize);
     let mut history = Vec::new();
     if args.resume {
         let r = load_last(&last_path, dev, vs, opt.as_mut())
@@ -348,13 +358,13 @@ pub fn run(
         println!(
             "resumed after epoch {start} of {epochs} (best validation accuracy {best_acc:.4}); \
              continuing the stored {} schedule over {} steps, {} done",
-            args.schedule,
+            args.optim.schedule,
             epochs * steps,
             start * steps
         );
     }
 
-    let mut schedule = schedule(args, opt.as_mut(), epochs * steps, start * steps)?;
+    let mut schedule = schedule(&args.optim, opt.as_mut(), epochs * steps, start * steps)?;
     let mut epochs_run = start;
     if start >= epochs {
         println!("the run has done its {epochs} epochs: nothing left to train");
@@ -429,6 +439,7 @@ pub fn run(
             meta.insert(key.to_string(), value.clone());
         }
         save_last(&last_path, vs, opt.as_ref(), &meta, epoch + 1)?;
+        save_curves(&curves_path, name, &history)?;
         if patience_spent(args, bad) && epoch + 1 < epochs {
             println!("early stop: no better validation accuracy for {bad} epochs");
             break;
@@ -448,20 +459,18 @@ pub fn run(
         .filter(|&i| preds[i] != test.dataset().labels()[i] as u32)
         .collect();
     let show: Vec<usize> = wrong.iter().copied().take(64).collect();
-    let shape = test.dataset().image_shape();
-    let mut pixels = Vec::new();
-    let mut caps = Vec::new();
-    for &i in &show {
-        pixels.extend(test.dataset().image(i).iter().map(|&p| p as f32 / 255.0));
-        caps.push(vec![
-            (test.dataset().labels()[i] as usize, [80, 220, 80]),
-            (preds[i] as usize, [240, 80, 80]),
-        ]);
-    }
-    let pic = args.out.join("misclassified.png");
+    let pic = out.join("misclassified.png");
     if !show.is_empty() {
-        grid(&pixels, shape, 8, (0.0, 1.0), 3, Some(&caps)).save(&pic)?;
+        let title = format!(
+            "{name}: {} of {} test images misclassified (the first {} shown); under each: \
+             true class (green), predicted class (red)",
+            wrong.len(),
+            preds.len(),
+            show.len()
+        );
+        misclassified(&pic, &title, test.dataset(), &show, &preds, &data.classes)?;
     }
+    save_curves(&curves_path, name, &history)?;
     // The last epoch's training figures, from the history (null when it has none: a
     // checkpoint written before the history was kept).
     let last = history.last().cloned().unwrap_or(serde_json::Value::Null);
@@ -479,15 +488,71 @@ pub fn run(
         "train_images": train.dataset().len(),
         "test_images": test.dataset().len(),
         "misclassified_png": if show.is_empty() { serde_json::Value::Null } else { json!(pic.display().to_string()) },
+        "curves_png": curves_path.display().to_string(),
         "classes": data.classes,
         "history": history,
     });
     println!(
-        "test: loss {:.4}, accuracy {:.4}; misclassified images (green: label, red: prediction) in {}",
+        "test: loss {:.4}, accuracy {:.4}; misclassified images in {}, curves in {}",
         ts.loss,
         ts.accuracy,
-        pic.display()
+        pic.display(),
+        curves_path.display()
     );
-    finish(args, metrics, &["history", "classes"])?;
+    finish(out, metrics, &["history", "classes"])?;
     Ok(())
+}
+
+/// A grid of the test images `show` (8 per row), each captioned with its true class
+/// (green) and the predicted one (red), by name, under `title`.
+fn misclassified(
+    path: &Path,
+    title: &str,
+    test: &Dataset,
+    show: &[usize],
+    preds: &[u32],
+    classes: &[String],
+) -> anyhow::Result<()> {
+    let name = |c: usize| classes.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let mut pixels = Vec::new();
+    let mut caps: Vec<Caption> = Vec::new();
+    for &i in show {
+        pixels.extend(test.image(i).iter().map(|&p| p as f32 / 255.0));
+        caps.push(vec![
+            (name(test.labels()[i] as usize), [110, 230, 110]),
+            (name(preds[i] as usize), [255, 120, 120]),
+        ]);
+    }
+    Grid::new(&pixels, test.image_shape(), 8)
+        .scale(3)
+        .title(title)
+        .captions(&caps)
+        .draw()
+        .save(path)
+}
+
+/// The loss and accuracy curves of `history` (training and validation, per epoch).
+fn save_curves(path: &Path, name: &str, history: &[serde_json::Value]) -> anyhow::Result<()> {
+    let get = |key: &str| -> Vec<f64> {
+        history
+            .iter()
+            .map(|h| h[key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let panel = |what: &str, key: &str| Panel {
+        title: format!("{name}: {what}"),
+        y_label: what.to_string(),
+        series: vec![
+            Series::per_epoch("training", get(&format!("train_{key}"))),
+            Series::per_epoch("validation", get(&format!("val_{key}"))),
+        ],
+    };
+    curves(
+        path,
+        "epoch",
+        &[
+            panel("cross-entropy loss", "loss"),
+            panel("accuracy", "accuracy"),
+        ],
+    )
 }

@@ -1,5 +1,5 @@
 //! What the generative examples share: data with --limit/--test-limit, host copies of
-//! images, a 2-D scatter plot coloured by class, and image grids from tensors.
+//! images, image grids from tensors, and a training epoch.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,36 +11,38 @@ use cinder::models::train::ensure_finite;
 use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
 
-use super::Args;
-use super::picture::{Canvas, grid};
+use super::cli::Common;
+use super::picture::Grid;
 
-/// Ten distinguishable colours, one per class.
-pub const COLORS: [[u8; 3]; 10] = [
-    [230, 25, 75],
-    [60, 180, 75],
-    [255, 225, 25],
-    [67, 99, 216],
-    [245, 130, 49],
-    [145, 30, 180],
-    [66, 212, 244],
-    [240, 50, 230],
-    [191, 239, 69],
-    [250, 190, 212],
-];
-
-/// The training and test sets of Fashion-MNIST (or --data), cut by --limit and
-/// --test-limit.
-pub fn load(args: &Args) -> anyhow::Result<(Dataset, Dataset)> {
+/// Fashion-MNIST's training set from `--data` (or `$CINDER_DATA`, or Debian's package),
+/// cut by `--limit`.
+pub fn load_train(args: &Common) -> anyhow::Result<Dataset> {
     let dir = mnist::data_dir(args.data.as_deref());
-    let mut train = mnist::load(&dir, Split::Train)?;
-    let mut test = mnist::load(&dir, Split::Test)?;
-    if let Some(n) = args.limit {
-        train = train.take(n);
-    }
-    if let Some(n) = args.test_limit {
-        test = test.take(n);
-    }
+    let train = mnist::load(&dir, Split::Train)?;
+    Ok(match args.limit {
+        Some(n) => train.take(n),
+        None => train,
+    })
+}
+
+/// The training and test sets of Fashion-MNIST, cut by `--limit` and `test_limit`.
+pub fn load(args: &Common, test_limit: Option<usize>) -> anyhow::Result<(Dataset, Dataset)> {
+    let train = load_train(args)?;
+    let dir = mnist::data_dir(args.data.as_deref());
+    let test = mnist::load(&dir, Split::Test)?;
+    let test = match test_limit {
+        Some(n) => test.take(n),
+        None => test,
+    };
     Ok((train, test))
+}
+
+/// Fashion-MNIST's class names, by label.
+pub fn class_names() -> Vec<String> {
+    mnist::FASHION_CLASSES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Batches of `d` in `[0, 1]` (or `[-1, 1]` when `signed`), shuffled when `seed` is given.
@@ -75,52 +77,25 @@ pub fn first_images(dev: &Device, d: &Dataset, n: usize) -> anyhow::Result<Tenso
     Ok(Tensor::from_slice(dev, &px, &[n, c, h, w])?)
 }
 
-/// Writes the images of `t` (`[N, C, H, W]`, values in `range`) as a grid, `cols` per row.
-pub fn save_grid(t: &Tensor, cols: usize, range: (f32, f32), path: &Path) -> anyhow::Result<()> {
+/// Writes the images of `t` (`[N, C, H, W]`, values in `range`) as a grid, `cols` per row,
+/// with `title` above it and `rows` (when not empty) left of its rows.
+pub fn save_grid(
+    t: &Tensor,
+    cols: usize,
+    range: (f32, f32),
+    title: &str,
+    rows: &[String],
+    path: &Path,
+) -> anyhow::Result<()> {
     let s = t.shape();
     let v = t.to_vec::<f32>()?;
-    grid(&v, [s[1], s[2], s[3]], cols, range, 2, None).save(path)
-}
-
-/// A `size` x `size` scatter plot of 2-D points (`xy` flat, two per point) coloured by
-/// `labels`, with the class legend (digit in its colour) along the top.
-pub fn scatter(xy: &[f32], labels: &[u8], size: usize, path: &Path) -> anyhow::Result<()> {
-    let mut c = Canvas::new(size, size + 14, [255, 255, 255]);
-    for (k, &color) in COLORS.iter().enumerate() {
-        c.number(4 + k * 14, 2, k, color, 2);
+    let mut g = Grid::new(&v, [s[1], s[2], s[3]], cols)
+        .range(range.0, range.1)
+        .title(title);
+    if !rows.is_empty() {
+        g = g.row_labels(rows);
     }
-    let (xs, ys): (Vec<f32>, Vec<f32>) = xy.chunks(2).map(|p| (p[0], p[1])).unzip();
-    // robust bounds: 1st and 99th percentiles
-    let bounds = |v: &[f32]| {
-        let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-        s.sort_by(f32::total_cmp);
-        if s.is_empty() {
-            return (0.0, 1.0);
-        }
-        let lo = s[s.len() / 100];
-        let hi = s[(s.len() * 99 / 100).min(s.len() - 1)];
-        (lo, if hi > lo { hi } else { lo + 1.0 })
-    };
-    let ((x0, x1), (y0, y1)) = (bounds(&xs), bounds(&ys));
-    let m = 6.0;
-    let span = size as f32 - 2.0 * m;
-    for ((x, y), &l) in xs.iter().zip(&ys).zip(labels) {
-        let px = m + (x - x0) / (x1 - x0) * span;
-        let py = m + (1.0 - (y - y0) / (y1 - y0)) * span + 14.0;
-        if !(px.is_finite() && py.is_finite()) {
-            continue;
-        }
-        let (px, py) = (px.round() as i64, py.round() as i64);
-        for dy in -1..=1 {
-            for dx in -1..=1 {
-                let (xx, yy) = (px + dx, py + dy);
-                if xx >= 0 && yy >= 0 {
-                    c.set(xx as usize, yy as usize, COLORS[l as usize % 10]);
-                }
-            }
-        }
-    }
-    c.save(path)
+    g.draw().save(path)
 }
 
 /// Seconds since `start`, formatted for the epoch lines.

@@ -1,0 +1,405 @@
+//! Every example's command line. The flags come in groups, each flattened into the
+//! examples that use all of it: [`Common`] (every example that reads data), [`Train`]
+//! (every training example), [`Optim`] (those that let the optimizer and schedule be
+//! chosen), [`TestLimit`] (those that evaluate on the test set), plus each family's or
+//! example's own. An example accepts exactly the flags its struct holds: a flag it would
+//! not read is refused by clap like any unknown flag.
+//!
+//! [`command`] is the one place where an example's name meets its struct, its description
+//! and its defaults (`--out out/NAME`, `--lr`, ...); the examples call [`parse`] with their
+//! name, and `tests/example_args.rs` reads the same commands.
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches};
+
+/// The default of `--epochs`.
+pub const DEFAULT_EPOCHS: usize = 10;
+
+/// The default of `unsupervised`'s `--limit`.
+pub const UNSUPERVISED_LIMIT: usize = 10_000;
+
+/// What every example that reads a data set takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Data directory (default: $CINDER_DATA, then /usr/share/datasets/fashion-mnist).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use only the first N training images (N at least 1).
+    #[arg(long, value_parser = at_least_one)]
+    pub limit: Option<usize>,
+    /// Random seed (initialization, shuffling, sampling).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory: metrics.json, curves and pictures.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// What every training example takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Train {
+    /// Training epochs, at least 1 [default: 10].
+    #[arg(long, value_parser = at_least_one)]
+    pub epochs: Option<usize>,
+    /// Examples per batch, at least 1.
+    #[arg(long = "batch-size", default_value_t = 64, value_parser = at_least_one)]
+    pub batch_size: usize,
+    /// Learning rate, a finite number >= 0.
+    #[arg(long, default_value = "1e-3", value_parser = non_negative)]
+    pub lr: f32,
+}
+
+impl Train {
+    /// The number of epochs: `--epochs`, or [`DEFAULT_EPOCHS`].
+    pub fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(DEFAULT_EPOCHS)
+    }
+}
+
+/// The optimizer and the learning-rate schedule, for the examples that let them be chosen.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Optim {
+    /// Optimizer: adam, adamw (decoupled weight decay 1e-2) or sgd (momentum 0.9).
+    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw", "sgd"])]
+    pub optimizer: String,
+    /// Learning-rate schedule: cosine (decay to 0 over the run, per step) or constant.
+    #[arg(long, default_value = "cosine", value_parser = ["cosine", "constant"])]
+    pub schedule: String,
+}
+
+/// The size of the test set, for the examples that evaluate on it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TestLimit {
+    /// Use only the first N test images (N at least 1).
+    #[arg(long = "test-limit", value_parser = at_least_one)]
+    pub test_limit: Option<usize>,
+}
+
+/// The classifier examples: `mlp_mnist`, `lenet_mnist`, `vgg_cifar`, `resnet_cifar`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Classifier {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    #[command(flatten)]
+    pub test: TestLimit,
+    /// Fraction of the training images held out for validation, strictly between 0 and 1.
+    #[arg(long = "val-fraction", default_value_t = 0.1, value_parser = open_fraction)]
+    pub val_fraction: f32,
+    /// Stop after this many epochs in a row without a better validation accuracy (0: never
+    /// stop early).
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Continue from last.safetensors in --out, along its stored schedule (--epochs may then
+    /// be left out).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `autoencoder`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Autoencoder {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    #[command(flatten)]
+    pub test: TestLimit,
+    /// Architecture: mlp (784-256-code) or conv.
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "conv"])]
+    pub arch: String,
+    /// Width of the code, at least 1.
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    pub latent: usize,
+    /// Denoising: standard deviation of the Gaussian input noise, at least 0 (0 = off).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub noise: f32,
+    /// Denoising: probability of zeroing each input pixel, in [0, 1) (masking noise; 0 =
+    /// off). Exclusive with --noise.
+    #[arg(long, default_value_t = 0.0, value_parser = probability, conflicts_with = "noise")]
+    pub mask: f32,
+    /// Sparse autoencoder: weight of the L1 penalty on the code, at least 0 (0 = off).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub sparsity: f32,
+    /// Tie the decoder's weights to the encoder's.
+    #[arg(long)]
+    pub tied: bool,
+}
+
+/// `vae`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Vae {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    #[command(flatten)]
+    pub test: TestLimit,
+    /// Architecture: mlp (784-400-latent) or conv.
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "conv"])]
+    pub arch: String,
+    /// Width of the latent code, at least 1.
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    pub latent: usize,
+}
+
+/// `gan` (Adam with betas (0.5, 0.999) and a constant learning rate, as DCGAN).
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Gan {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    /// Architecture: mlp or dcgan.
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "dcgan"])]
+    pub arch: String,
+    /// Loss: minimax, nonsaturating, wgan (weight clipping), wgan-gp, lsgan or hinge.
+    #[arg(long, default_value = "nonsaturating", value_parser =
+        ["minimax", "nonsaturating", "wgan", "wgan-gp", "lsgan", "hinge"])]
+    pub loss: String,
+    /// Conditional GAN (a label embedding concatenated to z and to D's input).
+    #[arg(long)]
+    pub conditional: bool,
+    /// Width of z, at least 1.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+    pub latent: usize,
+    /// A LeNet-5 checkpoint (lenet_mnist's best.safetensors) that labels generated
+    /// samples, for the class coverage and the conditional GAN's class accuracy.
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+}
+
+/// `siamese`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Siamese {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    #[command(flatten)]
+    pub test: TestLimit,
+    /// Width of the embedding, at least 1.
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
+    pub latent: usize,
+}
+
+/// `unsupervised`: PCA, k-means, a Gaussian mixture and probabilistic PCA.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Unsupervised {
+    #[command(flatten)]
+    pub common: Common,
+    /// Clusters of k-means and components of the Gaussian mixture (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    pub k: usize,
+    /// PCA and probabilistic PCA components (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    pub components: usize,
+    /// k-means restarts; the best is kept (at least 1).
+    #[arg(long = "n-init", default_value_t = 5, value_parser = at_least_one)]
+    pub n_init: usize,
+    /// Largest number of EM iterations of the Gaussian mixture (at least 1).
+    #[arg(long = "gmm-iter", default_value_t = 30, value_parser = at_least_one)]
+    pub gmm_iter: usize,
+}
+
+impl Unsupervised {
+    /// The number of training images: `--limit`, or [`UNSUPERVISED_LIMIT`].
+    pub fn limit(&self) -> usize {
+        self.common.limit.unwrap_or(UNSUPERVISED_LIMIT)
+    }
+}
+
+/// `device_info`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct DeviceInfo {
+    /// Size of the timed n x n x n matmul (at least 1).
+    #[arg(long, default_value_t = 512, value_parser = at_least_one)]
+    pub n: usize,
+}
+
+/// Every example, by name.
+pub const EXAMPLES: [&str; 10] = [
+    "mlp_mnist",
+    "lenet_mnist",
+    "vgg_cifar",
+    "resnet_cifar",
+    "autoencoder",
+    "vae",
+    "gan",
+    "siamese",
+    "unsupervised",
+    "device_info",
+];
+
+const CIFAR_DATA: &str = "Directory of CIFAR-10's binary files, data_batch_1.bin .. \
+                          data_batch_5.bin and test_batch.bin (default: $CINDER_DATA, then \
+                          data/cifar-10-batches-bin)";
+
+/// The command line of the example `name` (one of [`EXAMPLES`]): its struct's flags, its
+/// description, `--out out/NAME` and its other defaults. Panics on another name (a
+/// mistake in an example or a test, not in the user's input).
+pub fn command(name: &str) -> Command {
+    let (cmd, about) = match name {
+        "mlp_mnist" => (
+            Classifier::command(),
+            "Trains an MLP (784-256-128-10, ReLU, dropout 0.2) on Fashion-MNIST.",
+        ),
+        "lenet_mnist" => (Classifier::command(), "Trains LeNet-5 on Fashion-MNIST."),
+        "vgg_cifar" => (
+            Classifier::command(),
+            "Trains VGG-11 with batch norm on CIFAR-10 (random crops and flips).",
+        ),
+        "resnet_cifar" => (
+            Classifier::command(),
+            "Trains ResNet-20 on CIFAR-10 (random crops and flips).",
+        ),
+        "autoencoder" => (
+            Autoencoder::command(),
+            "Trains an autoencoder (MLP or convolutional; tied, denoising or sparse) on \
+             Fashion-MNIST.",
+        ),
+        "vae" => (
+            Vae::command(),
+            "Trains a variational autoencoder on Fashion-MNIST.",
+        ),
+        "gan" => (Gan::command(), "Trains a GAN on Fashion-MNIST."),
+        "siamese" => (
+            Siamese::command(),
+            "Trains a Siamese network on Fashion-MNIST pairs (contrastive loss).",
+        ),
+        "unsupervised" => (
+            Unsupervised::command(),
+            "PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.",
+        ),
+        "device_info" => (
+            DeviceInfo::command(),
+            "Prints the adapter Cinder picked, its limits, and a matmul check with GFLOP/s.",
+        ),
+        other => panic!("no example is called {other:?} (one of {EXAMPLES:?})"),
+    };
+    let mut cmd = cmd
+        .name(name.to_string())
+        .bin_name(name.to_string())
+        .about(about);
+    let has = |cmd: &Command, id: &str| cmd.get_arguments().any(|a| a.get_id() == id);
+    if has(&cmd, "out") {
+        let out = format!("out/{name}");
+        cmd = cmd.mut_arg("out", |a| a.default_value(out));
+    }
+    cmd = match name {
+        "lenet_mnist" => cmd.mut_arg("lr", |a| a.default_value("2e-3")),
+        "gan" => cmd.mut_arg("lr", |a| a.default_value("5e-4")),
+        "vgg_cifar" | "resnet_cifar" => cmd.mut_arg("data", |a| a.help(CIFAR_DATA)),
+        "unsupervised" => cmd.mut_arg("limit", |a| {
+            a.default_value(UNSUPERVISED_LIMIT.to_string()).help(
+                "Use the first N training images (at least 1; at most about 40,000 on \
+                 lavapipe: the data must fit one 128 MiB binding)",
+            )
+        }),
+        _ => cmd,
+    };
+    cmd
+}
+
+/// The flags of a command, sorted (clap's ids: the field names).
+fn ids(cmd: &Command) -> Vec<String> {
+    let mut v: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads `T` from `matches` of [`command`]`(name)`. Panics when `T` is not the struct
+/// [`command`] gives `name` (a mistake in the example, caught on its first run).
+fn from_matches<T: FromArgMatches + CommandFactory>(
+    name: &str,
+    matches: &ArgMatches,
+) -> Result<T, clap::Error> {
+    assert_eq!(
+        ids(&command(name)),
+        ids(&T::command()),
+        "{name} parses its command line into another struct than cli::command gives it"
+    );
+    T::from_arg_matches(matches)
+}
+
+/// The command line of the example `name`, parsed into its struct `T`; exits with clap's
+/// message and status 2 on a bad or unknown flag, after printing `--help`.
+pub fn parse<T: FromArgMatches + CommandFactory>(name: &str) -> T {
+    let mut cmd = command(name);
+    let matches = cmd.get_matches_mut();
+    from_matches(name, &matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
+
+/// [`parse`] of the arguments `args` (without the program name), returning clap's error.
+pub fn try_parse<T: FromArgMatches + CommandFactory>(
+    name: &str,
+    args: &[&str],
+) -> Result<T, clap::Error> {
+    let mut cmd = command(name);
+    let matches =
+        cmd.try_get_matches_from_mut(std::iter::once(name).chain(args.iter().copied()))?;
+    from_matches(name, &matches)
+}
+
+/// Parses a count that must be at least 1 (`--epochs`, `--limit`, `--batch-size`, ...): 0
+/// would train or measure nothing and report 0.0 as if it had been measured.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a whole number: {e}"))?;
+    if n == 0 {
+        return Err("must be at least 1 (0 would train or measure nothing)".into());
+    }
+    Ok(n)
+}
+
+/// Parses `--val-fraction`: a number strictly between 0 and 1 (0 leaves no validation
+/// images to select the best model on, 1 no training images).
+fn open_fraction(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(f > 0.0 && f < 1.0) {
+        return Err(
+            "must be strictly between 0 and 1 (0 leaves no validation images, 1 no training \
+             images)"
+                .into(),
+        );
+    }
+    Ok(f)
+}
+
+/// Parses a finite number, at least 0 (`--lr`, `--noise`, `--sparsity`).
+fn non_negative(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(f.is_finite() && f >= 0.0) {
+        return Err("must be a finite number, at least 0".into());
+    }
+    Ok(f)
+}
+
+/// Parses `--mask`: a probability in [0, 1) (1 would zero every pixel).
+fn probability(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(0.0..1.0).contains(&f) {
+        return Err("must be at least 0 and below 1 (1 would zero every pixel)".into());
+    }
+    Ok(f)
+}
