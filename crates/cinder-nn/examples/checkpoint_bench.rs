@@ -57,7 +57,10 @@ fn main() -> Result<()> {
             dev.sync()?;
             let secs = start.elapsed().as_secs_f64();
             let n: usize = tensors.iter().map(|(_, t)| t.numel()).sum();
-            println!("load: {} tensors, {n} elements in {secs:.3} s", tensors.len());
+            println!(
+                "load: {} tensors, {n} elements in {secs:.3} s",
+                tensors.len()
+            );
         }
         _ => {
             eprintln!("{usage}");
