@@ -64,14 +64,6 @@ enum Blob {
 }
 
 impl Blob {
-    fn byte_len(&self) -> usize {
-        match self {
-            Blob::F32(v) => v.len() * 4,
-            Blob::U32(v) => v.len() * 4,
-            Blob::I64(v) => v.len() * 8,
-        }
-    }
-
     fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
         match self {
             Blob::F32(v) => w.write_all(&le_bytes(v)),
@@ -193,15 +185,16 @@ impl SaveOptions {
     }
 }
 
-/// Writes `tensors` (read back from the device) with `metadata` to a temp file next to
-/// `path` and fsyncs it, without renaming: the first half of [`save`]. Returns
+/// Writes `tensors` with `metadata` to a temp file next to `path` and fsyncs it, without
+/// renaming: the first half of [`save`]. The tensors are read back from the device and
+/// written one at a time, so the host holds one tensor's data at a time. Returns
 /// `Err(InvalidArgument)` for an empty, duplicate or `__metadata__` name (before creating
-/// any file), `Err(InvalidArgument)` naming the first tensor (in the order given) that
-/// holds a NaN or an infinity (before creating any file; see [`SaveOptions`] to write them
-/// anyway), the device's error when a read-back fails (before creating any file),
-/// `Err(Format)` when the header would exceed [`MAX_HEADER_BYTES`], and `Err(Io)` naming
-/// the temp file when it cannot be written (the temp file is then removed). Stale temp
-/// files of dead writers of the same target are removed first
+/// any file), `Err(Format)` when the header would exceed [`MAX_HEADER_BYTES`] (before
+/// creating any file), `Err(InvalidArgument)` naming the first tensor (in the order
+/// given) that holds a NaN or an infinity (see [`SaveOptions`] to write them anyway), the
+/// device's error when a read-back fails, and `Err(Io)` naming the temp file when it
+/// cannot be created or written; after any `Err` no temp file remains and the target is
+/// untouched. Stale temp files of dead writers of the same target are removed first
 /// ([`remove_stale_temp_files`]).
 pub fn prepare_save(
     path: impl AsRef<FsPath>,
@@ -290,34 +283,6 @@ pub fn prepare_save_with(
             Ok(fd)
         })
         .collect::<Result<Vec<_>>>()?;
-    // Read everything back, in the order given, before creating the file, so a device
-    // error or a refused value leaves nothing.
-    let mut blobs = Vec::with_capacity(tensors.len());
-    for ((name, t), fd) in tensors.iter().zip(&fds) {
-        let blob = match (t.dtype(), fd) {
-            (DType::F32, _) => {
-                let v = t.to_vec::<f32>()?;
-                if !opts.allow_non_finite
-                    && let Some(first) = v.iter().position(|x| !x.is_finite())
-                {
-                    let bad = v.iter().filter(|x| !x.is_finite()).count();
-                    return Err(non_finite_error(
-                        op,
-                        path,
-                        name,
-                        t.shape(),
-                        (bad, first, v[first]),
-                    ));
-                }
-                Blob::F32(v)
-            }
-            (DType::U32, FileDType::I64) => {
-                Blob::I64(t.to_vec::<u32>()?.into_iter().map(i64::from).collect())
-            }
-            (DType::U32, _) => Blob::U32(t.to_vec::<u32>()?),
-        };
-        blobs.push(blob);
-    }
     // The reference writer's order: by dtype, widest first (so every tensor is aligned to
     // its element size in a mapped file), then by name.
     let mut order: Vec<usize> = (0..tensors.len()).collect();
@@ -329,7 +294,7 @@ pub fn prepare_save_with(
         .iter()
         .map(|&i| {
             let (n, t) = &tensors[i];
-            let end = offset + blobs[i].byte_len();
+            let end = offset + t.numel() * fds[i].size();
             let info = TensorInfo {
                 dtype: fds[i].to_st(),
                 shape: t.shape().to_vec(),
@@ -380,15 +345,44 @@ pub fn prepare_save_with(
         done: false,
     };
     let mut w = BufWriter::new(file);
-    let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
-        w.write_all(&(header.len() as u64).to_le_bytes())?;
-        w.write_all(&header)?;
-        for &i in &order {
-            blobs[i].write_to(w)?;
+    let io = |e| io_err(&temp, e);
+    w.write_all(&(header.len() as u64).to_le_bytes())
+        .and_then(|_| w.write_all(&header))
+        .map_err(io)?;
+    // One tensor at a time, in file order: read back, checked, written, dropped, so the
+    // host holds one tensor's data at a time. A refused tensor stops the writing; the
+    // tensors given before it are still checked, to name the first refused one in the
+    // order given. Any `Err` drops `pending`, which removes the temp file.
+    let mut refused: Option<(usize, Error)> = None;
+    for &i in &order {
+        if refused.as_ref().is_some_and(|(j, _)| *j < i) {
+            continue;
         }
-        w.flush()
-    };
-    write(&mut w).map_err(|e| io_err(&temp, e))?;
+        let (name, t) = &tensors[i];
+        let blob = match (t.dtype(), fds[i]) {
+            (DType::F32, _) => Blob::F32(t.to_vec::<f32>()?),
+            (DType::U32, FileDType::I64) => {
+                Blob::I64(t.to_vec::<u32>()?.into_iter().map(i64::from).collect())
+            }
+            (DType::U32, _) => Blob::U32(t.to_vec::<u32>()?),
+        };
+        if let Blob::F32(v) = &blob
+            && !opts.allow_non_finite
+            && let Some(first) = v.iter().position(|x| !x.is_finite())
+        {
+            let bad = v.iter().filter(|x| !x.is_finite()).count();
+            let e = non_finite_error(op, path, name, t.shape(), (bad, first, v[first]));
+            refused = Some((i, e));
+            continue;
+        }
+        if refused.is_none() {
+            blob.write_to(&mut w).map_err(io)?;
+        }
+    }
+    if let Some((_, e)) = refused {
+        return Err(e);
+    }
+    w.flush().map_err(io)?;
     let file = w.into_inner().map_err(|e| io_err(&temp, e.into_error()))?;
     file.sync_all().map_err(|e| io_err(&temp, e))?;
     Ok(pending)
