@@ -498,6 +498,18 @@ fn converts_half_bfloat_double_and_integer_dtypes() {
     let header = r#"{"x":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}"#;
     std::fs::write(&path, file_bytes(header, &(-7i32).to_le_bytes())).unwrap();
     assert_format(checkpoint::read(&path), &path, "tensor `x` element 0");
+
+    // Signalling NaNs stay NaN with their payload; the conversion sets the quiet bit.
+    let header = r#"{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}"#;
+    let bytes: Vec<u8> = [0x7c01u16, 0xfd01, 0x7f81]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&path, file_bytes(header, &bytes)).unwrap();
+    let ck = checkpoint::read(&path).unwrap();
+    let get = |n: &str| ck.tensors.iter().find(|t| t.name == n).unwrap().clone();
+    assert_eq!(fbits(&get("h").data), [0x7fc0_2000, 0xffe0_2000]);
+    assert_eq!(fbits(&get("b").data), [0x7fc1_0000]);
 }
 
 /// A store with f32 parameters `a` [2, 2] and `b` [3] and a u32 buffer `c` [].

@@ -267,7 +267,11 @@ fn json_err(path: &FsPath, e: &serde_json::Error) -> Error {
 /// starts and the crate's parsed header.
 fn validate(path: &FsPath, map: &[u8]) -> Result<(usize, Metadata)> {
     let file_len = map.len();
-    let n = u64::from_le_bytes(map[..8].try_into().expect("the file has 8 bytes"));
+    // Checked by `open` before mapping, again here: the file may have shrunk meanwhile.
+    let Some(&len_bytes) = map.first_chunk::<8>() else {
+        return Err(short_file(path, file_len as u64));
+    };
+    let n = u64::from_le_bytes(len_bytes);
     let parsed = SafeTensors::read_metadata(map);
     match &parsed {
         Err(SafeTensorError::HeaderTooLarge) => {
@@ -302,7 +306,10 @@ fn validate(path: &FsPath, map: &[u8]) -> Result<(usize, Metadata)> {
     }
     // The crate has checked that the header lies within the file.
     let data_start = 8 + n as usize;
-    let infos = walk(path, &map[8..data_start])?;
+    let header = map
+        .get(8..data_start)
+        .ok_or_else(|| format_err(path, "byte 0 (header length)", "header length past the end"))?;
+    let infos = walk(path, header)?;
     let (_, meta) = parsed.map_err(|e| {
         let data_len = (file_len - data_start) as u64;
         invalid_layout(path, e, &infos, data_start as u64, data_len)

@@ -207,7 +207,7 @@ pub fn prepare_save(
 /// [`prepare_save`] with a file dtype for some tensors: each name in `file_dtypes` is
 /// written as that dtype instead of its own. The one conversion is U32 as I64 (exact), how
 /// `VarStore::save` writes BatchNorm's `num_batches_tracked` so that PyTorch reads its own
-/// `int64` counter; [`read`] converts it back. Returns the errors of [`prepare_save`], and
+/// `int64` counter; [`super::read`] converts it back. Returns the errors of [`prepare_save`], and
 /// `Err(InvalidArgument)` (before creating any file) for a name in `file_dtypes` that
 /// `tensors` does not have or a conversion other than U32 as I64.
 pub fn prepare_save_as(
@@ -483,7 +483,7 @@ pub fn save(
 
 /// [`save`] with a file dtype for some tensors, as [`prepare_save_as`] (whose errors it
 /// returns, with those of [`PendingSave::commit`]). `VarStore::save` calls it with
-/// [`VarStore::file_dtypes`]; so can a combined model + optimizer checkpoint, with the
+/// [`crate::VarStore::file_dtypes`]; so can a combined model + optimizer checkpoint, with the
 /// names prefixed as the tensors are.
 pub fn save_as(
     path: impl AsRef<FsPath>,
