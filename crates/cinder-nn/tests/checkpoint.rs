@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cinder_device::{DType, Device, DeviceTensor, Error};
-use cinder_nn::checkpoint::{self, FileDType, HostData, LoadReport};
+use cinder_nn::checkpoint::{self, CheckpointFile, FileDType, HostData, LoadReport};
 use cinder_nn::{Init, VarStore};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 
 fn dev() -> Device {
     Device::default().expect("a wgpu adapter (run scripts/setup.sh)")
@@ -208,12 +210,22 @@ fn writes_the_reference_byte_layout() {
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     checkpoint::save(&path, &tensors, &meta).unwrap();
-    let header = r#"{"__metadata__":{"format":"pt"},"a":{"dtype":"U32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
-    let mut data = 7u32.to_le_bytes().to_vec();
-    data.extend(f32_bytes(&[1.0, 2.0]));
+    // The reference writer's order: by dtype, widest first (F32 before U32), then name.
+    let header = r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"U32","shape":[],"data_offsets":[8,12]}}"#;
+    let mut data = f32_bytes(&[1.0, 2.0]);
+    data.extend(7u32.to_le_bytes());
     let expected = file_bytes(header, &data);
     let got = std::fs::read(&path).unwrap();
     assert_eq!(got, expected);
+    // The same bytes as the `safetensors` crate's own writer.
+    let b = f32_bytes(&[1.0, 2.0]);
+    let a = 7u32.to_le_bytes();
+    let views = [
+        ("b", TensorView::new(Dtype::F32, vec![2], &b).unwrap()),
+        ("a", TensorView::new(Dtype::U32, vec![], &a).unwrap()),
+    ];
+    let meta_hash = meta.clone().into_iter().collect();
+    assert_eq!(got, safetensors::serialize(views, Some(meta_hash)).unwrap());
     let n = u64::from_le_bytes(got[..8].try_into().unwrap());
     assert_eq!(n % 8, 0, "header padded to a multiple of 8");
     assert_eq!(
@@ -486,6 +498,18 @@ fn converts_half_bfloat_double_and_integer_dtypes() {
     let header = r#"{"x":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}"#;
     std::fs::write(&path, file_bytes(header, &(-7i32).to_le_bytes())).unwrap();
     assert_format(checkpoint::read(&path), &path, "tensor `x` element 0");
+
+    // Signalling NaNs stay NaN with their payload; the conversion sets the quiet bit.
+    let header = r#"{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}"#;
+    let bytes: Vec<u8> = [0x7c01u16, 0xfd01, 0x7f81]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&path, file_bytes(header, &bytes)).unwrap();
+    let ck = checkpoint::read(&path).unwrap();
+    let get = |n: &str| ck.tensors.iter().find(|t| t.name == n).unwrap().clone();
+    assert_eq!(fbits(&get("h").data), [0x7fc0_2000, 0xffe0_2000]);
+    assert_eq!(fbits(&get("b").data), [0x7fc1_0000]);
 }
 
 /// A store with f32 parameters `a` [2, 2] and `b` [3] and a u32 buffer `c` [].
@@ -749,7 +773,11 @@ fn corrupt_headers_are_errors_naming_the_field() {
             with_len(50_000_000, b"{}      "),
             "header length",
         ),
-        ("not an object", t("[]", &[]), "byte 8"),
+        (
+            "not an object",
+            t("[]", &[]),
+            "header byte 0 (file offset 8)",
+        ),
         ("invalid JSON", t(r#"{"a":"#, &[]), "header byte"),
         ("trailing garbage", t("{} x", &[]), "header byte"),
         (
@@ -810,7 +838,7 @@ fn corrupt_headers_are_errors_naming_the_field() {
                 r#"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
                 &f4,
             ),
-            "`w`.shape[0]",
+            "`w`.shape",
         ),
         (
             "fractional dimension",
@@ -818,7 +846,7 @@ fn corrupt_headers_are_errors_naming_the_field() {
                 r#"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#,
                 &f4,
             ),
-            "`w`.shape[0]",
+            "`w`.shape",
         ),
         (
             "shape overflows",
@@ -1449,4 +1477,386 @@ fn stale_temp_files_of_dead_writers_are_removed_at_the_next_save() {
         Err(Error::Io { path, .. }) => assert_eq!(path, dir.join("no-such-dir")),
         other => panic!("{other:?}"),
     }
+}
+
+/// A file holding F16 `h` [1], then F32 `w` [3] at data offset 2 (so `w`'s bytes are not
+/// 4-byte aligned in the mapping), and an aligned U32 `n` [2].
+fn misaligned_file(path: &Path) -> (Vec<u32>, Vec<u32>) {
+    let w_bits = vec![0x3f80_0000u32, 0x8000_0001, 0x7fc0_0001];
+    let n = vec![7u32, u32::MAX];
+    let mut data = 0x3c00u16.to_le_bytes().to_vec();
+    data.extend(w_bits.iter().flat_map(|b| b.to_le_bytes()));
+    data.extend([0u8; 2]); // a U8 pad would be refused; `p` is F16 [1]
+    data.extend(n.iter().flat_map(|v| v.to_le_bytes()));
+    let header = r#"{"h":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"w":{"dtype":"F32","shape":[3],"data_offsets":[2,14]},"p":{"dtype":"F16","shape":[1],"data_offsets":[14,16]},"n":{"dtype":"U32","shape":[2],"data_offsets":[16,24]}}"#;
+    std::fs::write(path, file_bytes(header, &data)).unwrap();
+    (w_bits, n)
+}
+
+/// `CheckpointFile` opens without reading data, lists the header's tensors by name, and
+/// converts one tensor at a time, through the zero-copy path (aligned F32/U32) and the
+/// converting one (unaligned F32, F16) alike, with the same bits.
+#[test]
+fn checkpoint_file_loads_tensors_one_at_a_time() {
+    let dev = dev();
+    let dir = TempDir::new("mapped");
+    let path = dir.join("m.safetensors");
+    let (w_bits, n) = misaligned_file(&path);
+    let file = CheckpointFile::open(&path).unwrap();
+    assert_eq!(file.path(), path.as_path());
+    assert!(file.metadata().is_empty());
+    let names: Vec<&str> = file.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["h", "n", "p", "w"]);
+    let w = file.get("w").unwrap();
+    assert_eq!(
+        (w.shape.as_slice(), w.file_dtype, w.dtype()),
+        (&[3usize][..], FileDType::F32, DType::F32)
+    );
+    let header_len = u64::from_le_bytes(std::fs::read(&path).unwrap()[..8].try_into().unwrap());
+    assert_eq!(w.byte_range(), 8 + header_len + 2..8 + header_len + 14);
+    assert_eq!(w.numel(), 3);
+    assert!(file.get("nope").is_none());
+    assert!(
+        (8 + header_len + 2) % 4 != 0,
+        "`w` is not 4-byte aligned in the file"
+    );
+
+    // Device: unaligned F32 (converted), aligned U32 (straight from the mapping), F16.
+    assert_eq!(bits(&file.load_tensor("w", &dev).unwrap()), w_bits);
+    assert_eq!(
+        file.load_tensor("n", &dev)
+            .unwrap()
+            .to_vec::<u32>()
+            .unwrap(),
+        n
+    );
+    assert_eq!(
+        bits(&file.load_tensor("h", &dev).unwrap()),
+        [1f32.to_bits()]
+    );
+    // Host, the same bits; and again (the released pages are read back from the file).
+    for _ in 0..2 {
+        let t = file.read_tensor("w").unwrap();
+        assert_eq!(t.file_dtype, FileDType::F32);
+        match t.data {
+            HostData::F32(v) => {
+                assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), w_bits)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        file.read_tensor("n").unwrap().data,
+        HostData::U32(n.clone())
+    );
+    // An unknown name is an InvalidArgument naming the file and the tensor.
+    for r in [
+        file.read_tensor("nope").map(|_| ()),
+        file.load_tensor("nope", &dev).map(|_| ()),
+    ] {
+        match r {
+            Err(Error::InvalidArgument { msg, .. }) => {
+                assert!(
+                    msg.contains("no tensor `nope`") && msg.contains(&path.display().to_string()),
+                    "{msg}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The same through `load` and a VarStore.
+    let loaded: BTreeMap<String, DeviceTensor> =
+        checkpoint::load(&path, &dev).unwrap().into_iter().collect();
+    assert_eq!(bits(&loaded["w"]), w_bits);
+    let vs = VarStore::new(&dev, 0);
+    vs.root().var("w", &[3], Init::Constant(0.0)).unwrap();
+    vs.root()
+        .buffer(
+            "n",
+            DeviceTensor::from_slice(&dev, &[0u32, 0], &[2]).unwrap(),
+        )
+        .unwrap();
+    let report = vs.load_partial(&path).unwrap();
+    assert_eq!(report.loaded, ["w", "n"]);
+    assert_eq!(report.unexpected, ["h", "p"]);
+    assert_eq!(bits(&vs.get("w").unwrap().data()), w_bits);
+}
+
+/// A file far larger than this machine's memory (a 32 GiB tensor, in a sparse file that
+/// takes no disk) opens and loads by name: only the header and the tensors asked for are
+/// read, never the whole file (reading it into memory would fail here).
+#[test]
+fn a_file_larger_than_memory_loads_by_name() {
+    let dev = dev();
+    let dir = TempDir::new("sparse");
+    let path = dir.join("huge.safetensors");
+    let huge_bytes: u64 = 8 << 32; // [8, 2^30] f32: 32 GiB
+    let small = [1.5f32, -2.0, 0.25, 8.0];
+    let header = format!(
+        r#"{{"__metadata__":{{"what":"sparse"}},"small.weight":{{"dtype":"F32","shape":[4],"data_offsets":[0,16]}},"huge":{{"dtype":"F32","shape":[8,1073741824],"data_offsets":[16,{}]}}}}"#,
+        16 + huge_bytes
+    );
+    let head = file_bytes(&header, &f32_bytes(&small));
+    {
+        let f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &f, &head).unwrap();
+        f.set_len(head.len() as u64 + huge_bytes).unwrap();
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 32 << 30);
+
+    let file = CheckpointFile::open(&path).unwrap();
+    assert_eq!(file.metadata()["what"], "sparse");
+    let huge = file.get("huge").unwrap();
+    assert_eq!(huge.shape, [8, 1 << 30]);
+    assert_eq!(huge.byte_range().end, len);
+    assert_eq!(
+        file.load_tensor("small.weight", &dev)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        small
+    );
+    // The 2^33-element tensor cannot go to the device: an error, before reading it.
+    assert!(file.load_tensor("huge", &dev).is_err());
+    drop(file);
+
+    // A store that holds only `small.weight` loads it from the file; `huge` is reported
+    // and never read. A strict load refuses the file and changes nothing.
+    let vs = VarStore::new(&dev, 0);
+    vs.root()
+        .pp("small")
+        .var("weight", &[4], Init::Constant(0.0))
+        .unwrap();
+    let before = snapshot(&vs);
+    match vs.load(&path) {
+        Err(Error::InvalidArgument { msg, .. }) => {
+            assert!(msg.contains("unexpected tensor `huge`"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(snapshot(&vs), before);
+    let report = vs.load_partial(&path).unwrap();
+    assert_eq!(report.loaded, ["small.weight"]);
+    assert_eq!(report.unexpected, ["huge"]);
+    assert_eq!(
+        vs.get("small.weight").unwrap().to_vec::<f32>().unwrap(),
+        small
+    );
+}
+
+/// A file holding every dtype the reader converts, written byte by byte.
+fn every_dtype_file(path: &Path) {
+    let mut data = Vec::new();
+    let mut header = String::from(r#"{"__metadata__":{"format":"pt","epoch":"4"}"#);
+    let mut add = |name: &str, dtype: &str, shape: &str, bytes: Vec<u8>| {
+        header.push_str(&format!(
+            r#","{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{},{}]}}"#,
+            data.len(),
+            data.len() + bytes.len()
+        ));
+        data.extend(bytes);
+    };
+    add(
+        "d",
+        "F64",
+        "[3]",
+        [0.5f64, -1e-3, 7.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
+    add("l", "I64", "[]", 5i64.to_le_bytes().to_vec());
+    add(
+        "w",
+        "F32",
+        "[2,3]",
+        f32_bytes(&[1.0, -2.0, 0.5, 3.0, -0.0, 1e-3]),
+    );
+    add(
+        "i",
+        "I32",
+        "[2]",
+        [3i32, 9].iter().flat_map(|v| v.to_le_bytes()).collect(),
+    );
+    add(
+        "u",
+        "U32",
+        "[2]",
+        [1u32, 2].iter().flat_map(|v| v.to_le_bytes()).collect(),
+    );
+    add(
+        "h",
+        "F16",
+        "[3]",
+        [0x3c00u16, 0xc000, 0x0001]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
+    add("b", "BF16", "[1]", 0x3f80u16.to_le_bytes().to_vec());
+    header.push('}');
+    std::fs::write(path, file_bytes(&header, &data)).unwrap();
+}
+
+/// Shape, file dtype and data of every tensor, in name order (names left out: a corrupted
+/// name character may rename a tensor).
+fn structure(ck: &checkpoint::Checkpoint) -> Vec<(Vec<usize>, FileDType, usize)> {
+    ck.tensors
+        .iter()
+        .map(|t| {
+            let n = match &t.data {
+                HostData::F32(v) => v.len(),
+                HostData::U32(v) => v.len(),
+            };
+            (t.shape.clone(), t.file_dtype, n)
+        })
+        .collect()
+}
+
+/// Truncations and corruptions at random offsets (seeded; 400 cases over two files, one
+/// Cinder's with an I64 counter and metadata, one with every dtype the reader converts):
+/// `read`, `load` and `CheckpointFile::open` never panic, and agree. A file cut short,
+/// with bytes appended, or with its header length changed is always an `Error::Format`
+/// naming the file (and a strict load of it leaves the store unchanged). A changed header
+/// byte is an `Error::Format` or gives the same shapes, dtypes and data. A changed data
+/// byte (the format has no checksum) changes only the values of the tensor it lies in,
+/// or is an `Error::Format` naming that tensor's element when the value no longer
+/// converts (an I64 beyond u32, a negative I32, an F64 beyond f32).
+#[test]
+fn random_truncations_and_corruptions_are_errors_or_harmless() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let dev = dev();
+    let dir = TempDir::new("random");
+    let ours = dir.join("ours.safetensors");
+    let vs = small_store(&dev);
+    vs.root()
+        .buffer_as(
+            "count",
+            DeviceTensor::from_slice(&dev, &[3u32], &[]).unwrap(),
+            FileDType::I64,
+        )
+        .unwrap();
+    let meta = BTreeMap::from([("epoch".to_string(), "2".to_string())]);
+    vs.save_with_metadata(&ours, &meta).unwrap();
+    let mixed = dir.join("mixed.safetensors");
+    every_dtype_file(&mixed);
+
+    let bad = dir.join("bad.safetensors");
+    let mut rng = StdRng::seed_from_u64(0x5afe_7e45);
+    let mut counts = BTreeMap::<&str, (usize, usize)>::new(); // kind -> (errs, oks)
+    for (base, cases) in [(&ours, 200), (&mixed, 200)] {
+        let full = std::fs::read(base).unwrap();
+        let original = checkpoint::read(base).unwrap();
+        let header_end = 8 + u64::from_le_bytes(full[..8].try_into().unwrap()) as usize;
+        for case in 0..cases {
+            let mut b = full.clone();
+            let mut hit = Vec::new();
+            let kind = match rng.random_range(0..5) {
+                0 => {
+                    b.truncate(rng.random_range(0..full.len()));
+                    "truncated"
+                }
+                1 => {
+                    let extra = rng.random_range(1..64);
+                    b.extend((0..extra).map(|_| rng.random::<u8>()));
+                    "appended"
+                }
+                k => {
+                    let (kind, range) = match k {
+                        2 => ("length", 0..8),
+                        3 => ("header", 8..header_end),
+                        _ => ("data", header_end..full.len()),
+                    };
+                    for _ in 0..rng.random_range(1..4) {
+                        let pos = rng.random_range(range.clone());
+                        b[pos] = loop {
+                            let v = rng.random::<u8>();
+                            if v != full[pos] {
+                                break v;
+                            }
+                        };
+                        hit.push(pos);
+                    }
+                    kind
+                }
+            };
+            std::fs::write(&bad, &b).unwrap();
+            let what = format!("{} case {case} ({kind}, bytes {hit:?})", base.display());
+            let read = std::panic::catch_unwind(|| checkpoint::read(&bad))
+                .unwrap_or_else(|_| panic!("{what}: read panicked"));
+            let load = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                checkpoint::load(&bad, &dev)
+            }))
+            .unwrap_or_else(|_| panic!("{what}: load panicked"));
+            let opened = CheckpointFile::open(&bad);
+            assert_eq!(read.is_ok(), load.is_ok(), "{what}: read and load agree");
+            let entry = counts.entry(kind).or_default();
+            match read {
+                Err(Error::Format { path, at, .. }) => {
+                    assert_eq!(path, bad, "{what}");
+                    entry.0 += 1;
+                    if kind == "data" {
+                        // Only a value that no longer converts: the header is intact.
+                        assert!(opened.is_ok(), "{what}: {at}");
+                        assert!(
+                            at.starts_with("tensor `") && at.contains("` element "),
+                            "{what}: {at}"
+                        );
+                        assert!(
+                            matches!(load, Err(Error::Format { at: ref a, .. }) if *a == at),
+                            "{what}"
+                        );
+                    }
+                }
+                Err(e) => panic!("{what}: unexpected error kind {e:?}"),
+                Ok(ck) => {
+                    assert!(
+                        matches!(kind, "header" | "data"),
+                        "{what}: a {kind} file was accepted"
+                    );
+                    assert!(opened.is_ok(), "{what}");
+                    assert_eq!(structure(&ck), structure(&original), "{what}");
+                    if kind == "header" {
+                        let data = |c: &checkpoint::Checkpoint| {
+                            c.tensors.iter().map(|t| t.data.clone()).collect::<Vec<_>>()
+                        };
+                        assert_eq!(
+                            format!("{:?}", data(&ck)),
+                            format!("{:?}", data(&original)),
+                            "{what}"
+                        );
+                    } else {
+                        assert_eq!(ck.metadata, original.metadata, "{what}");
+                        // Only tensors whose bytes hold a changed byte differ.
+                        let file = CheckpointFile::open(&bad).unwrap();
+                        for (t, o) in ck.tensors.iter().zip(&original.tensors) {
+                            let r = file.get(&t.name).unwrap().byte_range();
+                            let touched = hit.iter().any(|&p| r.contains(&(p as u64)));
+                            if !touched {
+                                assert_eq!(
+                                    format!("{:?}", t.data),
+                                    format!("{:?}", o.data),
+                                    "{what}: {}",
+                                    t.name
+                                );
+                            }
+                        }
+                    }
+                    entry.1 += 1;
+                }
+            }
+            if matches!(kind, "truncated" | "appended" | "length") && base == &ours {
+                let before = snapshot(&vs);
+                assert!(matches!(vs.load(&bad), Err(Error::Format { .. })), "{what}");
+                assert_eq!(snapshot(&vs), before, "{what}");
+            }
+        }
+    }
+    // Every kind was drawn; the header corruptions are mostly caught.
+    assert_eq!(counts.values().map(|(e, o)| e + o).sum::<usize>(), 400);
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    let (e, o) = counts["header"];
+    assert!(e > 2 * o, "{counts:?}");
 }
