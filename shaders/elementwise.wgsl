@@ -1,6 +1,7 @@
 // Elementwise kernels: unary maps, binary ops (same shape, broadcast, scalar), where, fill.
-// Template placeholders, replaced per op by the host: UNARY_OP (an expression in x, a, b)
-// and BINARY_OP (an expression in a, b). Every entry point writes every output element.
+// Template placeholders (written in double braces, see kernel::Kernel::source), filled per
+// op by the host: the unary expression in x, a, b, and the binary expression in a, b. Every
+// entry point writes every output element.
 
 override WG: u32 = 256u;
 
@@ -117,7 +118,7 @@ fn unary_at(i: u32) {
     let x = in0[i];
     let a = p1.a;
     let b = p1.b;
-    out1[i] = UNARY_OP;
+    out1[i] = {{UNARY_OP}};
 }
 
 @compute @workgroup_size(WG)
@@ -137,7 +138,7 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 fn binary_at(i: u32) {
     let a = in0[i];
     let b = in1[i];
-    out2[i] = BINARY_OP;
+    out2[i] = {{BINARY_OP}};
 }
 
 @compute @workgroup_size(WG)
@@ -160,7 +161,7 @@ fn binary_scalar_at(i: u32) {
     let swap = p1.swap != 0u;
     let a = select(x, s, swap);
     let b = select(s, x, swap);
-    out1[i] = BINARY_OP;
+    out1[i] = {{BINARY_OP}};
 }
 
 @compute @workgroup_size(WG)
@@ -191,7 +192,7 @@ fn binary_bcast_at(i: u32) {
     }
     let a = in0[ia];
     let b = in1[ib];
-    out2[i] = BINARY_OP;
+    out2[i] = {{BINARY_OP}};
 }
 
 @compute @workgroup_size(WG)

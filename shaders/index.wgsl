@@ -37,6 +37,13 @@ var<immediate> p: P;
 @group(0) @binding(0) var<storage, read> labels: array<u32>;
 @group(0) @binding(1) var<storage, read_write> onehot: array<f32>;
 
+// The error-word bits of the ops (checks::INDEX_ERROR_OPS, checked by the naga test).
+const BIT_GATHER: u32 = 1u;
+const BIT_INDEX_SELECT: u32 = 2u;
+const BIT_SCATTER_ADD: u32 = 4u;
+const BIT_INDEX_SELECT_BACKWARD: u32 = 8u;
+const BIT_ONE_HOT: u32 = 16u;
+
 @group(0) @binding(2) var<storage, read_write> err2: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> err3: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> err4: array<atomic<u32>>;
@@ -47,7 +54,7 @@ fn gather_at(i: u32) {
     let o = i / (p.inner * p.len_idx);
     let l = idx[i];
     if (l >= p.len_in) {
-        atomicOr(&err3[4u * p.slot], 1u);
+        atomicOr(&err3[4u * p.slot], BIT_GATHER);
         atomicMax(&err3[4u * p.slot + 1u], l);
         dst[i] = 0u;
         return;
@@ -76,7 +83,7 @@ fn index_select_at(i: u32) {
     let o = i / (p.inner * p.len_idx);
     let l = idx[j];
     if (l >= p.len_in) {
-        atomicOr(&err3[4u * p.slot], 2u);
+        atomicOr(&err3[4u * p.slot], BIT_INDEX_SELECT);
         atomicMax(&err3[4u * p.slot + 1u], l);
         dst[i] = 0u;
         return;
@@ -112,7 +119,7 @@ fn scatter_add_at(i: u32) {
         }
         // each index is seen by every output of its column: the row-0 output reports it
         if (l == 0u && t >= p.len_in) {
-            atomicOr(&err4[4u * p.slot], 4u);
+            atomicOr(&err4[4u * p.slot], BIT_SCATTER_ADD);
             atomicMax(&err4[4u * p.slot + 1u], t);
         }
     }
@@ -145,7 +152,7 @@ fn index_select_backward_at(i: u32) {
             acc += grad_f[(o * p.len_idx + j) * p.inner + inner];
         }
         if (i == 0u && t >= p.len_in) {
-            atomicOr(&err3[4u * p.slot], 8u);
+            atomicOr(&err3[4u * p.slot], BIT_INDEX_SELECT_BACKWARD);
             atomicMax(&err3[4u * p.slot + 1u], t);
         }
     }
@@ -171,7 +178,7 @@ fn one_hot_at(i: u32) {
     let label = labels[i / p.classes];
     let c = i % p.classes;
     if (c == 0u && label >= p.classes) {
-        atomicOr(&err2[4u * p.slot], 16u);
+        atomicOr(&err2[4u * p.slot], BIT_ONE_HOT);
         atomicMax(&err2[4u * p.slot + 1u], label);
     }
     onehot[i] = select(0.0, 1.0, label == c);

@@ -58,10 +58,15 @@ fn load_a(a0: u32, row: u32, kk: u32) -> f32 {
     return a[a0 + row * p.k + kk];
 }
 
+// Outputs per invocation of matmul_blocked (the loops below are written for these values;
+// the host's grid reads the same constants, checked by the naga test).
+const BLOCK_ROWS: u32 = 8u;
+const BLOCK_COLS: u32 = 16u;
+
 @compute @workgroup_size(8, 4, 1)
 fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col0 = gid.x * 16u;
-    let row0 = gid.y * 8u;
+    let col0 = gid.x * BLOCK_COLS;
+    let row0 = gid.y * BLOCK_ROWS;
     let bi = gid.z;
     if (col0 >= p.n || row0 >= p.m || bi >= p.batch) {
         return;
@@ -78,7 +83,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var kk = 0u; kk < p.k; kk++) {
         var bq: array<vec4<f32>, 4>;
-        BLOCKED_LOAD_B
+        {{BLOCKED_LOAD_B}}
         for (var i = 0u; i < 8u; i++) {
             let av = vec4<f32>(load_a(a0, rows[i], kk));
             acc[i * 4u] = fma(av, bq[0], acc[i * 4u]);

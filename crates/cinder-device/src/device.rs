@@ -52,6 +52,9 @@ struct Inner {
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    /// The word types of the immediate struct the entry point reads (naga's reflection),
+    /// which every dispatch's [`Params`] must match.
+    immediates: Vec<crate::kernel::Word>,
 }
 
 struct State {
@@ -483,11 +486,15 @@ impl Device {
         if let Some(p) = lock(&self.inner.pipelines).get(kernel) {
             return Ok(p.clone());
         }
+        #[cfg(debug_assertions)]
+        listed(kernel)?;
+        let source = kernel.source()?;
+        let immediates = crate::kernel::immediate_layout(&kernel.name(), &source, kernel.entry)?;
         let dev = &self.inner.device;
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(kernel.family),
-            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         };
         let module = if self.inner.unchecked_shaders {
             // SAFETY: opted into with CINDER_UNCHECKED_SHADERS=1. Every Cinder kernel guards
@@ -535,12 +542,16 @@ impl Device {
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::DeviceLost(format!(
-                "compiling kernel {}::{} {:?} {:?}: {err}",
-                kernel.family, kernel.entry, kernel.constants, kernel.subst
-            )));
+            return Err(Error::ShaderCompile {
+                kernel: kernel.name(),
+                msg: err.to_string(),
+            });
         }
-        let p = Arc::new(Pipeline { pipeline, layout });
+        let p = Arc::new(Pipeline {
+            pipeline,
+            layout,
+            immediates,
+        });
         lock(&self.inner.pipelines).insert(kernel.clone(), p.clone());
         Ok(p)
     }
@@ -626,6 +637,18 @@ impl Device {
             return Ok(());
         }
         let pipeline = self.pipeline(kernel)?;
+        if params.kinds() != pipeline.immediates.as_slice() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {} reads immediates {:?} but was given {:?}",
+                    kernel.name(),
+                    pipeline.immediates,
+                    params.kinds()
+                ),
+                &[],
+            ));
+        }
         let mut entries: Vec<wgpu::BindGroupEntry> = inputs
             .iter()
             .chain(outputs)
@@ -912,6 +935,22 @@ impl std::fmt::Debug for Device {
             i.name, i.backend, i.device_type
         )
     }
+}
+
+/// In debug builds, every kernel of a built-in family must be one that `ops::all_kernels()`
+/// lists, which is what the naga test validates: a kernel built by hand somewhere else
+/// would be dispatched without that check. Returns [`Error::ShaderCompile`] otherwise.
+#[cfg(debug_assertions)]
+fn listed(kernel: &Kernel) -> Result<()> {
+    static LISTED: OnceLock<std::collections::HashSet<Kernel>> = OnceLock::new();
+    let set = LISTED.get_or_init(|| crate::ops::all_kernels().into_iter().collect());
+    if set.contains(kernel) {
+        return Ok(());
+    }
+    Err(Error::ShaderCompile {
+        kernel: kernel.name(),
+        msg: "not listed in its module's kernels(), so the naga test does not validate it".into(),
+    })
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked test thread must not wedge the

@@ -138,6 +138,15 @@ pub enum Error {
         /// parameter and how many of its elements).
         what: String,
     },
+    /// A kernel's WGSL did not build: a template placeholder missing or left unfilled, or
+    /// the shader or its pipeline rejected by the device's compiler. Names the kernel.
+    #[error("kernel {kernel} does not compile: {msg}")]
+    ShaderCompile {
+        /// `family::entry`, with its specialization.
+        kernel: String,
+        /// The compiler's (or the template's) message.
+        msg: String,
+    },
     /// The device was lost or a GPU command failed.
     #[error("device lost or GPU error: {0}")]
     DeviceLost(String),

@@ -66,6 +66,10 @@ pub struct Kernel {
     /// `array<atomic<u32>, 4>`, see [`crate::device`]) after the outputs, at binding
     /// `reads + writes`.
     pub error_word: bool,
+    /// The workgroup size the host computes its grid for: the entry point's
+    /// `@workgroup_size` after override constants must be this (the naga test checks it).
+    /// [`WORKGROUP_1D`] unless set with [`Kernel::with_workgroup`].
+    pub workgroup: (u32, u32, u32),
 }
 
 impl Kernel {
@@ -79,7 +83,14 @@ impl Kernel {
             reads,
             writes,
             error_word: false,
+            workgroup: (WORKGROUP_1D, 1, 1),
         }
+    }
+
+    /// Sets the workgroup size the host's grid assumes (see [`Kernel::workgroup`]).
+    pub fn with_workgroup(mut self, size: (u32, u32, u32)) -> Self {
+        self.workgroup = size;
+        self
     }
 
     /// Binds the device's error word after the outputs (for kernels that check indices).
@@ -88,7 +99,8 @@ impl Kernel {
         self
     }
 
-    /// Adds a template substitution (`placeholder` is replaced by `text` in the source).
+    /// Fills a template placeholder: `{{placeholder}}` in the family's WGSL becomes `text`
+    /// (see [`Kernel::source`]; nothing else in the source can be rewritten).
     pub fn with_subst(mut self, placeholder: &'static str, text: impl Into<String>) -> Self {
         self.subst.push((placeholder, text.into()));
         self
@@ -100,15 +112,53 @@ impl Kernel {
         self
     }
 
-    /// The WGSL text: [`COMMON`], then the family's file after substitutions. An unknown
-    /// family gives only [`COMMON`], which has no entry point and fails pipeline creation
-    /// with a clear message.
-    pub fn source(&self) -> String {
-        let mut src = format!("{COMMON}\n{}", shader_source(self.family).unwrap_or(""));
+    /// The WGSL text: [`COMMON`], then the family's file with its placeholders filled.
+    /// A placeholder is written `{{NAME}}` in the file and filled by
+    /// [`Kernel::with_subst`]`(NAME, text)`, so a substitution touches nothing but its
+    /// placeholder. Returns [`Error::ShaderCompile`] for an unknown family, a substitution
+    /// whose placeholder the file does not have, a text that holds a placeholder itself,
+    /// or a placeholder left unfilled.
+    pub fn source(&self) -> Result<String> {
+        let fail = |msg: String| Error::ShaderCompile {
+            kernel: self.name(),
+            msg,
+        };
+        let body = shader_source(self.family)
+            .ok_or_else(|| fail(format!("no shader family {:?}", self.family)))?;
+        let mut src = format!("{COMMON}\n{body}");
         for (k, v) in &self.subst {
-            src = src.replace(k, v);
+            let token = format!("{{{{{k}}}}}");
+            if !src.contains(&token) {
+                return Err(fail(format!(
+                    "shaders/{}.wgsl has no placeholder {token}",
+                    self.family
+                )));
+            }
+            if v.contains("{{") {
+                return Err(fail(format!(
+                    "the text for {token} holds a placeholder: {v:?}"
+                )));
+            }
+            src = src.replace(&token, v);
         }
-        src
+        if let Some(at) = src.find("{{") {
+            let rest = &src[at..];
+            let end = rest.find("}}").map_or(rest.len().min(40), |e| e + 2);
+            return Err(fail(format!("placeholder {} left unfilled", &rest[..end])));
+        }
+        Ok(src)
+    }
+
+    /// `family::entry` with its substitutions and constants, for messages.
+    pub fn name(&self) -> String {
+        let mut s = format!("{}::{}", self.family, self.entry);
+        for (k, v) in &self.subst {
+            s.push_str(&format!(" {k}={v:?}"));
+        }
+        for (k, v) in &self.constants {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        s
     }
 }
 
@@ -120,6 +170,7 @@ impl PartialEq for Kernel {
             && self.reads == other.reads
             && self.writes == other.writes
             && self.error_word == other.error_word
+            && self.workgroup == other.workgroup
             && self.constants.len() == other.constants.len()
             && self
                 .constants
@@ -137,6 +188,7 @@ impl std::hash::Hash for Kernel {
         self.entry.hash(h);
         self.subst.hash(h);
         self.error_word.hash(h);
+        self.workgroup.hash(h);
         for (k, v) in &self.constants {
             k.hash(h);
             v.to_bits().hash(h);
@@ -144,8 +196,23 @@ impl std::hash::Hash for Kernel {
     }
 }
 
+/// The type of one 32-bit word of a parameter block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Word {
+    /// `u32` (also the elements of `array<vec4<u32>, K>` and `array<u32, K>`).
+    U32,
+    /// `i32`.
+    I32,
+    /// `f32`.
+    F32,
+}
+
 /// Per-dispatch parameters, packed as 32-bit words in the order the WGSL `Params` struct
-/// declares its fields (all fields must be `u32`, `i32` or `f32`, or arrays of them).
+/// declares its fields (all fields must be `u32`, `i32` or `f32`, or arrays of them). Each
+/// word remembers its type, and the device checks the whole block against the struct the
+/// kernel's entry point reads, word by word, before every dispatch
+/// ([`immediate_layout`]): a field added on one side only, or two fields swapped, is an
+/// `Err`, not a kernel reading the wrong value.
 ///
 /// Packing never truncates silently: a `usize` above `u32::MAX` (or an array with more
 /// values than its fields) marks the block as unfit, and [`crate::Device::dispatch`] then
@@ -153,6 +220,7 @@ impl std::hash::Hash for Kernel {
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     words: Vec<u32>,
+    kinds: Vec<Word>,
     /// The first value that did not fit its field, if any: (field index, value).
     unfit: Option<(usize, usize)>,
 }
@@ -162,33 +230,37 @@ impl Params {
     pub fn new() -> Self {
         Params {
             words: Vec::with_capacity(32),
+            kinds: Vec::with_capacity(32),
             unfit: None,
         }
     }
-    /// Appends a `u32` field.
-    pub fn u32(mut self, v: u32) -> Self {
+    fn push(mut self, v: u32, kind: Word) -> Self {
         self.words.push(v);
+        self.kinds.push(kind);
         self
+    }
+    /// Appends a `u32` field.
+    pub fn u32(self, v: u32) -> Self {
+        self.push(v, Word::U32)
     }
     /// Appends a `u32` field from a `usize`. A value above `u32::MAX` is not truncated: it
     /// marks the block as unfit, so the dispatch is refused ([`Params::check`]).
     pub fn usize(mut self, v: usize) -> Self {
         match u32::try_from(v) {
-            Ok(w) => self.words.push(w),
+            Ok(w) => self.push(w, Word::U32),
             Err(_) => {
                 self.unfit.get_or_insert((self.words.len(), v));
-                self.words.push(u32::MAX);
+                self.push(u32::MAX, Word::U32)
             }
         }
-        self
     }
     /// Appends an `i32` field.
     pub fn i32(self, v: i32) -> Self {
-        self.u32(v as u32)
+        self.push(v as u32, Word::I32)
     }
     /// Appends an `f32` field.
     pub fn f32(self, v: f32) -> Self {
-        self.u32(v.to_bits())
+        self.push(v.to_bits(), Word::F32)
     }
     /// Appends `n` `u32` fields taken from `vals` (missing entries are filled with `fill`).
     /// A value above `u32::MAX`, or more than `n` values, marks the block as unfit.
@@ -217,6 +289,10 @@ impl Params {
             }),
         }
     }
+    /// The type of each word, in order.
+    pub fn kinds(&self) -> &[Word] {
+        &self.kinds
+    }
     /// The packed bytes.
     pub fn bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.words)
@@ -229,6 +305,95 @@ impl Params {
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
+}
+
+/// The words of the immediate (`var<immediate>`) struct that entry point `entry` of the
+/// WGSL `source` reads, by type, from naga's reflection of the shader: what a [`Params`]
+/// block for it must hold (empty when the entry point reads none). Struct members may be
+/// `u32`, `i32`, `f32`, or arrays of them or of their 4-vectors, with no padding between
+/// them (padding after the last one is never read). Returns [`Error::ShaderCompile`] naming `kernel` when the source does not parse or
+/// validate, has no such entry point, reads more than one immediate, or lays one out in
+/// another way.
+pub fn immediate_layout(kernel: &str, source: &str, entry: &str) -> Result<Vec<Word>> {
+    use wgpu::naga;
+    let fail = |msg: String| Error::ShaderCompile {
+        kernel: kernel.to_string(),
+        msg,
+    };
+    let module =
+        naga::front::wgsl::parse_str(source).map_err(|e| fail(e.emit_to_string(source)))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| fail(e.emit_to_string(source)))?;
+    let ep = module
+        .entry_points
+        .iter()
+        .position(|e| e.name == entry)
+        .ok_or_else(|| fail(format!("no entry point {entry}")))?;
+    let used = info.get_entry_point(ep);
+    let imm: Vec<_> = module
+        .global_variables
+        .iter()
+        .filter(|(h, v)| v.space == naga::AddressSpace::Immediate && !used[*h].is_empty())
+        .collect();
+    let var = match imm.as_slice() {
+        [] => return Ok(Vec::new()),
+        [(_, v)] => v,
+        _ => return Err(fail("the entry point reads more than one immediate".into())),
+    };
+    let scalar = |s: &naga::Scalar| match (s.kind, s.width) {
+        (naga::ScalarKind::Uint, 4) => Some(Word::U32),
+        (naga::ScalarKind::Sint, 4) => Some(Word::I32),
+        (naga::ScalarKind::Float, 4) => Some(Word::F32),
+        _ => None,
+    };
+    let words_of = |ty: naga::Handle<naga::Type>| -> Option<Vec<Word>> {
+        match &module.types[ty].inner {
+            naga::TypeInner::Scalar(s) => Some(vec![scalar(s)?]),
+            naga::TypeInner::Vector { size, scalar: s } => Some(vec![scalar(s)?; *size as usize]),
+            naga::TypeInner::Array {
+                base,
+                size: naga::ArraySize::Constant(n),
+                ..
+            } => {
+                let one = match &module.types[*base].inner {
+                    naga::TypeInner::Scalar(s) => vec![scalar(s)?],
+                    naga::TypeInner::Vector { size, scalar: s } => {
+                        vec![scalar(s)?; *size as usize]
+                    }
+                    _ => return None,
+                };
+                Some(one.repeat(n.get() as usize))
+            }
+            _ => None,
+        }
+    };
+    let naga::TypeInner::Struct { members, .. } = &module.types[var.ty].inner else {
+        return words_of(var.ty).ok_or_else(|| fail("an immediate of an unsupported type".into()));
+    };
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        if m.offset as usize != out.len() * 4 {
+            return Err(fail(format!(
+                "immediate member {:?} at byte {} after {} packed words (padding)",
+                m.name,
+                m.offset,
+                out.len()
+            )));
+        }
+        let w = words_of(m.ty).ok_or_else(|| {
+            fail(format!(
+                "immediate member {:?} has an unsupported type",
+                m.name
+            ))
+        })?;
+        out.extend(w);
+    }
+    // Trailing padding (a struct's size rounds up to its alignment) is never read.
+    Ok(out)
 }
 
 /// Elements each invocation of a 1-D elementwise-style kernel handles (`EPT` in

@@ -114,6 +114,17 @@ const DIRECT_MAX_REDUCTION: usize = 32;
 /// loads.
 pub const DIRECT_GROUP_MAX: usize = 16;
 
+/// The constants conv2d.wgsl repeats (see [`super::Contract`]).
+pub(crate) fn contracts() -> Vec<super::Contract> {
+    [("IM2COL_ROWS", IM2COL_ROWS), ("DPOS", DPOS)]
+        .map(|(name, v)| super::Contract {
+            family: "conv2d",
+            name,
+            value: v as u64,
+        })
+        .to_vec()
+}
+
 /// Rows of columns each im2col invocation writes (`IM2COL_ROWS` in conv2d.wgsl).
 const IM2COL_ROWS: usize = 8;
 

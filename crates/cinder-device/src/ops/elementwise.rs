@@ -449,6 +449,13 @@ fn binary_kernel(entry: &'static str, op: BinaryOp, reads: u32) -> Kernel {
         .with_subst("BINARY_OP", op.expr())
 }
 
+/// The broadcast entry point as a copy of its first operand (`broadcast_to`).
+fn copy_bcast_kernel() -> Kernel {
+    Kernel::new("elementwise", "binary_bcast", 2, 1)
+        .with_subst("UNARY_OP", "x")
+        .with_subst("BINARY_OP", "a")
+}
+
 fn plain_kernel(entry: &'static str, reads: u32, writes: u32) -> Kernel {
     Kernel::new("elementwise", entry, reads, writes)
         .with_subst("UNARY_OP", "x")
@@ -463,7 +470,7 @@ pub fn kernels() -> Vec<Kernel> {
         v.push(binary_kernel("binary_bcast", op, 2));
         v.push(binary_kernel("binary_scalar", op, 1));
     }
-    v.push(binary_kernel("binary_bcast", BinaryOp::Add, 2).with_subst("a + b", "a"));
+    v.push(copy_bcast_kernel());
     v.push(plain_kernel("where_select", 3, 1));
     v.push(plain_kernel("fill", 0, 1));
     v
@@ -577,7 +584,7 @@ impl DeviceTensor {
         }
         self.expect_dtype("broadcast_to", DType::F32)?;
         let out = DeviceTensor::uninit_for("broadcast_to", self.device(), shape, DType::F32)?;
-        let k = binary_kernel("binary_bcast", BinaryOp::Add, 2).with_subst("a + b", "a");
+        let k = copy_bcast_kernel();
         bcast_dispatch("broadcast_to", &k, self, self, &out)?;
         Ok(out)
     }

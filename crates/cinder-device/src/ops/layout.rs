@@ -12,6 +12,13 @@ fn k(entry: &'static str, reads: u32) -> Kernel {
     Kernel::new("layout", entry, reads, 1)
 }
 
+/// Rows and columns of the tile one workgroup of `transpose2d` moves (its workgroup size).
+const TRANSPOSE_TILE: u32 = 16;
+
+fn transpose2d() -> Kernel {
+    k("transpose2d", 1).with_workgroup((TRANSPOSE_TILE, TRANSPOSE_TILE, 1))
+}
+
 /// Every kernel specialization of this family.
 pub fn kernels() -> Vec<Kernel> {
     let mut v: Vec<Kernel> = (1..=MAX_DIMS)
@@ -20,7 +27,7 @@ pub fn kernels() -> Vec<Kernel> {
         })
         .collect();
     v.extend([
-        k("transpose2d", 1),
+        transpose2d(),
         k("pad_constant", 1),
         k("arange_f32", 0),
         k("arange_u32", 0),
@@ -70,8 +77,10 @@ fn strided(
     } else {
         "strided_read"
     };
+    // The pipeline is specialized for the merged rank (RANK), so the index loop unrolls.
+    let kernel = k(entry, 1).with_constant("RANK", sh.len().max(1) as f64);
     src.device()
-        .dispatch(&k(entry, 1), &[src], &[dst], &params, grid_elems(n)?)
+        .dispatch(&kernel, &[src], &[dst], &params, grid_elems(n)?)
 }
 
 impl DeviceTensor {
@@ -111,7 +120,8 @@ impl DeviceTensor {
         let (rows, cols) = (self.shape()[r - 2], self.shape()[r - 1]);
         let batch = numel(&self.shape()[..r - 2]);
         let out = DeviceTensor::uninit_for("permute", self.device(), &out_shape, self.dtype())?;
-        let groups = (rows.div_ceil(16), cols.div_ceil(16), batch);
+        let t = TRANSPOSE_TILE as usize;
+        let groups = (rows.div_ceil(t), cols.div_ceil(t), batch);
         let max = crate::kernel::MAX_GROUPS_PER_DIM as usize;
         if out.numel() == 0 {
             return Ok(out);
@@ -127,7 +137,7 @@ impl DeviceTensor {
         let p = Params::new().usize(rows).usize(cols).usize(batch).u32(0);
         let g = (groups.0 as u32, groups.1 as u32, groups.2 as u32);
         self.device()
-            .dispatch(&k("transpose2d", 1), &[self], &[&out], &p, g)?;
+            .dispatch(&transpose2d(), &[self], &[&out], &p, g)?;
         Ok(out)
     }
 

@@ -25,7 +25,7 @@ const WG: u32 = 64;
 const MAX_SWEEPS: u32 = 30;
 
 fn kernel(entry: &'static str, reads: u32, writes: u32) -> Kernel {
-    Kernel::new("linalg", entry, reads, writes)
+    Kernel::new("linalg", entry, reads, writes).with_workgroup((WG, 1, 1))
 }
 
 /// Every kernel specialization of this family.

@@ -34,8 +34,17 @@ const LOAD_B_SCALAR: &str = "let r0 = b0 + kk * p.n;
                               b[r0 + min(cc + 2u, last)], b[r0 + min(cc + 3u, last)]);
         }";
 
+/// Rows and columns of C one invocation of the blocked kernel computes (`BLOCK_ROWS`,
+/// `BLOCK_COLS` in matmul.wgsl).
+pub(crate) const BLOCK_ROWS: u32 = 8;
+pub(crate) const BLOCK_COLS: u32 = 16;
+/// Rows and columns of C one workgroup of the tiled kernel computes (`TILE` in matmul.wgsl).
+pub(crate) const TILE: u32 = 64;
+
 fn naive() -> Kernel {
-    Kernel::new("matmul", "matmul_naive", 2, 1).with_subst("BLOCKED_LOAD_B", "")
+    Kernel::new("matmul", "matmul_naive", 2, 1)
+        .with_subst("BLOCKED_LOAD_B", "")
+        .with_workgroup((16, 16, 1))
 }
 
 fn blocked(ta: bool, vec4_b: bool) -> Kernel {
@@ -45,6 +54,7 @@ fn blocked(ta: bool, vec4_b: bool) -> Kernel {
             if vec4_b { LOAD_B_VEC4 } else { LOAD_B_SCALAR },
         )
         .with_constant("TA", ta as u32 as f64)
+        .with_workgroup((8, 4, 1))
 }
 
 fn tiled(ta: bool, tb: bool) -> Kernel {
@@ -52,6 +62,7 @@ fn tiled(ta: bool, tb: bool) -> Kernel {
         .with_subst("BLOCKED_LOAD_B", "")
         .with_constant("TA", ta as u32 as f64)
         .with_constant("TB", tb as u32 as f64)
+        .with_workgroup((16, 16, 1))
 }
 
 /// Every kernel specialization of this family.
@@ -231,24 +242,22 @@ impl DeviceTensor {
                 } else {
                     rhs.clone()
                 };
+                let k = blocked(trans_a, n % 4 == 0);
+                let wg = k.workgroup;
                 let g = (
-                    (n.div_ceil(16).div_ceil(8)) as u32,
-                    (m.div_ceil(8).div_ceil(4)) as u32,
+                    (n.div_ceil(BLOCK_COLS as usize).div_ceil(wg.0 as usize)) as u32,
+                    (m.div_ceil(BLOCK_ROWS as usize).div_ceil(wg.1 as usize)) as u32,
                     batch as u32,
                 );
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
-                self.device().dispatch(
-                    &blocked(trans_a, n % 4 == 0),
-                    &[lhs, &b],
-                    &[&out],
-                    &params(false),
-                    g,
-                )?;
+                self.device()
+                    .dispatch(&k, &[lhs, &b], &[&out], &params(false), g)?;
             }
             MatmulKernel::Tiled => {
-                let g = (n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
+                let t = TILE as usize;
+                let g = (n.div_ceil(t) as u32, m.div_ceil(t) as u32, batch as u32);
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
@@ -261,12 +270,18 @@ impl DeviceTensor {
                 )?;
             }
             _ => {
-                let g = (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32);
+                let k = naive();
+                let wg = k.workgroup;
+                let g = (
+                    n.div_ceil(wg.0 as usize) as u32,
+                    m.div_ceil(wg.1 as usize) as u32,
+                    batch as u32,
+                );
                 if !groups_ok(g) {
                     return Err(too_big());
                 }
                 self.device()
-                    .dispatch(&naive(), &[lhs, rhs], &[&out], &params(trans_b), g)?;
+                    .dispatch(&k, &[lhs, rhs], &[&out], &params(trans_b), g)?;
             }
         }
         Ok(out)

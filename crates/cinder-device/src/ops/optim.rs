@@ -13,6 +13,23 @@ use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params, grid_elems};
 use crate::tensor::{DType, DeviceTensor};
 
+/// The flag bits optim.wgsl repeats (see [`super::Contract`]).
+pub(crate) fn contracts() -> Vec<super::Contract> {
+    [
+        ("FIRST", FIRST),
+        ("NESTEROV", NESTEROV),
+        ("DECOUPLED", DECOUPLED),
+        ("MAXIMIZE", MAXIMIZE),
+        ("CLIP_INF", CLIP_INF),
+    ]
+    .map(|(name, v)| super::Contract {
+        family: "optim",
+        name,
+        value: v as u64,
+    })
+    .to_vec()
+}
+
 const FIRST: u32 = 1;
 const NESTEROV: u32 = 2;
 const DECOUPLED: u32 = 4;
@@ -118,7 +135,7 @@ pub fn kernels() -> Vec<Kernel> {
 }
 
 fn clip_kernel() -> Kernel {
-    Kernel::new("optim", "clip_norm_coef", 1, 2)
+    Kernel::new("optim", "clip_norm_coef", 1, 2).with_workgroup((1, 1, 1))
 }
 
 fn check_finite(op: &'static str, shape: &[usize], vals: &[(&str, f32)]) -> Result<()> {

@@ -39,6 +39,26 @@ const ROWS_MAX_LEN: usize = 256;
 const ROWS_MANY_GPU: (usize, usize) = (4096, 4096);
 const ROWS_MANY_CPU: (usize, usize) = (64, 16384);
 
+/// The op codes reduce.wgsl repeats (see [`super::Contract`]).
+pub(crate) fn contracts() -> Vec<super::Contract> {
+    [
+        ("OP_SUM", ROp::Sum),
+        ("OP_MEAN", ROp::Mean),
+        ("OP_MAX", ROp::Max),
+        ("OP_MIN", ROp::Min),
+        ("OP_ARGMAX", ROp::ArgMax),
+        ("OP_ARGMIN", ROp::ArgMin),
+        ("OP_LSE", ROp::LogSumExp),
+        ("OP_VAR", ROp::Var),
+    ]
+    .map(|(name, op)| super::Contract {
+        family: "reduce",
+        name,
+        value: op as u64,
+    })
+    .to_vec()
+}
+
 /// The reduction ops, numbered as `OP_*` in `reduce.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ROp {
@@ -75,7 +95,7 @@ const ENTRIES: [&str; 5] = [
 /// The kernel for `entry` and `op`: sum and mean (the hot ops) get pipelines specialized
 /// with the `OP` override; the other ops share one that reads the op at run time.
 fn kernel(entry: &'static str, op: ROp) -> Kernel {
-    let k = Kernel::new("reduce", entry, 1, 1);
+    let k = Kernel::new("reduce", entry, 1, 1).with_workgroup((WG as u32, 1, 1));
     match op {
         ROp::Sum | ROp::Mean => k.with_constant("OP", op as u32 as f64),
         _ => k,

@@ -22,7 +22,7 @@ const ROWS_MANY_GPU: (usize, usize) = (4096, 4096);
 const ROWS_MANY_CPU: (usize, usize) = (512, 16384);
 
 fn kernel(entry: &'static str, reads: u32) -> Kernel {
-    Kernel::new("softmax", entry, reads, 1)
+    Kernel::new("softmax", entry, reads, 1).with_workgroup((WG, 1, 1))
 }
 
 /// Every kernel specialization of this family.

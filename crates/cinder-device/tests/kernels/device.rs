@@ -291,3 +291,30 @@ fn allocations_past_the_memory_budget_are_out_of_memory() {
     assert_eq!(cinder_device::device::parse_bytes("512k"), Some(512 << 10));
     assert_eq!(cinder_device::device::parse_bytes("x"), None);
 }
+
+/// Host parameters are checked against the struct the kernel's entry point reads, word by
+/// word: a missing field, an extra one or a float where the shader reads an integer is an
+/// error naming the kernel, before anything is recorded.
+#[test]
+fn parameters_that_do_not_match_the_shader_struct_are_refused() {
+    use cinder_device::{Kernel, Params};
+    let k = Kernel::new("elementwise", "fill", 0, 1)
+        .with_subst("UNARY_OP", "x")
+        .with_subst("BINARY_OP", "a");
+    let out = DeviceTensor::uninit(&dev(), &[3], DType::F32).unwrap();
+    let right = Params::new().usize(3).f32(1.5).f32(0.0).u32(0);
+    dev().dispatch(&k, &[], &[&out], &right, (1, 1, 1)).unwrap();
+    assert_eq!(read(&out), vec![1.5; 3]);
+    for wrong in [
+        Params::new().usize(3).f32(1.5).f32(0.0),
+        Params::new().usize(3).f32(1.5).f32(0.0).u32(0).u32(0),
+        Params::new().f32(3.0).f32(1.5).f32(0.0).u32(0),
+    ] {
+        match dev().dispatch(&k, &[], &[&out], &wrong, (1, 1, 1)) {
+            Err(Error::InvalidArgument { msg, .. }) => {
+                assert!(msg.contains("reads immediates"), "{msg}")
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+}
