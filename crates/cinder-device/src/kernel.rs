@@ -20,25 +20,25 @@ pub const WORKGROUP_1D: u32 = 256;
 pub const MAX_GROUPS_PER_DIM: u32 = 65535;
 
 /// Helpers prepended to every shader family's source (`shaders/common.wgsl`).
-pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+pub const COMMON: &str = include_str!("../shaders/common.wgsl");
 
 /// Every shader family: (family name, WGSL source, without [`COMMON`]).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "elementwise",
-        include_str!("../../../shaders/elementwise.wgsl"),
+        include_str!("../shaders/elementwise.wgsl"),
     ),
-    ("reduce", include_str!("../../../shaders/reduce.wgsl")),
-    ("softmax", include_str!("../../../shaders/softmax.wgsl")),
-    ("matmul", include_str!("../../../shaders/matmul.wgsl")),
-    ("conv2d", include_str!("../../../shaders/conv2d.wgsl")),
-    ("pool2d", include_str!("../../../shaders/pool2d.wgsl")),
-    ("index", include_str!("../../../shaders/index.wgsl")),
-    ("layout", include_str!("../../../shaders/layout.wgsl")),
-    ("random", include_str!("../../../shaders/random.wgsl")),
-    ("linalg", include_str!("../../../shaders/linalg.wgsl")),
-    ("optim", include_str!("../../../shaders/optim.wgsl")),
-    ("check", include_str!("../../../shaders/check.wgsl")),
+    ("reduce", include_str!("../shaders/reduce.wgsl")),
+    ("softmax", include_str!("../shaders/softmax.wgsl")),
+    ("matmul", include_str!("../shaders/matmul.wgsl")),
+    ("conv2d", include_str!("../shaders/conv2d.wgsl")),
+    ("pool2d", include_str!("../shaders/pool2d.wgsl")),
+    ("index", include_str!("../shaders/index.wgsl")),
+    ("layout", include_str!("../shaders/layout.wgsl")),
+    ("random", include_str!("../shaders/random.wgsl")),
+    ("linalg", include_str!("../shaders/linalg.wgsl")),
+    ("optim", include_str!("../shaders/optim.wgsl")),
+    ("check", include_str!("../shaders/check.wgsl")),
 ];
 
 /// Returns the WGSL source of a shader family, or `None` for an unknown name.
