@@ -24,10 +24,7 @@ pub const COMMON: &str = include_str!("../shaders/common.wgsl");
 
 /// Every shader family: (family name, WGSL source, without [`COMMON`]).
 pub const SHADERS: &[(&str, &str)] = &[
-    (
-        "elementwise",
-        include_str!("../shaders/elementwise.wgsl"),
-    ),
+    ("elementwise", include_str!("../shaders/elementwise.wgsl")),
     ("reduce", include_str!("../shaders/reduce.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("matmul", include_str!("../shaders/matmul.wgsl")),
