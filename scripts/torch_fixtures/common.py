@@ -137,7 +137,23 @@ class Family:
 
     def save(self, path):
         save_file(self.tensors, path, metadata=self.meta)
+        canonical_header(path)
         return len(self.meta)
+
+
+def canonical_header(path):
+    """Rewrites a safetensors file's JSON header with sorted keys, so that a rerun of the
+    generator writes the same bytes (the writer orders the metadata map by hash). The data
+    section is untouched; the header is padded with spaces to a multiple of 8 bytes, as the
+    format allows."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + raw[8 + n:])
 
 
 def finite(x):
