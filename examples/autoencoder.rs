@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         let mut total = 0f64;
         no_grad(|| -> anyhow::Result<()> {
             for batch in el.epoch(0) {
-                let x = Tensor::from_data(batch?.images);
+                let x = batch?.images;
                 let y = ae.reconstruct(&x, false)?;
                 total += y.sub(&x)?.square()?.sum_all()?.item()? as f64;
             }

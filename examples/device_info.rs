@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     let b: Vec<f32> = (0..k * p)
         .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
         .collect();
-    let c = DeviceTensor::from_slice(&dev, &a, &[m, k])?.matmul(&DeviceTensor::from_slice(
+    let c = Tensor::from_slice(&dev, &a, &[m, k])?.matmul(&Tensor::from_slice(
         &dev,
         &b,
         &[k, p],
@@ -59,8 +59,8 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(max_err < 1e-3, "matmul disagrees with the CPU");
 
     // Speed: n x n x n, a warm-up then timed runs.
-    let x = DeviceTensor::full(&dev, &[n, n], 0.5)?;
-    let y = DeviceTensor::full(&dev, &[n, n], 0.25)?;
+    let x = Tensor::full(&dev, &[n, n], 0.5)?;
+    let y = Tensor::full(&dev, &[n, n], 0.25)?;
     x.matmul(&y)?;
     dev.sync()?;
     let reps = 5;

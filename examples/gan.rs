@@ -121,8 +121,8 @@ fn main() -> anyhow::Result<()> {
         let last = tl.num_batches().saturating_sub(1);
         for (i, batch) in tl.epoch(epoch as u64).enumerate() {
             let b = batch?;
-            let x = Tensor::from_data(b.images);
-            let y = Tensor::from_data(b.labels);
+            let x = b.images;
+            let y = b.labels;
             let labels = args.conditional.then_some(&y);
             let s = trainer.step(&g, &d, &mut g_opt, &mut d_opt, &x, labels, step)?;
             step += 1;

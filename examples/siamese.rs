@@ -58,7 +58,7 @@ fn embed(net: &Siamese, dev: &Device, d: &Dataset) -> anyhow::Result<Vec<f32>> {
     no_grad(|| -> anyhow::Result<()> {
         for b in l.epoch(0) {
             out.extend(
-                net.forward(&Tensor::from_data(b?.images))?
+                net.forward(&b?.images)?
                     .to_vec::<f32>()?,
             );
         }

@@ -103,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     let labels = train.labels().to_vec();
     let (n, d) = (train.len(), train.image_len());
     let xs: Vec<f32> = train.images().iter().map(|&p| p as f32 / 255.0).collect();
-    let x = DeviceTensor::from_slice(&dev, &xs, &[n, d])?;
+    let x = Tensor::from_slice(&dev, &xs, &[n, d])?;
     println!("data: {n} images of {d} pixels, scaled to [0, 1]");
 
     // PCA.

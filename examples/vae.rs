@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
             for (i, batch) in el.epoch(0).enumerate() {
                 let b = batch?;
                 let n = b.indices.len();
-                let x = Tensor::from_data(b.images);
+                let x = b.images;
                 tot += vae.elbo(&x, 777, i as u64)?.loss.item()? as f64 * n as f64;
             }
             let chunk = 20;
@@ -173,7 +173,7 @@ fn main() -> anyhow::Result<()> {
         let mut labels = vec![];
         for batch in el.epoch(0) {
             let b = batch?;
-            let (mu, _) = vae.encode(&Tensor::from_data(b.images), false)?;
+            let (mu, _) = vae.encode(&b.images, false)?;
             let mu = mu.narrow(1, 0, 2.min(latent))?;
             xy.extend(mu.to_vec::<f32>()?);
             labels.extend(b.indices.iter().map(|&i| el.dataset().labels()[i]));

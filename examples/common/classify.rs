@@ -140,7 +140,7 @@ fn pause_before_commit(pending: &checkpoint::PendingSave, epoch: usize) {
 /// as [`pause_before_commit`] says.
 fn save_checkpoint(
     path: &Path,
-    tensors: &[(String, cinder::device::DeviceTensor)],
+    tensors: &[(String, cinder::Tensor)],
     file_dtypes: &BTreeMap<String, checkpoint::FileDType>,
     meta: &BTreeMap<String, String>,
     epoch: usize,
@@ -161,8 +161,7 @@ fn save_last(
     meta: &BTreeMap<String, String>,
     epoch: usize,
 ) -> anyhow::Result<()> {
-    let model: Vec<_> = vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
-    let mut all = with_prefix("model.", &model);
+    let mut all = with_prefix("model.", &vs.state());
     all.extend(with_prefix("optim.", &opt.state()));
     save_checkpoint(path, &all, &BTreeMap::new(), meta, epoch)
 }
@@ -419,7 +418,7 @@ pub fn run(
         if v.accuracy > best_acc {
             best_acc = v.accuracy;
             bad = 0;
-            let state: Vec<_> = vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
+            let state = vs.state();
             let meta = BTreeMap::from([
                 ("epoch".to_string(), (epoch + 1).to_string()),
                 ("val_accuracy".to_string(), best_acc.to_string()),

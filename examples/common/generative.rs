@@ -127,7 +127,7 @@ pub fn train_epoch(
     );
     let mut sum: Option<Tensor> = None;
     for batch in loader.epoch(epoch as u64) {
-        let x = Tensor::from_data(batch?.images);
+        let x = batch?.images;
         let (minimize, report) = loss(&x, *step)?;
         opt.zero_grad();
         minimize.backward()?;

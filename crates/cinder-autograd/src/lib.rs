@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod chain;
 mod engine;
 mod gradcheck;
 mod mode;
@@ -29,6 +30,7 @@ mod operators;
 mod ops;
 mod tensor;
 
+pub use chain::TensorResultExt;
 pub use engine::{BackwardOptions, grad, grad_with};
 pub use gradcheck::{GradcheckOptions, gradcheck};
 pub use mode::{

@@ -133,11 +133,18 @@ impl Tensor {
             .clone()
     }
 
-    /// Replaces a leaf's data, as `p.data = new` in PyTorch (what an optimizer step does).
-    /// The graph is not told: a graph recorded before still refers to the tensor and its
-    /// backward will see the new data, so update parameters between steps, not inside one.
-    /// Returns `Err` when the shape or dtype differs, or the tensor is not a leaf.
-    pub fn set_data(&self, data: DeviceTensor) -> Result<()> {
+    /// Replaces a leaf's data with `data`'s (shared, not copied), as `p.data = new` in
+    /// PyTorch. The graph is not told: a graph recorded before still refers to the tensor
+    /// and its backward will see the new data, so update parameters between steps, not
+    /// inside one. Returns `Err` when the shape or dtype differs, or the tensor is not a
+    /// leaf.
+    pub fn set_data(&self, data: &Tensor) -> Result<()> {
+        self.set_raw(data.data())
+    }
+
+    /// [`Tensor::set_data`] from the device crate's raw tensor (for kernel authors); the same
+    /// errors.
+    pub fn set_raw(&self, data: DeviceTensor) -> Result<()> {
         if self.inner.has_node {
             return Err(Error::invalid(
                 "set_data",

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
-use cinder_device::{Device, DeviceTensor, Error, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{Device, Error, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -18,9 +19,9 @@ use crate::transform::Transform;
 /// One batch on the device.
 pub struct Batch {
     /// `[B, C, H, W]` f32 images after the transforms.
-    pub images: DeviceTensor,
+    pub images: Tensor,
     /// `[B]` u32 labels.
-    pub labels: DeviceTensor,
+    pub labels: Tensor,
     /// The dataset indices of the examples, in batch order.
     pub indices: Vec<usize>,
 }
@@ -45,9 +46,14 @@ struct HostBatch {
 }
 
 impl DataLoader {
-    /// Batches of `batch_size` in dataset order, no transforms. Returns `Err` for a zero
-    /// batch size.
-    pub fn new(device: &Device, data: Arc<Dataset>, batch_size: usize) -> Result<DataLoader> {
+    /// Batches of `batch_size` in dataset order, no transforms; `data` is a [`Dataset`] or
+    /// an `Arc` of one (shared with other loaders). Returns `Err` for a zero batch size.
+    pub fn new(
+        device: &Device,
+        data: impl Into<Arc<Dataset>>,
+        batch_size: usize,
+    ) -> Result<DataLoader> {
+        let data = data.into();
         if batch_size == 0 {
             return Err(Error::invalid("DataLoader", "batch size 0", &[]));
         }
@@ -267,8 +273,8 @@ impl Iterator for Epoch {
         let b = hb.labels.len();
         let up = || -> Result<Batch> {
             Ok(Batch {
-                images: DeviceTensor::from_slice(&self.device, &hb.images, &[b, c, h, w])?,
-                labels: DeviceTensor::from_slice(&self.device, &hb.labels, &[b])?,
+                images: Tensor::from_slice(&self.device, &hb.images, &[b, c, h, w])?,
+                labels: Tensor::from_slice(&self.device, &hb.labels, &[b])?,
                 indices: hb.indices.clone(),
             })
         };

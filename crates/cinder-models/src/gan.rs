@@ -6,7 +6,7 @@
 //! discriminator steps per generator step.
 
 use cinder_autograd::{Tensor, no_grad};
-use cinder_device::{DeviceTensor, Error, Result};
+use cinder_device::{Error, Result};
 use cinder_nn::loss::{GanLoss, Penalty, gradient_penalty};
 use cinder_nn::optim::Optimizer;
 use cinder_nn::{
@@ -302,7 +302,7 @@ pub fn dcgan_init(vs: &VarStore, seed: u64) -> Result<()> {
                 std: 0.02,
             }
         };
-        p.set_data(init.tensor(&dev, &shape, seed, i as u64)?)?;
+        p.set_data(&init.tensor(&dev, &shape, seed, i as u64)?)?;
     }
     Ok(())
 }
@@ -455,8 +455,7 @@ pub fn clip_parameters(params: &[Tensor], c: f32) -> Result<()> {
     }
     no_grad(|| {
         for p in params {
-            let clamped: DeviceTensor = p.data().clamp(-c, c)?;
-            p.set_data(clamped)?;
+            p.set_data(&p.clamp(-c, c)?)?;
         }
         Ok(())
     })

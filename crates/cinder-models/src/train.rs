@@ -53,11 +53,11 @@ impl Totals {
     }
 
     /// Adds a batch: its mean loss and logits against u32 labels.
-    fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &DeviceTensor) -> Result<()> {
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<()> {
         let b = labels.numel();
         let l = loss.data().mul_scalar(b as f32)?;
         let pred = logits.data().argmax_axis(1, false)?.to_dtype(DType::F32)?;
-        let hit = pred.eq(&labels.to_dtype(DType::F32)?)?.sum_all()?;
+        let hit = pred.eq(&labels.data().to_dtype(DType::F32)?)?.sum_all()?;
         self.loss = Some(match self.loss.take() {
             Some(t) => t.add(&l)?,
             None => l,
@@ -179,14 +179,13 @@ pub fn train_epoch(
     let ce = CrossEntropy::default();
     for (i, batch) in loader.epoch(epoch).enumerate() {
         let batch = batch?;
-        let x = Tensor::from_data(batch.images);
-        let y = Tensor::from_data(batch.labels.clone());
-        let logits = model.forward_t(&x, true)?;
-        let loss = cross_entropy(&logits, &y, &ce)?;
+        let (x, y) = (&batch.images, &batch.labels);
+        let logits = model.forward_t(x, true)?;
+        let loss = cross_entropy(&logits, y, &ce)?;
         opt.zero_grad();
         loss.backward()?;
         opt.step()?;
-        no_grad(|| totals.add(&loss, &logits, &batch.labels))?;
+        no_grad(|| totals.add(&loss, &logits, y))?;
         let running = if report_every > 0 && (i + 1) % report_every == 0 {
             let l =
                 totals.loss.as_ref().map_or(Ok(0.0), |t| t.to_scalar())? / totals.examples as f32;
@@ -230,11 +229,10 @@ pub fn evaluate(model: &dyn ModuleT, loader: &DataLoader) -> Result<(Stats, Vec<
     no_grad(|| -> Result<()> {
         for batch in loader.epoch(0) {
             let batch = batch?;
-            let x = Tensor::from_data(batch.images);
-            let y = Tensor::from_data(batch.labels.clone());
-            let logits = model.forward_t(&x, false)?;
-            let loss = cross_entropy(&logits, &y, &ce)?;
-            totals.add(&loss, &logits, &batch.labels)?;
+            let (x, y) = (&batch.images, &batch.labels);
+            let logits = model.forward_t(x, false)?;
+            let loss = cross_entropy(&logits, y, &ce)?;
+            totals.add(&loss, &logits, y)?;
             pending.push(logits.data().argmax_axis(1, false)?);
         }
         Ok(())

@@ -2,7 +2,8 @@
 //! the counter-based generator so that a seed gives the same weights on every adapter.
 
 use cinder_device::shape::checked_product;
-use cinder_device::{Device, DeviceTensor, Error, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{Device, Error, Result};
 
 /// How a new parameter is filled.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,35 +75,35 @@ impl Init {
         shape: &[usize],
         seed: u64,
         offset: u64,
-    ) -> Result<DeviceTensor> {
+    ) -> Result<Tensor> {
         let kaiming_gain = |a: f32| (2.0 / (1.0 + a * a)).sqrt();
         match *self {
-            Init::Constant(v) => DeviceTensor::full(device, shape, v),
+            Init::Constant(v) => Tensor::full(device, shape, v),
             Init::Uniform { lo, hi } => {
-                DeviceTensor::rand_uniform(device, shape, lo, hi, seed, offset)
+                Tensor::rand_uniform(device, shape, lo, hi, seed, offset)
             }
             Init::Normal { mean, std } => {
-                DeviceTensor::rand_normal(device, shape, mean, std, seed, offset)
+                Tensor::rand_normal(device, shape, mean, std, seed, offset)
             }
             Init::KaimingUniform { negative_slope } => {
                 let (fan_in, _) = fans(shape)?;
                 let bound = kaiming_gain(negative_slope) * (3.0 / fan_in as f32).sqrt();
-                DeviceTensor::rand_uniform(device, shape, -bound, bound, seed, offset)
+                Tensor::rand_uniform(device, shape, -bound, bound, seed, offset)
             }
             Init::KaimingNormal { negative_slope } => {
                 let (fan_in, _) = fans(shape)?;
                 let std = kaiming_gain(negative_slope) / (fan_in as f32).sqrt();
-                DeviceTensor::rand_normal(device, shape, 0.0, std, seed, offset)
+                Tensor::rand_normal(device, shape, 0.0, std, seed, offset)
             }
             Init::XavierUniform { gain } => {
                 let (fi, fo) = fans(shape)?;
                 let bound = gain * (6.0 / (fi as f64 + fo as f64)).sqrt() as f32;
-                DeviceTensor::rand_uniform(device, shape, -bound, bound, seed, offset)
+                Tensor::rand_uniform(device, shape, -bound, bound, seed, offset)
             }
             Init::XavierNormal { gain } => {
                 let (fi, fo) = fans(shape)?;
                 let std = gain * (2.0 / (fi as f64 + fo as f64)).sqrt() as f32;
-                DeviceTensor::rand_normal(device, shape, 0.0, std, seed, offset)
+                Tensor::rand_normal(device, shape, 0.0, std, seed, offset)
             }
         }
     }

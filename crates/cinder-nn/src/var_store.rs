@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cinder_autograd::Tensor;
-use cinder_device::{Device, DeviceTensor, Error, Result};
+use cinder_device::{Device, Error, Result};
 
 use crate::checkpoint::FileDType;
 use crate::init::Init;
@@ -207,21 +207,22 @@ impl Path {
         let offset = self.store.next_offset();
         let data = init.tensor(&self.store.device, shape, self.store.seed, offset)?;
         self.store
-            .register(self.name(leaf), Tensor::parameter(data)?, false, None)
+            .register(self.name(leaf), Tensor::parameter(data.data())?, false, None)
     }
 
-    /// Registers `data` as a trainable parameter `leaf` (weights computed elsewhere).
-    /// Returns `Err` when the name is taken or the data is not f32.
-    pub fn var_from(&self, leaf: &str, data: DeviceTensor) -> Result<Tensor> {
+    /// Registers `data` as a trainable parameter `leaf` (weights computed elsewhere): a new
+    /// leaf sharing `data`'s buffer, cut from any graph it was in. Returns `Err` when the
+    /// name is taken or the data is not f32.
+    pub fn var_from(&self, leaf: &str, data: &Tensor) -> Result<Tensor> {
         self.store
-            .register(self.name(leaf), Tensor::parameter(data)?, false, None)
+            .register(self.name(leaf), Tensor::parameter(data.data())?, false, None)
     }
 
     /// Creates a non-trainable buffer `leaf` holding `data` (saved in checkpoints, never
     /// given to optimizers). Returns `Err` when the name is taken.
-    pub fn buffer(&self, leaf: &str, data: DeviceTensor) -> Result<Tensor> {
+    pub fn buffer(&self, leaf: &str, data: &Tensor) -> Result<Tensor> {
         self.store
-            .register(self.name(leaf), Tensor::from_data(data), true, None)
+            .register(self.name(leaf), data.detach(), true, None)
     }
 
     /// Creates a buffer as [`Path::buffer`] that checkpoints write as `file_dtype`: a `u32`
@@ -232,13 +233,13 @@ impl Path {
     pub fn buffer_as(
         &self,
         leaf: &str,
-        data: DeviceTensor,
+        data: &Tensor,
         file_dtype: FileDType,
     ) -> Result<Tensor> {
         let name = self.name(leaf);
         crate::checkpoint::check_file_dtype("Path::buffer_as", &name, data.dtype(), file_dtype)?;
         let keep = (file_dtype != FileDType::of(data.dtype())).then_some(file_dtype);
         self.store
-            .register(name, Tensor::from_data(data), true, keep)
+            .register(name, data.detach(), true, keep)
     }
 }

@@ -37,7 +37,7 @@ impl Tensor {
     /// Applies a unary op with parameters `a`, `b`, recording its backward rule. Ops whose
     /// derivative is zero wherever it exists (`sign`, `relu_mask`, `leaky_relu_grad`, `isnan`) give a
     /// tensor that does not require grad. Returns `Err` for `u32` tensors.
-    pub fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<Tensor> {
+    pub(crate) fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<Tensor> {
         let y = self.data().unary(op, a, b)?;
         if matches!(
             op,
@@ -55,7 +55,7 @@ impl Tensor {
     /// Applies a binary op with numpy broadcasting, recording its backward rule (gradients
     /// summed back to each operand's shape). Comparisons give a tensor that does not require
     /// grad. Returns `Err` when the shapes do not broadcast or for `u32` operands.
-    pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
         let y = self.data().binary(op, &rhs.data())?;
         if is_comparison(op) || !needs_graph(&[self, rhs]) {
             crate::mode::check_anomaly(op.name(), &y);
@@ -78,7 +78,7 @@ impl Tensor {
 
     /// `x op s` (or `s op x` when `scalar_first`), recording its backward rule. Returns
     /// `Err` for `u32` tensors.
-    pub fn binary_scalar(&self, op: BinaryOp, s: f32, scalar_first: bool) -> Result<Tensor> {
+    pub(crate) fn binary_scalar(&self, op: BinaryOp, s: f32, scalar_first: bool) -> Result<Tensor> {
         if matches!(
             op,
             BinaryOp::ReluBackward | BinaryOp::SigmoidBackward | BinaryOp::TanhBackward
@@ -159,7 +159,7 @@ impl Tensor {
     }
     /// Leaky relu's derivative `x > 0 ? 1 : slope` (no grad). Returns `Err` for `u32`
     /// tensors.
-    pub fn leaky_relu_grad(&self, slope: f32) -> Result<Tensor> {
+    pub(crate) fn leaky_relu_grad(&self, slope: f32) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyReluGrad, slope, 0.0)
     }
     /// `x > 0 ? x : alpha (e^x - 1)`. Returns `Err` for `u32` tensors.
@@ -168,7 +168,7 @@ impl Tensor {
     }
     /// ELU's derivative `x > 0 ? 1 : alpha e^x` (differentiable). Returns `Err` for `u32`
     /// tensors.
-    pub fn elu_grad(&self, alpha: f32) -> Result<Tensor> {
+    pub(crate) fn elu_grad(&self, alpha: f32) -> Result<Tensor> {
         self.unary(UnaryOp::EluGrad, alpha, 0.0)
     }
     /// `min(max(x, lo), hi)` (NaN stays NaN); the gradient passes where `lo < x < hi`,
@@ -243,21 +243,6 @@ impl Tensor {
     /// `a * x + b`. Returns `Err` for `u32` tensors.
     pub fn affine(&self, a: f32, b: f32) -> Result<Tensor> {
         self.unary(UnaryOp::Affine, a, b)
-    }
-    /// relu backward `input > 0 ? self : 0` (one fused kernel, differentiable in `self`).
-    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
-    pub fn relu_backward(&self, input: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::ReluBackward, input)
-    }
-    /// sigmoid backward `self * y * (1 - y)` from the output `y` (fused, differentiable).
-    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
-    pub fn sigmoid_backward(&self, output: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::SigmoidBackward, output)
-    }
-    /// tanh backward `self * (1 - y^2)` from the output `y` (fused, differentiable).
-    /// Returns `Err` when the shapes do not broadcast or for `u32` tensors.
-    pub fn tanh_backward(&self, output: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::TanhBackward, output)
     }
 }
 
@@ -486,110 +471,32 @@ fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
 }
 
 macro_rules! unary_methods {
-    ($($(#[$m:meta])* $name:ident => $op:ident),* $(,)?) => {
+    ($($vis:vis fn { $($(#[$m:meta])* $name:ident => $op:ident),* $(,)? })*) => {
         impl Tensor {
-            $($(#[$m])* pub fn $name(&self) -> Result<Tensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*
+            $($($(#[$m])* #[allow(dead_code)] $vis fn $name(&self) -> Result<Tensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*)*
         }
     };
 }
 
-unary_methods! {
-    /// `-x`; `Err` for `u32` tensors.
-    neg => Neg,
-    /// `|x|` (gradient `sign(x)`); `Err` for `u32` tensors.
-    abs => Abs,
-    /// `e^x`; `Err` for `u32` tensors.
-    exp => Exp,
-    /// Natural log; `Err` for `u32` tensors.
-    log => Log,
-    /// Square root; `Err` for `u32` tensors.
-    sqrt => Sqrt,
-    /// `1/sqrt(x)`; `Err` for `u32` tensors.
-    rsqrt => Rsqrt,
-    /// Sine; `Err` for `u32` tensors.
-    sin => Sin,
-    /// Cosine; `Err` for `u32` tensors.
-    cos => Cos,
-    /// `max(x, 0)`, NaN stays NaN (gradient 0 at 0 and 1 at NaN, as PyTorch); `Err` for
-    /// `u32` tensors.
-    relu => Relu,
-    /// Logistic sigmoid; `Err` for `u32` tensors.
-    sigmoid => Sigmoid,
-    /// Hyperbolic tangent; `Err` for `u32` tensors.
-    tanh => Tanh,
-    /// GELU (exact, erf form); `Err` for `u32` tensors.
-    gelu => Gelu,
-    /// GELU with the tanh approximation (PyTorch's `gelu(x, approximate="tanh")`); `Err`
-    /// for `u32` tensors.
-    gelu_tanh => GeluTanh,
-    /// SiLU `x sigmoid(x)` (PyTorch's `silu`); `Err` for `u32` tensors.
-    silu => Silu,
-    /// Mish `x tanh(softplus(x))`; `Err` for `u32` tensors.
-    mish => Mish,
-    /// Hardsigmoid `clamp(x/6 + 1/2, 0, 1)` (gradient 1/6 strictly inside (-3, 3)); `Err`
-    /// for `u32` tensors.
-    hardsigmoid => Hardsigmoid,
-    /// Hardswish `x hardsigmoid(x)`; `Err` for `u32` tensors.
-    hardswish => Hardswish,
-    /// 1 where NaN, else 0 (no grad); `Err` for `u32` tensors.
-    isnan => IsNan,
-    /// `log(1 + e^x)`; `Err` for `u32` tensors.
-    softplus => Softplus,
-    /// `x^2`; `Err` for `u32` tensors.
-    square => Square,
-    /// `1/x`; `Err` for `u32` tensors.
-    recip => Recip,
-    /// Sign (-1, 0, 1; 0 at NaN), no grad; `Err` for `u32` tensors.
-    sign => Sign,
-    /// `x > 0 ? 1 : 0`, relu's derivative, no grad; `Err` for `u32` tensors.
-    relu_mask => ReluMask,
-    /// GELU's derivative (differentiable); `Err` for `u32` tensors.
-    gelu_grad => GeluGrad,
-    /// `y (1 - y)` from a sigmoid output y (differentiable); `Err` for `u32` tensors.
-    sigmoid_grad_from_output => SigmoidGradFromOutput,
-    /// `1 - y^2` from a tanh output y (differentiable); `Err` for `u32` tensors.
-    tanh_grad_from_output => TanhGradFromOutput,
-}
+// The derivatives stay inside this crate (users differentiate with backward()); the table
+// lists a few that no rule here happens to need.
+cinder_device::unary_op_table!(unary_methods, pub(crate));
 
 macro_rules! binary_methods {
-    ($($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)?) => {
+    (
+        pub fn { $($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)? }
+        $bvis:vis fn { $($(#[$bm:meta])* $bname:ident => $bop:ident),* $(,)? }
+    ) => {
         impl Tensor {
             $(
                 $(#[$m])* pub fn $name(&self, rhs: &Tensor) -> Result<Tensor> { self.binary(BinaryOp::$op, rhs) }
                 $(#[$m])* #[doc = "Scalar right operand."] pub fn $sname(&self, s: f32) -> Result<Tensor> { self.binary_scalar(BinaryOp::$op, s, false) }
             )*
+            $(
+                $(#[$bm])* #[doc = "Fused, differentiable in `self`."] $bvis fn $bname(&self, rhs: &Tensor) -> Result<Tensor> { self.binary(BinaryOp::$bop, rhs) }
+            )*
         }
     };
 }
 
-binary_methods! {
-    /// `a + b` with broadcasting; `Err` when shapes do not broadcast.
-    add, add_scalar => Add,
-    /// `a - b` with broadcasting; `Err` when shapes do not broadcast.
-    sub, sub_scalar => Sub,
-    /// `a * b` with broadcasting; `Err` when shapes do not broadcast.
-    mul, mul_scalar => Mul,
-    /// `a / b` with broadcasting; `Err` when shapes do not broadcast.
-    div, div_scalar => Div,
-    /// `a ^ b` with broadcasting (gradient in `b` needs `a > 0`); `Err` when shapes do not
-    /// broadcast.
-    pow, pow_scalar => Pow,
-    /// `max(a, b)` with broadcasting, NaN when either is NaN (PyTorch's `maximum`: ties
-    /// split the gradient, NaN passes it to both sides); `Err` when shapes do not broadcast.
-    maximum, maximum_scalar => Maximum,
-    /// `min(a, b)` with broadcasting, NaN when either is NaN (PyTorch's `minimum`); `Err`
-    /// when shapes do not broadcast.
-    minimum, minimum_scalar => Minimum,
-    /// `a == b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    eq, eq_scalar => Eq,
-    /// `a != b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    ne, ne_scalar => Ne,
-    /// `a < b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    lt, lt_scalar => Lt,
-    /// `a <= b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    le, le_scalar => Le,
-    /// `a > b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    gt, gt_scalar => Gt,
-    /// `a >= b` as 1/0 (no grad); `Err` when shapes do not broadcast.
-    ge, ge_scalar => Ge,
-}
+cinder_device::binary_op_table!(binary_methods, pub(crate));

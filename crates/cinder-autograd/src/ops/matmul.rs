@@ -37,9 +37,10 @@ impl Tensor {
         self.matmul_with(rhs, trans_a, trans_b, MatmulKernel::Auto)
     }
 
-    /// [`Tensor::matmul_t`] with an explicit kernel for the forward product. Errors as
+    /// [`Tensor::matmul_t`] with an explicit kernel for the forward product (kept inside the
+    /// crate: the kernel choice is the device crate's business). Errors as
     /// [`cinder_device::DeviceTensor::matmul_with`].
-    pub fn matmul_with(
+    pub(crate) fn matmul_with(
         &self,
         rhs: &Tensor,
         trans_a: bool,

@@ -25,7 +25,7 @@ impl Tensor {
 
     /// Softmax backward `y * (g - sum(g * y))` with `self` = g and `y` the softmax output.
     /// Differentiable in both. Errors as [`cinder_device::DeviceTensor::softmax_backward`].
-    pub fn softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
+    pub(crate) fn softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
         let out = self.data().softmax_backward(&y.data(), axis)?;
         Ok(Tensor::from_op(
             "softmax_backward",
@@ -47,7 +47,7 @@ impl Tensor {
     /// Log-softmax backward `g - exp(y) * sum(g)` with `self` = g and `y` the log-softmax
     /// output. Differentiable in both. Errors as
     /// [`cinder_device::DeviceTensor::log_softmax_backward`].
-    pub fn log_softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
+    pub(crate) fn log_softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
         let out = self.data().log_softmax_backward(&y.data(), axis)?;
         Ok(Tensor::from_op(
             "log_softmax_backward",

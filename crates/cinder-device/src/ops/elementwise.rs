@@ -658,107 +658,33 @@ fn bcast_dispatch(
 }
 
 macro_rules! unary_methods {
-    ($($(#[$m:meta])* $name:ident => $op:ident),* $(,)?) => {
+    ($($vis:vis fn { $($(#[$m:meta])* $name:ident => $op:ident),* $(,)? })*) => {
         impl DeviceTensor {
-            $($(#[$m])* pub fn $name(&self) -> Result<DeviceTensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*
+            $($($(#[$m])* $vis fn $name(&self) -> Result<DeviceTensor> { self.unary(UnaryOp::$op, 0.0, 0.0) })*)*
         }
     };
 }
 
-unary_methods! {
-    /// `-x`; `Err` for `u32` tensors.
-    neg => Neg,
-    /// `|x|`; `Err` for `u32` tensors.
-    abs => Abs,
-    /// `e^x`; `Err` for `u32` tensors.
-    exp => Exp,
-    /// Natural log; `Err` for `u32` tensors.
-    log => Log,
-    /// Square root; `Err` for `u32` tensors.
-    sqrt => Sqrt,
-    /// `1/sqrt(x)`; `Err` for `u32` tensors.
-    rsqrt => Rsqrt,
-    /// Sine; `Err` for `u32` tensors.
-    sin => Sin,
-    /// Cosine; `Err` for `u32` tensors.
-    cos => Cos,
-    /// `max(x, 0)` (NaN stays NaN); `Err` for `u32` tensors.
-    relu => Relu,
-    /// Logistic sigmoid; `Err` for `u32` tensors.
-    sigmoid => Sigmoid,
-    /// Hyperbolic tangent; `Err` for `u32` tensors.
-    tanh => Tanh,
-    /// GELU (exact, erf form); `Err` for `u32` tensors.
-    gelu => Gelu,
-    /// GELU, tanh approximation; `Err` for `u32` tensors.
-    gelu_tanh => GeluTanh,
-    /// SiLU `x sigmoid(x)`; `Err` for `u32` tensors.
-    silu => Silu,
-    /// Mish `x tanh(softplus(x))`; `Err` for `u32` tensors.
-    mish => Mish,
-    /// Hardsigmoid `clamp(x/6 + 1/2, 0, 1)`; `Err` for `u32` tensors.
-    hardsigmoid => Hardsigmoid,
-    /// Hardswish `x hardsigmoid(x)`; `Err` for `u32` tensors.
-    hardswish => Hardswish,
-    /// 1 where NaN, else 0; `Err` for `u32` tensors.
-    isnan => IsNan,
-    /// `log(1 + e^x)`; `Err` for `u32` tensors.
-    softplus => Softplus,
-    /// `x^2`; `Err` for `u32` tensors.
-    square => Square,
-    /// `1/x`; `Err` for `u32` tensors.
-    recip => Recip,
-    /// Sign (-1, 0, 1; 0 at NaN); `Err` for `u32` tensors.
-    sign => Sign,
-    /// `x <= 0 ? 0 : 1`, relu's derivative (1 at NaN); `Err` for `u32` tensors.
-    relu_mask => ReluMask,
-    /// GELU's derivative; `Err` for `u32` tensors.
-    gelu_grad => GeluGrad,
-    /// `y (1 - y)` from a sigmoid output y; `Err` for `u32` tensors.
-    sigmoid_grad_from_output => SigmoidGradFromOutput,
-    /// `1 - y^2` from a tanh output y; `Err` for `u32` tensors.
-    tanh_grad_from_output => TanhGradFromOutput,
-}
+crate::unary_op_table!(unary_methods, pub);
 
 macro_rules! binary_methods {
-    ($($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)?) => {
+    (
+        pub fn { $($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)? }
+        $bvis:vis fn { $($(#[$bm:meta])* $bname:ident => $bop:ident),* $(,)? }
+    ) => {
         impl DeviceTensor {
             $(
                 $(#[$m])* pub fn $name(&self, rhs: &DeviceTensor) -> Result<DeviceTensor> { self.binary(BinaryOp::$op, rhs) }
                 $(#[$m])* #[doc = "Scalar right operand."] pub fn $sname(&self, s: f32) -> Result<DeviceTensor> { self.binary_scalar(BinaryOp::$op, s, false) }
             )*
+            $(
+                $(#[$bm])* $bvis fn $bname(&self, rhs: &DeviceTensor) -> Result<DeviceTensor> { self.binary(BinaryOp::$bop, rhs) }
+            )*
         }
     };
 }
 
-binary_methods! {
-    /// `a + b` with broadcasting; `Err` when shapes do not broadcast.
-    add, add_scalar => Add,
-    /// `a - b` with broadcasting; `Err` when shapes do not broadcast.
-    sub, sub_scalar => Sub,
-    /// `a * b` with broadcasting; `Err` when shapes do not broadcast.
-    mul, mul_scalar => Mul,
-    /// `a / b` with broadcasting; `Err` when shapes do not broadcast.
-    div, div_scalar => Div,
-    /// `a ^ b` with broadcasting; `Err` when shapes do not broadcast.
-    pow, pow_scalar => Pow,
-    /// `max(a, b)` with broadcasting; `Err` when shapes do not broadcast.
-    maximum, maximum_scalar => Maximum,
-    /// `min(a, b)` with broadcasting; `Err` when shapes do not broadcast.
-    minimum, minimum_scalar => Minimum,
-    /// `a == b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    eq, eq_scalar => Eq,
-    /// `a != b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    ne, ne_scalar => Ne,
-    /// `a < b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    lt, lt_scalar => Lt,
-    /// `a <= b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    le, le_scalar => Le,
-    /// `a > b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    gt, gt_scalar => Gt,
-    /// `a >= b` as 1/0 with broadcasting; `Err` when shapes do not broadcast.
-    ge, ge_scalar => Ge,
-}
+crate::binary_op_table!(binary_methods, pub);
 
 impl DeviceTensor {
     /// `s - x`; `Err` for `u32` tensors.
@@ -804,17 +730,5 @@ impl DeviceTensor {
     /// `a * x + b`; `Err` for `u32` tensors.
     pub fn affine(&self, a: f32, b: f32) -> Result<DeviceTensor> {
         self.unary(UnaryOp::Affine, a, b)
-    }
-    /// relu backward: `input > 0 ? grad : 0`, with `self` the incoming gradient.
-    pub fn relu_backward(&self, input: &DeviceTensor) -> Result<DeviceTensor> {
-        self.binary(BinaryOp::ReluBackward, input)
-    }
-    /// sigmoid backward from its output: `grad * y * (1 - y)`, with `self` the gradient.
-    pub fn sigmoid_backward(&self, output: &DeviceTensor) -> Result<DeviceTensor> {
-        self.binary(BinaryOp::SigmoidBackward, output)
-    }
-    /// tanh backward from its output: `grad * (1 - y^2)`, with `self` the gradient.
-    pub fn tanh_backward(&self, output: &DeviceTensor) -> Result<DeviceTensor> {
-        self.binary(BinaryOp::TanhBackward, output)
     }
 }

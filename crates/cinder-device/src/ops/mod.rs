@@ -16,6 +16,7 @@ pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod table;
 
 use crate::Kernel;
 

@@ -2,6 +2,7 @@
 //! `GaussianMixture` with `init_params="kmeans"`), full or diagonal covariances.
 
 use super::{KMeans, Stream, check_data, check_features, sample_log_weights};
+use cinder_autograd::Tensor;
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
 /// Shape of each component's covariance.
@@ -114,7 +115,7 @@ impl GaussianMixture {
     /// matrix, when `n_components` is 0 or larger than `n`, when `tol`/`reg_covar` is
     /// negative or not finite or `max_iter` is 0, or when a covariance is not positive
     /// definite even after `reg_covar` (the message names the iteration).
-    pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
+    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
         self.fit_with(x, |_, _| {})
     }
 
@@ -123,9 +124,10 @@ impl GaussianMixture {
     /// the k-means initialization. Errors as [`GaussianMixture::fit`].
     pub fn fit_with(
         &mut self,
-        x: &DeviceTensor,
+        x: &Tensor,
         mut progress: impl FnMut(usize, f32),
     ) -> Result<&mut Self> {
+        let x = &x.data();
         let op = "GaussianMixture::fit";
         let k = self.n_components;
         let bad_f = |v: f32| v < 0.0 || !v.is_finite();
@@ -148,8 +150,8 @@ impl GaussianMixture {
             ));
         }
         let mut km = KMeans::new(k).with_seed(self.seed);
-        km.fit(x)?;
-        let resp = km.labels()?.one_hot(k)?;
+        km.fit(&Tensor::from_data(x.clone()))?;
+        let resp = km.labels()?.data().one_hot(k)?;
         let mut f = self.m_step(x, &resp, d)?;
         // E-step with one readback: (log responsibilities, mean log-likelihood); a failed
         // factorization of the M-step that produced `f` is an error here.
@@ -264,19 +266,25 @@ impl GaussianMixture {
     }
 
     /// Mixture weights, `[k]`. Returns `Err` before `fit`.
-    pub fn weights(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("GaussianMixture::weights")?.weights)
+    pub fn weights(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("GaussianMixture::weights")?.weights)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Component means, `[k, d]`. Returns `Err` before `fit`.
-    pub fn means(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("GaussianMixture::means")?.means)
+    pub fn means(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("GaussianMixture::means")?.means)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Covariances: `[k, d, d]` (full) or `[k, d]` variances (diag), `reg_covar` included.
     /// Returns `Err` before `fit`.
-    pub fn covariances(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("GaussianMixture::covariances")?.covariances)
+    pub fn covariances(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("GaussianMixture::covariances")?.covariances)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Mean log-likelihood per sample of the parameters after initialization and after
@@ -306,35 +314,47 @@ impl GaussianMixture {
 
     /// Per-sample log-likelihood `log p(x)`, `[m]`. Returns `Err` before `fit` or when `x`
     /// is not an f32 matrix with the fitted feature count.
-    pub fn score_samples(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         self.weighted_log_prob("GaussianMixture::score_samples", x)?
             .logsumexp_axis(1, false)
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Mean log-likelihood per sample of `x` (read back). Errors as
     /// [`GaussianMixture::score_samples`].
-    pub fn score(&self, x: &DeviceTensor) -> Result<f32> {
+    pub fn score(&self, x: &Tensor) -> Result<f32> {
         self.score_samples(x)?.mean_all()?.to_scalar()
     }
 
     /// Posterior probability of each component for every row, `[m, k]` (rows sum to 1).
     /// Errors as [`GaussianMixture::score_samples`].
-    pub fn predict_proba(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn predict_proba(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         self.weighted_log_prob("GaussianMixture::predict_proba", x)?
             .softmax(1)
+            };
+        out.map(Tensor::from_data)
     }
 
     /// The most probable component of every row, u32 `[m]`. Errors as
     /// [`GaussianMixture::score_samples`].
-    pub fn predict(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         self.weighted_log_prob("GaussianMixture::predict", x)?
             .argmax_axis(1, false)
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Bayesian information criterion on `x`: `-2 n score(x) + n_params ln n`, with
     /// `n_params` the number of free parameters (weights, means, covariances). Errors as
     /// [`GaussianMixture::score_samples`].
-    pub fn bic(&self, x: &DeviceTensor) -> Result<f32> {
+    pub fn bic(&self, x: &Tensor) -> Result<f32> {
         let f = self.fitted("GaussianMixture::bic")?;
         let n = x.shape().first().copied().unwrap_or(0) as f64;
         let (k, d) = (self.n_components as f64, f.d as f64);
@@ -352,7 +372,8 @@ impl GaussianMixture {
     /// deviations for diag). Returns `(samples [n, d], components u32 [n])`, in random
     /// order (scikit-learn sorts by component). `seed` selects the Philox stream. Returns
     /// `Err` before `fit` or for `n = 0`.
-    pub fn sample(&self, n: usize, seed: u64) -> Result<(DeviceTensor, DeviceTensor)> {
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
+        let out = {
         let op = "GaussianMixture::sample";
         let f = self.fitted(op)?;
         if n == 0 {
@@ -373,6 +394,8 @@ impl GaussianMixture {
             CovarianceType::Diag => f.chol.index_select(0, &comp)?.mul(&z)?,
         };
         Ok((x.add(&mu)?, comp))
+            };
+        out.map(|(a, b)| (Tensor::from_data(a), Tensor::from_data(b)))
     }
 }
 

@@ -24,6 +24,7 @@ impl Data<'_> {
             .maximum_scalar(0.0)
     }
 }
+use cinder_autograd::Tensor;
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
 /// K-means clustering. Configure with the builder methods, then [`KMeans::fit`].
@@ -93,8 +94,8 @@ impl KMeans {
     /// Starts from the given centroids (`[k, d]`, f32) instead of k-means++, as
     /// scikit-learn's `init=array`; one run is made whatever `n_init` says. The shape and
     /// values are checked by `fit` (`Err` on a mismatch or non-finite values).
-    pub fn with_init(mut self, centers: DeviceTensor) -> Self {
-        self.init = Some(centers);
+    pub fn with_init(mut self, centers: Tensor) -> Self {
+        self.init = Some(centers.data());
         self
     }
 
@@ -109,7 +110,7 @@ impl KMeans {
     /// `tol` is negative or not finite, or when the centroids given to
     /// [`KMeans::with_init`] are not a finite `[k, d]` f32 matrix. Use
     /// [`KMeans::fit_with`] to observe the iterations.
-    pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
+    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
         self.fit_with(x, |_, _, _| {})
     }
 
@@ -118,9 +119,10 @@ impl KMeans {
     /// Errors as [`KMeans::fit`].
     pub fn fit_with(
         &mut self,
-        x: &DeviceTensor,
+        x: &Tensor,
         mut progress: impl FnMut(usize, usize, f32),
     ) -> Result<&mut Self> {
+        let x = &x.data();
         let op = "KMeans::fit";
         let k = self.n_clusters;
         if k == 0
@@ -192,15 +194,19 @@ impl KMeans {
     }
 
     /// The centroids, `[k, d]`. Returns `Err` before `fit`.
-    pub fn centers(&self) -> Result<&DeviceTensor> {
-        self.fitted("KMeans::centers")
+    pub fn centers(&self) -> Result<Tensor> {
+        let t = {
+        self.fitted("KMeans::centers")};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The cluster of every training sample (u32 `[n]`). Returns `Err` before `fit`.
-    pub fn labels(&self) -> Result<&DeviceTensor> {
+    pub fn labels(&self) -> Result<Tensor> {
+        let t = {
         self.labels
             .as_ref()
-            .ok_or_else(|| Error::invalid("KMeans::labels", "the model is not fitted", &[]))
+            .ok_or_else(|| Error::invalid("KMeans::labels", "the model is not fitted", &[]))};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Sum of squared distances of the training samples to their closest centroid (NaN
@@ -216,25 +222,34 @@ impl KMeans {
 
     /// The closest centroid of each row of `x` (`[m, d]`), as u32 `[m]`. Returns `Err`
     /// before `fit` or when `x` is not an f32 matrix with the fitted feature count.
-    pub fn predict(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let c = self.fitted("KMeans::predict")?;
         check_features("KMeans::predict", x, c.shape()[1])?;
         let x_sq = x.square()?.sum_axis(1, true)?;
         sq_dists(x, &x_sq, c)?.argmin_axis(1, false)
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Euclidean distances of each row of `x` to every centroid, `[m, k]`. Errors as
     /// [`KMeans::predict`].
-    pub fn transform(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let c = self.fitted("KMeans::transform")?;
         check_features("KMeans::transform", x, c.shape()[1])?;
         let x_sq = x.square()?.sum_axis(1, true)?;
         sq_dists(x, &x_sq, c)?.sqrt()
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Minus the inertia of `x` against the fitted centroids (scikit-learn's `score`),
     /// read back. Errors as [`KMeans::predict`].
-    pub fn score(&self, x: &DeviceTensor) -> Result<f32> {
+    pub fn score(&self, x: &Tensor) -> Result<f32> {
+        let x = &x.data();
         let c = self.fitted("KMeans::score")?;
         check_features("KMeans::score", x, c.shape()[1])?;
         let x_sq = x.square()?.sum_axis(1, true)?;

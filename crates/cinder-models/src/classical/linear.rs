@@ -2,6 +2,7 @@
 //! on the GPU, polynomial features, and a minimum-norm `lstsq` for rank-deficient inputs.
 
 use super::{check_data, check_features, check_finite};
+use cinder_autograd::Tensor;
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
 /// A pivot of the normal equations' Cholesky factor whose square is below this fraction of
@@ -56,7 +57,9 @@ impl LinearRegression {
     /// is not finite f32 data of matching rows, when `alpha` is negative or not finite, or
     /// when the normal equations are singular (collinear features or fewer samples than
     /// features with `alpha = 0`; the message suggests ridge or [`lstsq`]).
-    pub fn fit(&mut self, x: &DeviceTensor, y: &DeviceTensor) -> Result<&mut Self> {
+    pub fn fit(&mut self, x: &Tensor, y: &Tensor) -> Result<&mut Self> {
+        let x = &x.data();
+        let y = &y.data();
         let op = "LinearRegression::fit";
         if self.alpha < 0.0 || !self.alpha.is_finite() {
             return Err(Error::invalid(
@@ -94,43 +97,52 @@ impl LinearRegression {
     }
 
     /// The coefficients, `[d, t]` (`t = 1` for 1-D targets). Returns `Err` before `fit`.
-    pub fn coef(&self) -> Result<&DeviceTensor> {
+    pub fn coef(&self) -> Result<Tensor> {
+        let t = {
         self.coef
             .as_ref()
-            .ok_or_else(|| Error::invalid("LinearRegression::coef", "the model is not fitted", &[]))
+            .ok_or_else(|| Error::invalid("LinearRegression::coef", "the model is not fitted", &[]))};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The intercepts, `[1, t]` (zeros without `fit_intercept`). Returns `Err` before `fit`.
-    pub fn intercept(&self) -> Result<&DeviceTensor> {
+    pub fn intercept(&self) -> Result<Tensor> {
+        let t = {
         self.intercept.as_ref().ok_or_else(|| {
             Error::invalid(
                 "LinearRegression::intercept",
                 "the model is not fitted",
                 &[],
             )
-        })
+        })};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Predictions `x coef + intercept` for `x` (`[m, d]`): `[m]` when fitted on 1-D
     /// targets, `[m, t]` otherwise. Returns `Err` before `fit` or on a feature-count
     /// mismatch.
-    pub fn predict(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let coef = self.coef()?;
         let m = check_features("LinearRegression::predict", x, coef.shape()[0])?;
-        let p = x.matmul(coef)?.add(self.intercept()?)?;
+        let p = x.matmul(&coef.data())?.add(&self.intercept()?.data())?;
         if self.targets_1d {
             p.reshape(&[m])
         } else {
             Ok(p)
         }
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Coefficient of determination R^2 of the predictions for `x` against `y`, averaged
     /// over targets (read back). Errors as [`LinearRegression::predict`], plus a shape
     /// mismatch between `y` and the predictions.
-    pub fn score(&self, x: &DeviceTensor, y: &DeviceTensor) -> Result<f32> {
+    pub fn score(&self, x: &Tensor, y: &Tensor) -> Result<f32> {
         let op = "LinearRegression::score";
-        let pred = self.predict(x)?;
+        let pred = self.predict(x)?.data();
+        let y = &y.data();
         let (p2, _) = targets(op, &pred, pred.shape()[0])?;
         let (y2, _) = targets(op, y, pred.shape()[0])?;
         if y2.shape() != p2.shape() {
@@ -192,9 +204,9 @@ fn checked_factor(op: &'static str, a: &DeviceTensor) -> Result<DeviceTensor> {
 #[derive(Clone, Debug)]
 pub struct Lstsq {
     /// Minimum-norm least-squares solution, `[d, t]`.
-    pub solution: DeviceTensor,
+    pub solution: Tensor,
     /// Singular values of `x`, descending, `[d]`.
-    pub singular_values: DeviceTensor,
+    pub singular_values: Tensor,
     /// Number of singular values above the cutoff.
     pub rank: usize,
 }
@@ -206,7 +218,9 @@ pub struct Lstsq {
 /// least about 1e-3 in f32. Reads back the rank. Returns `Err` when the inputs are not
 /// finite f32 data of matching rows, when `rcond` is not in `[0, 1)`, or when `d > 256`
 /// (the serial eigen kernel is meant for small systems).
-pub fn lstsq(x: &DeviceTensor, y: &DeviceTensor, rcond: f32) -> Result<Lstsq> {
+pub fn lstsq(x: &Tensor, y: &Tensor, rcond: f32) -> Result<Lstsq> {
+    let x = &x.data();
+    let y = &y.data();
     let op = "lstsq";
     let (n, d) = check_data(op, x, 1)?;
     if d > 256 || !(0.0..1.0).contains(&rcond) {
@@ -230,8 +244,8 @@ pub fn lstsq(x: &DeviceTensor, y: &DeviceTensor, rcond: f32) -> Result<Lstsq> {
     let solution = v.matmul(&v.matmul_t(&xty, true, false)?.mul(&inv)?)?;
     let rank = keep.sum_all()?.to_scalar()?.round() as usize;
     Ok(Lstsq {
-        solution,
-        singular_values: sv,
+        solution: Tensor::from_data(solution),
+        singular_values: Tensor::from_data(sv),
         rank,
     })
 }
@@ -242,10 +256,12 @@ pub fn lstsq(x: &DeviceTensor, y: &DeviceTensor, rcond: f32) -> Result<Lstsq> {
 /// Returns `Err` when `x` is not an f32 matrix, `degree` is 0, or more than 100,000 columns
 /// would result.
 pub fn polynomial_features(
-    x: &DeviceTensor,
+    x: &Tensor,
     degree: usize,
     include_bias: bool,
-) -> Result<DeviceTensor> {
+) -> Result<Tensor> {
+    let x = &x.data();
+    let out = {
     let op = "polynomial_features";
     x.expect_dtype(op, DType::F32)?;
     if x.rank() != 2 || degree == 0 || x.shape()[1] == 0 {
@@ -300,4 +316,6 @@ pub fn polynomial_features(
         });
     }
     Ok(out.expect("degree >= 1"))
+    };
+    out.map(Tensor::from_data)
 }

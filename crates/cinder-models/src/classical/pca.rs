@@ -3,6 +3,7 @@
 //! Rayleigh-Ritz step (a Jacobi eigen-decomposition of the small projected matrix).
 
 use super::{Stream, check_data, check_features};
+use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
 /// Covariances at most this wide are decomposed directly by the Jacobi kernel.
@@ -123,7 +124,7 @@ impl Pca {
     /// Fits the mean and the leading components of `x` (`[n, d]`, f32). Returns `Err` when
     /// `x` is not a finite f32 matrix with at least 2 rows, when `n_components` is 0 or
     /// larger than `min(n, d)`, or when `max_iter` is 0.
-    pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
+    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
         self.fit_with(x, |_, _| {})
     }
 
@@ -132,9 +133,10 @@ impl Pca {
     /// never called when the covariance is decomposed directly. Errors as [`Pca::fit`].
     pub fn fit_with(
         &mut self,
-        x: &DeviceTensor,
+        x: &Tensor,
         progress: impl FnMut(usize, f32),
     ) -> Result<&mut Self> {
+        let x = &x.data();
         let op = "Pca::fit";
         let (n, d) = check_data(op, x, 2)?;
         let p = self.n_components;
@@ -176,31 +178,41 @@ impl Pca {
 
     /// The principal axes, `[p, d]`, orthonormal rows, in decreasing order of variance
     /// (largest-magnitude entry of each positive). Returns `Err` before `fit`.
-    pub fn components(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("Pca::components")?.components)
+    pub fn components(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("Pca::components")?.components)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The per-feature mean, `[1, d]`. Returns `Err` before `fit`.
-    pub fn mean(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("Pca::mean")?.mean)
+    pub fn mean(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("Pca::mean")?.mean)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Variance along each component (eigenvalues of the covariance with the `n - 1`
     /// normalization), `[p]`. Returns `Err` before `fit`.
-    pub fn explained_variance(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("Pca::explained_variance")?.ev)
+    pub fn explained_variance(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("Pca::explained_variance")?.ev)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Fraction of the total variance along each component, `[p]`. Returns `Err` before
     /// `fit`.
-    pub fn explained_variance_ratio(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("Pca::explained_variance_ratio")?.ratio)
+    pub fn explained_variance_ratio(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("Pca::explained_variance_ratio")?.ratio)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Mean of the covariance eigenvalues not kept (scikit-learn's `noise_variance_`; 0
     /// when every component is kept), a scalar tensor. Returns `Err` before `fit`.
-    pub fn noise_variance(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("Pca::noise_variance")?.noise_variance)
+    pub fn noise_variance(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("Pca::noise_variance")?.noise_variance)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Subspace iterations the fit ran (0 when the covariance was decomposed directly).
@@ -212,7 +224,9 @@ impl Pca {
     /// Projects `x` (`[m, d]`) on the components: `(x - mean) components^T`, `[m, p]`,
     /// divided by the square root of the explained variance when whitening. Returns `Err`
     /// before `fit` or when `x` is not an f32 matrix with the fitted feature count.
-    pub fn transform(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let f = self.fitted("Pca::transform")?;
         check_features("Pca::transform", x, f.mean.shape()[1])?;
         let z = x.sub(&f.mean)?.matmul_t(&f.components, false, true)?;
@@ -221,12 +235,16 @@ impl Pca {
         } else {
             Ok(z)
         }
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Maps projections `z` (`[m, p]`) back to feature space: `z components + mean` (after
     /// undoing the whitening). Returns `Err` before `fit` or when `z` does not have `p`
     /// columns.
-    pub fn inverse_transform(&self, z: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn inverse_transform(&self, z: &Tensor) -> Result<Tensor> {
+        let z = &z.data();
+        let out = {
         let f = self.fitted("Pca::inverse_transform")?;
         check_features("Pca::inverse_transform", z, f.components.shape()[0])?;
         let z = if self.whiten {
@@ -235,6 +253,8 @@ impl Pca {
             z.clone()
         };
         z.matmul(&f.components)?.add(&f.mean)
+            };
+        out.map(Tensor::from_data)
     }
 }
 

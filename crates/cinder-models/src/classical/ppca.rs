@@ -4,6 +4,7 @@
 
 use super::pca::{covariance, top_eigen};
 use super::{Stream, check_data, check_features};
+use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
 /// How [`ProbabilisticPca::fit`] finds the maximum-likelihood parameters.
@@ -83,7 +84,8 @@ impl ProbabilisticPca {
     /// `Err` when `x` is not a finite f32 matrix with at least 2 rows, when `q` is 0, not
     /// below `d` or above `n`, when `max_iter` is 0, or when the noise variance comes out
     /// at most 1e-6 of the mean variance (data of rank at most `q`: the model is degenerate).
-    pub fn fit(&mut self, x: &DeviceTensor) -> Result<&mut Self> {
+    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
+        let x = &x.data();
         let op = "ProbabilisticPca::fit";
         let (n, d) = check_data(op, x, 2)?;
         let q = self.n_components;
@@ -196,13 +198,17 @@ impl ProbabilisticPca {
 
     /// The loading matrix `W`, `[d, q]` (unique up to a rotation of its columns). Returns
     /// `Err` before `fit`.
-    pub fn loadings(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("ProbabilisticPca::loadings")?.w)
+    pub fn loadings(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("ProbabilisticPca::loadings")?.w)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The mean, `[1, d]`. Returns `Err` before `fit`.
-    pub fn mean(&self) -> Result<&DeviceTensor> {
-        Ok(&self.fitted("ProbabilisticPca::mean")?.mean)
+    pub fn mean(&self) -> Result<Tensor> {
+        let t = {
+        Ok(&self.fitted("ProbabilisticPca::mean")?.mean)};
+        t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The noise variance `sigma^2` (read back). Returns `Err` before `fit`.
@@ -222,7 +228,9 @@ impl ProbabilisticPca {
     /// Log-likelihood of every row of `x` under `N(mean, W W^T + sigma^2 I)`, `[m]`, by the
     /// Woodbury identity (only `q x q` systems). Returns `Err` before `fit` or when `x` is
     /// not an f32 matrix with the fitted feature count.
-    pub fn score_samples(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let op = "ProbabilisticPca::score_samples";
         let f = self.fitted(op)?;
         let d = f.w.shape()[0];
@@ -242,17 +250,21 @@ impl ProbabilisticPca {
             .add_scalar(c)?
             .mul_scalar(-0.5)?
             .reshape(&[m])
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Mean log-likelihood per sample of `x` (read back). Errors as
     /// [`ProbabilisticPca::score_samples`].
-    pub fn score(&self, x: &DeviceTensor) -> Result<f32> {
+    pub fn score(&self, x: &Tensor) -> Result<f32> {
         self.score_samples(x)?.mean_all()?.to_scalar()
     }
 
     /// Posterior mean of the latent variables, `M^{-1} W^T (x - mean)`, `[m, q]`. Errors as
     /// [`ProbabilisticPca::score_samples`].
-    pub fn transform(&self, x: &DeviceTensor) -> Result<DeviceTensor> {
+    pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.data();
+        let out = {
         let op = "ProbabilisticPca::transform";
         let f = self.fitted(op)?;
         check_features(op, x, f.w.shape()[0])?;
@@ -260,11 +272,14 @@ impl ProbabilisticPca {
         f.m_chol
             .cholesky_solve(&f.w.matmul_t(&xc, true, true)?)?
             .t()
+            };
+        out.map(Tensor::from_data)
     }
 
     /// Draws `n` samples `W z + mean + sigma eps` (`z`, `eps` standard normal from the
     /// Philox stream `seed`), `[n, d]`. Returns `Err` before `fit` or for `n = 0`.
-    pub fn sample(&self, n: usize, seed: u64) -> Result<DeviceTensor> {
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Tensor> {
+        let out = {
         let op = "ProbabilisticPca::sample";
         let f = self.fitted(op)?;
         if n == 0 {
@@ -277,6 +292,8 @@ impl ProbabilisticPca {
         z.matmul_t(&f.w, false, true)?
             .add(&f.mean)?
             .add(&eps.mul(&f.sigma2.sqrt()?)?)
+            };
+        out.map(Tensor::from_data)
     }
 }
 

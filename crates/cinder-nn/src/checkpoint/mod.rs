@@ -38,7 +38,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path as FsPath;
 
-use cinder_device::{DType, Device, DeviceTensor, Error, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{DType, Device, Error, Result};
 
 mod read;
 mod store;
@@ -53,7 +54,7 @@ pub use write::{
 };
 
 /// Named tensors, as [`save`] takes them and [`load`] returns them.
-pub type NamedTensors = Vec<(String, DeviceTensor)>;
+pub type NamedTensors = Vec<(String, Tensor)>;
 
 /// Largest header accepted or written (the reference implementation's limit: 100 MB).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -189,10 +190,10 @@ pub struct HostTensor {
 
 impl HostTensor {
     /// Uploads the tensor to `device`. Returns `Err` when the device cannot hold it.
-    pub fn to_device(&self, device: &Device) -> Result<DeviceTensor> {
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         match &self.data {
-            HostData::F32(v) => DeviceTensor::from_slice(device, v, &self.shape),
-            HostData::U32(v) => DeviceTensor::from_slice(device, v, &self.shape),
+            HostData::F32(v) => Tensor::from_slice(device, v, &self.shape),
+            HostData::U32(v) => Tensor::from_slice(device, v, &self.shape),
         }
     }
 }
@@ -211,8 +212,8 @@ pub struct Checkpoint {
 /// store a model and an optimizer in one file.
 pub fn with_prefix(
     prefix: &str,
-    tensors: &[(String, DeviceTensor)],
-) -> Vec<(String, DeviceTensor)> {
+    tensors: &[(String, Tensor)],
+) -> Vec<(String, Tensor)> {
     tensors
         .iter()
         .map(|(n, t)| (format!("{prefix}{n}"), t.clone()))
@@ -223,7 +224,7 @@ pub fn with_prefix(
 /// prefix removed) and the rest (returned second, unchanged). Never fails.
 pub fn take_prefix(
     prefix: &str,
-    tensors: Vec<(String, DeviceTensor)>,
+    tensors: Vec<(String, Tensor)>,
 ) -> (NamedTensors, NamedTensors) {
     let mut matched = Vec::new();
     let mut rest = Vec::new();

@@ -8,7 +8,8 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 
-use cinder_device::{DType, Device, DeviceTensor, Error, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{DType, Device, Error, Result};
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Metadata, SafeTensorError, TensorInfo};
@@ -176,34 +177,34 @@ impl CheckpointFile {
     /// device straight from the mapping (no host copy); other dtypes are converted into one
     /// host buffer of the tensor's size first. Returns the errors of
     /// [`CheckpointFile::read_tensor`], and the device's when it cannot hold the tensor.
-    pub fn load_tensor(&self, name: &str, device: &Device) -> Result<DeviceTensor> {
+    pub fn load_tensor(&self, name: &str, device: &Device) -> Result<Tensor> {
         let entry = self.entry("CheckpointFile::load_tensor", name)?;
         let out = self.upload(entry, device);
         self.release(entry);
         out
     }
 
-    fn upload(&self, entry: &TensorEntry, device: &Device) -> Result<DeviceTensor> {
+    fn upload(&self, entry: &TensorEntry, device: &Device) -> Result<Tensor> {
         let bytes = &self.map[entry.bytes.clone()];
         if cfg!(target_endian = "little") {
             // Aligned little-endian F32/U32 data need no conversion.
             match entry.file_dtype {
                 FileDType::F32 => {
                     if let Ok(v) = bytemuck::try_cast_slice::<u8, f32>(bytes) {
-                        return DeviceTensor::from_slice(device, v, &entry.shape);
+                        return Tensor::from_slice(device, v, &entry.shape);
                     }
                 }
                 FileDType::U32 => {
                     if let Ok(v) = bytemuck::try_cast_slice::<u8, u32>(bytes) {
-                        return DeviceTensor::from_slice(device, v, &entry.shape);
+                        return Tensor::from_slice(device, v, &entry.shape);
                     }
                 }
                 _ => {}
             }
         }
         match convert(&self.path, entry, bytes)? {
-            HostData::F32(v) => DeviceTensor::from_slice(device, &v, &entry.shape),
-            HostData::U32(v) => DeviceTensor::from_slice(device, &v, &entry.shape),
+            HostData::F32(v) => Tensor::from_slice(device, &v, &entry.shape),
+            HostData::U32(v) => Tensor::from_slice(device, &v, &entry.shape),
         }
     }
 

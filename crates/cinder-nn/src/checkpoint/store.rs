@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path as FsPath;
 
 use cinder_autograd::Tensor;
-use cinder_device::{DType, DeviceTensor, Error, Result};
+use cinder_device::{DType, Error, Result};
 
 use super::{CheckpointFile, SaveOptions, save_with};
 use crate::var_store::VarStore;
@@ -130,11 +130,7 @@ impl VarStore {
         metadata: &BTreeMap<String, String>,
         opts: &SaveOptions,
     ) -> Result<()> {
-        let state: Vec<(String, DeviceTensor)> = self
-            .state()
-            .into_iter()
-            .map(|(n, t)| (n, t.data()))
-            .collect();
+        let state = self.state();
         let mut all = opts.clone();
         for (n, d) in self.file_dtypes() {
             all.file_dtypes.entry(n).or_insert(d);
@@ -180,7 +176,7 @@ impl VarStore {
             .map(|(_, i)| file.load_tensor(&file.tensors()[*i].name, self.device()))
             .collect::<Result<Vec<_>>>()?;
         for ((var, _), data) in pairs.iter().zip(uploads) {
-            var.set_data(data)?;
+            var.set_data(&data)?;
         }
         Ok(report)
     }
@@ -193,7 +189,7 @@ impl VarStore {
     /// be allocated; on `Err` the store is unchanged.
     pub fn load_state(
         &self,
-        tensors: &[(String, DeviceTensor)],
+        tensors: &[(String, Tensor)],
         strict: bool,
     ) -> Result<LoadReport> {
         for (n, t) in tensors {
@@ -201,13 +197,15 @@ impl VarStore {
                 return Err(mismatch(
                     "tensors",
                     format!("tensor `{n}` is on another device than the store"),
-                    t.shape(),
+                    &t.shape(),
                 ));
             }
         }
+        let shapes: Vec<Vec<usize>> = tensors.iter().map(|(_, t)| t.shape()).collect();
         let source: Vec<(&str, &[usize], DType)> = tensors
             .iter()
-            .map(|(n, t)| (n.as_str(), t.shape(), t.dtype()))
+            .zip(&shapes)
+            .map(|((n, t), s)| (n.as_str(), s.as_slice(), t.dtype()))
             .collect();
         let (pairs, report) = plan(self, "tensors", &source, strict)?;
         let copies = pairs
@@ -215,7 +213,7 @@ impl VarStore {
             .map(|(_, i)| tensors[*i].1.deep_clone())
             .collect::<Result<Vec<_>>>()?;
         for ((var, _), data) in pairs.iter().zip(copies) {
-            var.set_data(data)?;
+            var.set_data(&data)?;
         }
         Ok(report)
     }

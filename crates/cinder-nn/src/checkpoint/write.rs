@@ -8,7 +8,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cinder_device::{DType, DeviceTensor, Error, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{DType, Error, Result};
 use safetensors::tensor::TensorInfo;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -198,7 +199,7 @@ impl SaveOptions {
 /// ([`remove_stale_temp_files`]).
 pub fn prepare_save(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<PendingSave> {
     prepare_save_with(path, tensors, metadata, &SaveOptions::default())
@@ -212,7 +213,7 @@ pub fn prepare_save(
 /// `tensors` does not have or a conversion other than U32 as I64.
 pub fn prepare_save_as(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     file_dtypes: &BTreeMap<String, FileDType>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<PendingSave> {
@@ -252,7 +253,7 @@ fn non_finite_error(
 /// `opts.allow_non_finite` is false.
 pub fn prepare_save_with(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
     opts: &SaveOptions,
 ) -> Result<PendingSave> {
@@ -371,7 +372,7 @@ pub fn prepare_save_with(
             && let Some(first) = v.iter().position(|x| !x.is_finite())
         {
             let bad = v.iter().filter(|x| !x.is_finite()).count();
-            let e = non_finite_error(op, path, name, t.shape(), (bad, first, v[first]));
+            let e = non_finite_error(op, path, name, &t.shape(), (bad, first, v[first]));
             refused = Some((i, e));
             continue;
         }
@@ -475,7 +476,7 @@ pub fn remove_stale_temp_files(path: impl AsRef<FsPath>) -> Result<Vec<PathBuf>>
 /// file remains.
 pub fn save(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     prepare_save(path, tensors, metadata)?.commit()
@@ -487,7 +488,7 @@ pub fn save(
 /// names prefixed as the tensors are.
 pub fn save_as(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     file_dtypes: &BTreeMap<String, FileDType>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
@@ -498,7 +499,7 @@ pub fn save_as(
 /// [`prepare_save_with`] then [`PendingSave::commit`], whose errors it returns.
 pub fn save_with(
     path: impl AsRef<FsPath>,
-    tensors: &[(String, DeviceTensor)],
+    tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
     opts: &SaveOptions,
 ) -> Result<()> {

@@ -96,11 +96,11 @@ impl BatchNorm {
         };
         let (running_mean, running_var, num_batches_tracked) = if cfg.track_running_stats {
             let dev = path.device();
-            let zero = DeviceTensor::zeros(dev, &[])?.to_dtype(DType::U32)?;
+            let zero = Tensor::zeros(dev, &[])?.to_dtype(DType::U32)?;
             (
-                Some(path.buffer("running_mean", DeviceTensor::zeros(dev, &[c])?)?),
-                Some(path.buffer("running_var", DeviceTensor::ones(dev, &[c])?)?),
-                Some(path.buffer_as("num_batches_tracked", zero, FileDType::I64)?),
+                Some(path.buffer("running_mean", &Tensor::zeros(dev, &[c])?)?),
+                Some(path.buffer("running_var", &Tensor::ones(dev, &[c])?)?),
+                Some(path.buffer_as("num_batches_tracked", &zero, FileDType::I64)?),
             )
         } else {
             (None, None, None)
@@ -146,7 +146,7 @@ impl BatchNorm {
         };
         // u32 -> f32 -> +1 -> u32: exact below 2^24, then it stays at 2^24.
         let count = nbt.data().to_dtype(DType::F32)?.add_scalar(1.0)?;
-        nbt.set_data(count.to_dtype(DType::U32)?)?;
+        nbt.set_raw(count.to_dtype(DType::U32)?)?;
         let blend = |running: &DeviceTensor, batch: &DeviceTensor| -> Result<DeviceTensor> {
             match self.cfg.momentum {
                 Some(m) => running.mul_scalar(1.0 - m)?.add(&batch.mul_scalar(m)?),
@@ -157,8 +157,8 @@ impl BatchNorm {
                 }
             }
         };
-        rm.set_data(blend(&rm.data(), mean)?)?;
-        rv.set_data(blend(&rv.data(), var_unbiased)?)
+        rm.set_raw(blend(&rm.data(), mean)?)?;
+        rv.set_raw(blend(&rv.data(), var_unbiased)?)
     }
 }
 

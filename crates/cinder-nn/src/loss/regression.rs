@@ -2,7 +2,7 @@
 //! divergence of `nn.KLDivLoss`, and the VAE's KL term.
 
 use cinder_autograd::Tensor;
-use cinder_device::{DeviceTensor, Error, Result};
+use cinder_device::{Error, Result};
 
 use super::{Reduction, same_shape};
 
@@ -178,7 +178,7 @@ pub fn kl_div(
         target.exp()?.mul(&target.sub(input)?)?
     } else {
         // xlogy(t, t): 0 where t == 0, else t log t (NaN for t < 0).
-        let zero = Tensor::from_data(DeviceTensor::zeros(&target.device(), &[])?);
+        let zero = Tensor::zeros(&target.device(), &[])?;
         let tlogt =
             Tensor::where_cond(&target.eq_scalar(0.0)?, &zero, &target.mul(&target.log()?)?)?;
         tlogt.sub(&target.mul(input)?)?

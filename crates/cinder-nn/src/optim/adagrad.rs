@@ -1,7 +1,7 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use cinder_autograd::Tensor;
-use cinder_device::{AdagradStep, DeviceTensor, Error, Result};
+use cinder_device::{AdagradStep, Error, Result};
 
 use super::base::{Core, Hyper, HyperValue, check_nonneg};
 use super::{GroupConfig, Optimizer, ParamGroup};

@@ -7,7 +7,7 @@
 //! decoupled_weight_decay=True)` is [`AdamW`].
 
 use cinder_autograd::Tensor;
-use cinder_device::{AdamStep, DeviceTensor, Result};
+use cinder_device::{AdamStep, Result};
 
 use super::base::{Core, Hyper, HyperValue, check_nonneg, check_unit};
 use super::{GroupConfig, Optimizer, ParamGroup};

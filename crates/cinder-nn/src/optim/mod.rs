@@ -70,12 +70,17 @@ macro_rules! delegate_optimizer_methods {
             &self.core.params
         }
 
-        fn state(&self) -> Vec<(String, DeviceTensor)> {
-            self.core.export()
+        fn state(&self) -> Vec<(String, Tensor)> {
+            self.core
+                .export()
+                .into_iter()
+                .map(|(n, t)| (n, Tensor::from_data(t)))
+                .collect()
         }
 
-        fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()> {
-            self.core.import(state)
+        fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+            let raw: Vec<_> = state.iter().map(|(n, t)| (n.clone(), t.data())).collect();
+            self.core.import(&raw)
         }
     };
 }
@@ -119,7 +124,7 @@ pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};
 
 use cinder_autograd::Tensor;
-use cinder_device::{DeviceTensor, Result};
+use cinder_device::Result;
 
 /// What every optimizer offers: a step over the parameters' gradients, clearing them, the
 /// learning rate and momentum of each parameter group (for schedules), and its state as
@@ -202,7 +207,7 @@ pub trait Optimizer {
     /// allocate a copy, the live buffer is returned instead, and if it cannot allocate a
     /// scalar that entry is missing (so [`Optimizer::load_state`] of the result fails or
     /// keeps the optimizer's own value rather than resuming wrongly). Reads nothing back.
-    fn state(&self) -> Vec<(String, DeviceTensor)>;
+    fn state(&self) -> Vec<(String, Tensor)>;
 
     /// Replaces the whole state with `state` (names as [`Optimizer::state`] gives them);
     /// parameters without entries start afresh, and the hyperparameters of a group with
@@ -215,7 +220,7 @@ pub trait Optimizer {
     /// group's options need, a group whose `params` differ from this optimizer's, a
     /// hyperparameter the constructor would refuse, or a checkpoint of Adam loaded into
     /// AdamW (or the reverse). Reads the scalars back to the host.
-    fn load_state(&mut self, state: &[(String, DeviceTensor)]) -> Result<()>;
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
 }
 
 /// A parameter group: parameters that share hyperparameters (an entry of PyTorch's

@@ -1,7 +1,7 @@
 //! RMSprop (`torch.optim.RMSprop`).
 
 use cinder_autograd::Tensor;
-use cinder_device::{DeviceTensor, Result, RmspropStep};
+use cinder_device::{Result, RmspropStep};
 
 use super::base::{Core, Hyper, HyperValue, check_nonneg};
 use super::{GroupConfig, Optimizer, ParamGroup};

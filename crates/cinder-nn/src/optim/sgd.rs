@@ -1,7 +1,7 @@
 //! Stochastic gradient descent (`torch.optim.SGD`).
 
 use cinder_autograd::Tensor;
-use cinder_device::{DeviceTensor, Error, Result, SgdStep};
+use cinder_device::{Error, Result, SgdStep};
 
 use super::base::{Core, Hyper, HyperValue, check_nonneg};
 use super::{GroupConfig, Optimizer, ParamGroup};
