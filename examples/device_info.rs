@@ -42,11 +42,8 @@ fn main() -> anyhow::Result<()> {
     let b: Vec<f32> = (0..k * p)
         .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
         .collect();
-    let c = Tensor::from_slice(&dev, &a, &[m, k])?.matmul(&Tensor::from_slice(
-        &dev,
-        &b,
-        &[k, p],
-    )?)?;
+    let c =
+        Tensor::from_slice(&dev, &a, &[m, k])?.matmul(&Tensor::from_slice(&dev, &b, &[k, p])?)?;
     let got = c.to_vec::<f32>()?;
     let mut max_err = 0f32;
     for i in 0..m {

@@ -57,10 +57,7 @@ fn embed(net: &Siamese, dev: &Device, d: &Dataset) -> anyhow::Result<Vec<f32>> {
     let mut out = vec![];
     no_grad(|| -> anyhow::Result<()> {
         for b in l.epoch(0) {
-            out.extend(
-                net.forward(&b?.images)?
-                    .to_vec::<f32>()?,
-            );
+            out.extend(net.forward(&b?.images)?.to_vec::<f32>()?);
         }
         Ok(())
     })?;

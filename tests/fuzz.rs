@@ -21,7 +21,10 @@ use std::time::Instant;
 
 use cinder::device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use cinder::device::ops::pool::Pool2dParams;
-use cinder::device::{AdagradStep, AdamStep, DeviceOptions, RmspropStep, SgdStep};
+use cinder::device::{
+    AdagradStep, AdamStep, BinaryOp, DeviceOptions, DeviceTensor, MatmulKernel, RmspropStep,
+    SgdStep, UnaryOp,
+};
 use cinder::nn::layers::{
     AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm, BatchNormConfig, Conv2d,
     Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Elu, Embedding, Flatten, Gelu,
@@ -538,6 +541,29 @@ fn dims(rng: &mut Rng) -> Vec<usize> {
         })
         .collect()
 }
+
+type TensorUnary = (&'static str, fn(&Tensor) -> Result<Tensor>);
+type TensorBinary = (
+    &'static str,
+    fn(&Tensor, &Tensor) -> Result<Tensor>,
+    fn(&Tensor, f32) -> Result<Tensor>,
+);
+
+// Tensor's public elementwise methods, from the op table both tensor types expand.
+macro_rules! tensor_unary_table {
+    (pub fn { $($(#[$m:meta])* $name:ident => $op:ident),* $(,)? } $bvis:vis fn { $($t:tt)* }) => {
+        const TENSOR_UNARY: &[TensorUnary] = &[$((concat!("Tensor::", stringify!($name)), Tensor::$name)),*];
+    };
+}
+cinder::device::unary_op_table!(tensor_unary_table, pub(crate));
+
+macro_rules! tensor_binary_table {
+    (pub fn { $($(#[$m:meta])* $name:ident, $sname:ident => $op:ident),* $(,)? } $bvis:vis fn { $($t:tt)* }) => {
+        const TENSOR_BINARY: &[TensorBinary] =
+            &[$((concat!("Tensor::", stringify!($name)), Tensor::$name, Tensor::$sname)),*];
+    };
+}
+cinder::device::binary_op_table!(tensor_binary_table, pub(crate));
 
 fn unary_op(rng: &mut Rng) -> UnaryOp {
     UnaryOp::ALL[rng.below(UnaryOp::ALL.len())]
@@ -1420,34 +1446,18 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             })
         }
         10 | 11 => {
-            let op = unary_op(rng);
-            let (a, b) = (rng.f(), rng.f());
-            st.run(
-                "Tensor::unary",
-                format!("{op:?} {xs:?} {a} {b}"),
-                false,
-                || x.unary(op, a, b),
-            )
+            let (name, f) = TENSOR_UNARY[rng.below(TENSOR_UNARY.len())];
+            st.run(name, format!("{xs:?}"), false, || f(&x))
         }
         12 | 13 => {
-            let op = binary_op(rng);
+            let (name, f, _) = TENSOR_BINARY[rng.below(TENSOR_BINARY.len())];
             let z = inp.tlike(rng, &x);
-            st.run(
-                "Tensor::binary",
-                format!("{op:?} {xs:?} {:?}", z.shape()),
-                false,
-                || x.binary(op, &z),
-            )
+            st.run(name, format!("{xs:?} {:?}", z.shape()), false, || f(&x, &z))
         }
         14 => {
-            let op = binary_op(rng);
-            let (s, first) = (rng.f(), rng.bool());
-            st.run(
-                "Tensor::binary_scalar",
-                format!("{op:?} {xs:?} {s}"),
-                false,
-                || x.binary_scalar(op, s, first),
-            )
+            let (name, _, f) = TENSOR_BINARY[rng.below(TENSOR_BINARY.len())];
+            let s = rng.f();
+            st.run(name, format!("{xs:?} {s} (scalar)"), false, || f(&x, s))
         }
         15 => {
             let s = if rng.bool() {
@@ -1481,19 +1491,18 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             let (a, b) = (rng.f(), rng.f());
             let args = format!("{xs:?} {a} {b}");
             type Op2 = fn(&Tensor, f32, f32) -> Result<Tensor>;
-            let calls: [(&'static str, Op2); 12] = [
+            let calls: [(&'static str, Op2); 11] = [
                 ("Tensor::clamp", |x, a, b| x.clamp(a, b)),
                 ("Tensor::clamp_min", |x, a, _| x.clamp_min(a)),
                 ("Tensor::clamp_max", |x, a, _| x.clamp_max(a)),
                 ("Tensor::hardtanh", |x, a, b| x.hardtanh(a, b)),
                 ("Tensor::leaky_relu", |x, a, _| x.leaky_relu(a)),
-                ("Tensor::leaky_relu_grad", |x, a, _| x.leaky_relu_grad(a)),
                 ("Tensor::elu", |x, a, _| x.elu(a)),
-                ("Tensor::elu_grad", |x, a, _| x.elu_grad(a)),
                 ("Tensor::powf", |x, a, _| x.powf(a)),
                 ("Tensor::affine", |x, a, b| x.affine(a, b)),
                 ("Tensor::rsub_scalar", |x, a, _| x.rsub_scalar(a)),
                 ("Tensor::rdiv_scalar", |x, a, _| x.rdiv_scalar(a)),
+                ("Tensor::rpow_scalar", |x, a, _| x.rpow_scalar(a)),
             ];
             let (name, f) = calls[rng.below(calls.len())];
             st.run(name, args, false, || f(&x, a, b))
@@ -1507,11 +1516,8 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             };
             let args = format!("{xs:?} {:?}", z.shape());
             type Op = fn(&Tensor, &Tensor) -> Result<Tensor>;
-            let calls: [(&'static str, Op); 5] = [
+            let calls: [(&'static str, Op); 2] = [
                 ("Tensor::prelu", Tensor::prelu),
-                ("Tensor::relu_backward", Tensor::relu_backward),
-                ("Tensor::sigmoid_backward", Tensor::sigmoid_backward),
-                ("Tensor::tanh_backward", Tensor::tanh_backward),
                 ("Tensor::matmul", Tensor::matmul),
             ];
             let (name, f) = calls[rng.below(calls.len())];
@@ -1606,15 +1612,9 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
         }
         27 => {
             let a = rng.axis();
-            let z = inp.tlike(rng, &x);
             let args = format!("{xs:?} {a}");
-            st.run("Tensor::softmax", args.clone(), false, || x.softmax(a));
-            st.run("Tensor::softmax_backward", args.clone(), false, || {
-                x.softmax_backward(&z, a)
-            });
-            st.run("Tensor::log_softmax_backward", args.clone(), false, || {
-                x.log_softmax_backward(&z, a)
-            });
+            let y = st.run("Tensor::softmax", args.clone(), false, || x.softmax(a));
+            backward(rng, st, "backward (softmax)", y);
             st.run("Tensor::log_softmax", args, false, || x.log_softmax(a))
         }
         28 | 29 => {
@@ -1649,44 +1649,18 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
                 Some(y) if rng.chance(70) => y.detach().requires_grad_(true).unwrap_or(y.clone()),
                 _ => inp.tany(rng),
             };
-            let is = if rng.chance(80) {
-                xs.clone()
-            } else {
-                rng.shape()
-            };
-            let wsh = if rng.chance(80) {
-                ws.clone()
-            } else {
-                rng.shape()
-            };
-            let args = format!("{args} grad {:?} {is:?} {wsh:?}", g.shape());
-            let (gi, gw) = if t {
-                (
-                    st.run(
-                        "Tensor::conv_transpose2d_backward_input",
-                        args.clone(),
-                        false,
-                        || Tensor::conv_transpose2d_backward_input(&g, &w, &is, &tp),
-                    ),
-                    st.run(
-                        "Tensor::conv_transpose2d_backward_weight",
-                        args,
-                        false,
-                        || Tensor::conv_transpose2d_backward_weight(&g, &x, &wsh, &tp),
-                    ),
-                )
-            } else {
-                st.run("Tensor::conv2d_backward_bias", args.clone(), false, || {
-                    Tensor::conv2d_backward_bias(&g)
-                });
-                (
-                    st.run("Tensor::conv2d_backward_input", args.clone(), false, || {
-                        Tensor::conv2d_backward_input(&g, &w, &is, &p)
-                    }),
-                    st.run("Tensor::conv2d_backward_weight", args, false, || {
-                        Tensor::conv2d_backward_weight(&g, &x, &wsh, &p)
-                    }),
-                )
+            // The backward rules through grad() with create_graph, so the gradients are
+            // graphs whose own backward runs below.
+            let args = format!("{args} grad {:?}", g.shape());
+            let grads = y.as_ref().and_then(|y| {
+                st.run("grad (conv)", args, false, || {
+                    let l = y.mul(&g)?.sum_all()?;
+                    grad(&[&l], &[&x, &w], true)
+                })
+            });
+            let (gi, gw) = match grads {
+                Some(v) if v.len() == 2 => (Some(v[0].clone()), Some(v[1].clone())),
+                _ => (None, None),
             };
             backward(rng, st, "backward (conv input grad)", gi);
             backward(rng, st, "backward (conv weight grad)", gw);
@@ -1773,7 +1747,7 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             let z = inp.tany(rng);
             st.run("Tensor::set_data", format!("{xs:?}"), false, || {
                 let leaf = Tensor::from_data(x.data().deep_clone()?);
-                leaf.set_data(z.data())?;
+                leaf.set_data(&z)?;
                 Ok(leaf)
             });
             st.run("Tensor::parameter", format!("{xs:?}"), false, || {
@@ -2471,11 +2445,11 @@ fn control(dev: &Device) -> Result<usize> {
     let vs = VarStore::new(dev, 0);
     let lin = Linear::new(&vs.pp("lin"), 2, 1, true)?;
     lin.weight
-        .set_data(DeviceTensor::from_slice(dev, &[1.0f32, 2.0], &[1, 2])?)?;
+        .set_data(&Tensor::from_slice(dev, &[1.0f32, 2.0], &[1, 2])?)?;
     lin.bias
         .as_ref()
         .expect("a bias")
-        .set_data(DeviceTensor::from_slice(dev, &[3.0f32], &[1])?)?;
+        .set_data(&Tensor::from_slice(dev, &[3.0f32], &[1])?)?;
     let xin = Tensor::from_data(DeviceTensor::from_slice(dev, &[1.0f32, 1.0], &[1, 2])?);
     check("Linear", lin.forward(&xin)?.to_vec()?, &[6.0]);
     let ln = LayerNorm::new(
@@ -2497,7 +2471,7 @@ fn control(dev: &Device) -> Result<usize> {
         &[-1.0, 1.0, -1.0, 1.0],
     );
     let conv = Conv2d::new(&vs.pp("conv"), 1, 1, 2, Conv2dConfig::default().bias(false))?;
-    conv.weight.set_data(w.clone())?;
+    conv.weight.set_raw(w.clone())?;
     check(
         "Conv2d",
         conv.forward(&Tensor::from_data(x.clone()))?.to_vec()?,

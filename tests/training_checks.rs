@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use cinder::Tensor;
 use cinder::data::{DataLoader, Dataset, Transform};
-use cinder::device::{Device, DeviceTensor, Error};
+use cinder::device::{Device, Error};
 use cinder::models::train::{Step, check_finite_state, ensure_finite, train_epoch};
 use cinder::models::{Activation, Mlp};
 use cinder::nn::VarStore;
@@ -74,7 +75,7 @@ fn a_nan_parameter_stops_the_epoch_and_is_named() {
     let w = vs.get("fc1.weight").unwrap();
     let mut v = w.to_vec::<f32>().unwrap();
     v[5] = f32::NAN;
-    w.set_data(DeviceTensor::from_slice(&dev, &v, &[2, 8]).unwrap())
+    w.set_data(&Tensor::from_slice(&dev, &v, &[2, 8]).unwrap())
         .unwrap();
     match check_finite_state(&vs) {
         Err(e @ Error::Diverged { .. }) => {

@@ -1,25 +1,51 @@
 //! Elementwise ops against `tests/fixtures/elementwise.safetensors`.
 
-use cinder::device::BinaryOp;
 use cinder::{Result, Tensor};
 
 use crate::harness::{Case, Produced, run_family, unknown};
 
-fn binary(name: &str) -> Option<BinaryOp> {
+type Binary = fn(&Tensor, &Tensor) -> Result<Tensor>;
+type Scalar = fn(&Tensor, f32) -> Result<Tensor>;
+
+/// The public method PyTorch's `name(a, b)` is.
+fn binary(name: &str) -> Option<Binary> {
     Some(match name {
-        "add" => BinaryOp::Add,
-        "sub" => BinaryOp::Sub,
-        "mul" => BinaryOp::Mul,
-        "div" => BinaryOp::Div,
-        "pow" => BinaryOp::Pow,
-        "maximum" => BinaryOp::Maximum,
-        "minimum" => BinaryOp::Minimum,
-        "eq" => BinaryOp::Eq,
-        "ne" => BinaryOp::Ne,
-        "lt" => BinaryOp::Lt,
-        "le" => BinaryOp::Le,
-        "gt" => BinaryOp::Gt,
-        "ge" => BinaryOp::Ge,
+        "add" => Tensor::add,
+        "sub" => Tensor::sub,
+        "mul" => Tensor::mul,
+        "div" => Tensor::div,
+        "pow" => Tensor::pow,
+        "maximum" => Tensor::maximum,
+        "minimum" => Tensor::minimum,
+        "eq" => Tensor::eq,
+        "ne" => Tensor::ne,
+        "lt" => Tensor::lt,
+        "le" => Tensor::le,
+        "gt" => Tensor::gt,
+        "ge" => Tensor::ge,
+        _ => return None,
+    })
+}
+
+/// The public method PyTorch's `name(x, s)` is, or with `first` `name(s, x)`.
+fn scalar(name: &str, first: bool) -> Option<Scalar> {
+    Some(match (name, first) {
+        ("add", _) => Tensor::add_scalar,
+        ("sub", false) => Tensor::sub_scalar,
+        ("sub", true) => Tensor::rsub_scalar,
+        ("mul", _) => Tensor::mul_scalar,
+        ("div", false) => Tensor::div_scalar,
+        ("div", true) => Tensor::rdiv_scalar,
+        ("pow", false) => Tensor::pow_scalar,
+        ("pow", true) => Tensor::rpow_scalar,
+        ("maximum", _) => Tensor::maximum_scalar,
+        ("minimum", _) => Tensor::minimum_scalar,
+        ("eq", _) => Tensor::eq_scalar,
+        ("ne", _) => Tensor::ne_scalar,
+        ("lt", false) | ("gt", true) => Tensor::lt_scalar,
+        ("le", false) | ("ge", true) => Tensor::le_scalar,
+        ("gt", false) | ("lt", true) => Tensor::gt_scalar,
+        ("ge", false) | ("le", true) => Tensor::ge_scalar,
         _ => return None,
     })
 }
@@ -65,9 +91,12 @@ fn run(case: &Case) -> Result<Produced> {
     case.op_outputs(|x| {
         let op = case.op.as_str();
         let y = if let Some(b) = binary(op) {
-            x[0].binary(b, &x[1])?
-        } else if let Some(b) = op.strip_suffix("_scalar").and_then(binary) {
-            x[0].binary_scalar(b, case.f32("s")?, case.bool_or("first", false)?)?
+            b(&x[0], &x[1])?
+        } else if let Some(f) = match op.strip_suffix("_scalar") {
+            Some(n) => scalar(n, case.bool_or("first", false)?),
+            None => None,
+        } {
+            f(&x[0], case.f32("s")?)?
         } else if op == "where" {
             Tensor::where_cond(&x[0], &x[1], &x[2])?
         } else if op == "prelu" {

@@ -14,8 +14,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cinder::device::DeviceTensor;
 use cinder::nn::checkpoint::{self, HostData, HostTensor};
-use cinder::{DType, Device, DeviceTensor, Error, Result, Tensor};
+use cinder::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
 
 /// The shared device.
@@ -63,12 +64,12 @@ impl Case {
 
     /// The fixture tensor `key` uploaded as a constant (no grad).
     pub fn tensor(&self, key: &str) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.host(key)?.to_device(&dev())?))
+        self.host(key)?.to_device(&dev())
     }
 
     /// The fixture tensor `key` uploaded as a parameter (requires grad).
     pub fn param(&self, key: &str) -> Result<Tensor> {
-        Tensor::parameter(self.host(key)?.to_device(&dev())?)
+        self.host(key)?.to_device(&dev())?.requires_grad_(true)
     }
 
     /// True when the case has a tensor `key`.

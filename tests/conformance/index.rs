@@ -9,7 +9,7 @@ fn embedding(case: &Case) -> Result<Produced> {
     let vs = VarStore::new(&dev(), 0);
     let emb = Embedding::new(&vs.root(), case.usize("num")?, case.usize("dim")?)?;
     emb.weight
-        .set_data(case.host("weight")?.to_device(&dev())?)?;
+        .set_data(&case.host("weight")?.to_device(&dev())?)?;
     let out = emb.forward(&case.tensor("ids")?)?;
     out.mul(&case.tensor("cot")?)?.sum_all()?.backward()?;
     let g = emb.weight.grad().ok_or_else(|| unknown(case))?;

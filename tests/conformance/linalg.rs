@@ -2,7 +2,8 @@
 //! `tests/fixtures/linalg.safetensors`. Eigenvectors and orthonormal columns are unique up to
 //! sign: each column is flipped to agree with PyTorch's before the comparison.
 
-use cinder::{DeviceTensor, Result, Tensor};
+use cinder::device::DeviceTensor;
+use cinder::{Result, Tensor};
 
 use crate::harness::{Case, Produced, run_family, unknown};
 

@@ -10,9 +10,9 @@ fn linear(case: &Case) -> Result<Produced> {
     let bias = case.bool_or("bias", true)?;
     let lin = Linear::new(&vs.root(), case.usize("in")?, case.usize("out")?, bias)?;
     lin.weight
-        .set_data(case.host("weight")?.to_device(&dev())?)?;
+        .set_data(&case.host("weight")?.to_device(&dev())?)?;
     if let Some(b) = &lin.bias {
-        b.set_data(case.host("bias")?.to_device(&dev())?)?;
+        b.set_data(&case.host("bias")?.to_device(&dev())?)?;
     }
     let x = case.param("x")?;
     let out = lin.forward(&x)?;

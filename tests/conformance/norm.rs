@@ -8,7 +8,7 @@ use cinder::nn::{
     BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, ModuleT,
     RmsNorm, RmsNormConfig, VarStore, group_norm, layer_norm, rms_norm,
 };
-use cinder::{DeviceTensor, Result, Tensor};
+use cinder::{Result, Tensor};
 
 use crate::harness::{Case, Produced, dev, run_family, unknown};
 
@@ -50,7 +50,7 @@ fn load_state(case: &Case, vs: &VarStore) -> Result<()> {
         .iter()
         .filter_map(|(k, t)| k.strip_prefix("state.").map(|n| (n.to_string(), t)))
         .map(|(n, t)| Ok((n, t.to_device(&d)?)))
-        .collect::<Result<Vec<(String, DeviceTensor)>>>()?;
+        .collect::<Result<Vec<(String, Tensor)>>>()?;
     vs.load_state(&state, true).map(|_| ())
 }
 

@@ -153,7 +153,7 @@ fn shapes(case: &Case) -> Result<Vec<Vec<usize>>> {
 fn zero_params(case: &Case) -> Result<Vec<Tensor>> {
     shapes(case)?
         .iter()
-        .map(|s| Tensor::parameter(cinder::DeviceTensor::zeros(&dev(), s)?))
+        .map(|s| Tensor::parameter(cinder::device::DeviceTensor::zeros(&dev(), s)?))
         .collect()
 }
 
@@ -238,14 +238,14 @@ fn run_optimizer(case: &Case) -> Result<Produced> {
         }
         for (name, t) in opt.state() {
             if name.starts_with("state.") {
-                out.push((format!("expect.step{k}.{name}"), Tensor::from_data(t)));
+                out.push((format!("expect.step{k}.{name}"), t));
             }
         }
     }
     for (name, t) in opt.state() {
         if name.starts_with("param_groups.") && (name.ends_with(".params") || name.ends_with(".lr"))
         {
-            out.push((format!("expect.{name}"), Tensor::from_data(t)));
+            out.push((format!("expect.{name}"), t));
         }
     }
     Ok(out)

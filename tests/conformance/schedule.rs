@@ -3,6 +3,7 @@
 //! momentum / beta1, ReduceLROnPlateau's rates after each metric, and the options PyTorch
 //! refuses.
 
+use cinder::device::DeviceTensor;
 use cinder::nn::optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, Optimizer, ParamGroup, Sgd, SgdConfig,
 };
@@ -11,7 +12,7 @@ use cinder::nn::schedule::{
     LrScheduler, MultiStepLr, OneCycleConfig, OneCycleLr, PlateauConfig, PlateauMode, PolynomialLr,
     ReduceLrOnPlateau, StepLr, ThresholdMode,
 };
-use cinder::{DeviceTensor, Error, Result, Tensor};
+use cinder::{Error, Result, Tensor};
 use serde_json::Value;
 
 use crate::harness::{Case, Produced, constant, dev};

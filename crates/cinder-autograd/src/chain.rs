@@ -47,6 +47,7 @@ macro_rules! chain_all {
             )*
             fn rsub_scalar(self, s: f32) -> Result<Tensor>;
             fn rdiv_scalar(self, s: f32) -> Result<Tensor>;
+            fn rpow_scalar(self, s: f32) -> Result<Tensor>;
             fn leaky_relu(self, slope: f32) -> Result<Tensor>;
             fn elu(self, alpha: f32) -> Result<Tensor>;
             fn clamp(self, lo: f32, hi: f32) -> Result<Tensor>;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cinder_autograd::Tensor;
 use cinder_data::mnist::{self, Split};
 use cinder_data::{DataLoader, Dataset, Transform};
-use cinder_device::{Device, DeviceTensor};
+use cinder_device::Device;
 use cinder_models::train::{evaluate, train_epoch};
 use cinder_models::{Activation, LeNet5, Mlp, ResNet, VGG11, VGG16, Vgg};
 use cinder_nn::checkpoint::{self, take_prefix, with_prefix};
@@ -100,9 +100,7 @@ fn lenet5_learns_fashion_mnist_from_2000_images_in_one_epoch() {
 /// Random images and labels, and the loss after `steps` Adam steps on them.
 fn overfit(model: &dyn ModuleT, vs: &VarStore, steps: usize, lr: f32) -> (f32, f32) {
     let dev = vs.device().clone();
-    let x = Tensor::from_data(
-        DeviceTensor::rand_normal(&dev, &[32, 3, 32, 32], 0.0, 1.0, 9, 0).unwrap(),
-    );
+    let x = Tensor::rand_normal(&dev, &[32, 3, 32, 32], 0.0, 1.0, 9, 0).unwrap();
     let labels: Vec<u32> = (0..32).map(|i| (i * 7 % 10) as u32).collect();
     let y = Tensor::from_slice(&dev, &labels, &[32]).unwrap();
     let mut opt = Adam::new(
@@ -134,9 +132,7 @@ fn vgg_shapes_gradients_and_overfit() {
     for (cfg, bn) in [(VGG11, true), (VGG16, false)] {
         let vs = VarStore::new(&dev, 1);
         let m = Vgg::new(&vs.root(), cfg, 3, 10, bn, 16).unwrap();
-        let x = Tensor::from_data(
-            DeviceTensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 1, 0).unwrap(),
-        );
+        let x = Tensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 1, 0).unwrap();
         let y = m.forward_t(&x, true).unwrap();
         assert_eq!(y.shape(), vec![2, 10]);
         y.sum_all().unwrap().backward().unwrap();
@@ -159,9 +155,7 @@ fn resnet_shapes_gradients_and_overfit() {
     let dev = dev();
     let vs = VarStore::new(&dev, 3);
     let r20 = ResNet::resnet20(&vs.root(), 3, 10).unwrap();
-    let x = Tensor::from_data(
-        DeviceTensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 3, 0).unwrap(),
-    );
+    let x = Tensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 3, 0).unwrap();
     let y = r20.forward_t(&x, true).unwrap();
     assert_eq!(y.shape(), vec![2, 10]);
     y.sum_all().unwrap().backward().unwrap();
@@ -225,7 +219,7 @@ fn resume_from_checkpoint_continues_with_the_same_loss() {
     assert_eq!(first, full[0]);
     let path =
         std::env::temp_dir().join(format!("cinder-resume-{}.safetensors", std::process::id()));
-    let model: Vec<_> = vs.state().into_iter().map(|(k, t)| (k, t.data())).collect();
+    let model = vs.state();
     let mut all = with_prefix("model.", &model);
     all.extend(with_prefix("optim.", &opt.state()));
     checkpoint::save(&path, &all, &Default::default()).unwrap();

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cinder_device::{Device, DeviceTensor, Result};
+use cinder_autograd::Tensor;
+use cinder_device::{Device, Result};
 use cinder_nn::checkpoint::{self, FileDType};
 
 /// `(RssAnon + RssFile, RssShmem)` of this process in kB, `None` without `/proc`.
@@ -92,13 +93,10 @@ fn main() -> Result<()> {
                     .map(|i| ((i + t * 7919) % 1999) as f32 * 1e-3 - 1.0)
                     .collect();
                 let name = format!("layer{t:02}.weight");
-                tensors.push((name, DeviceTensor::from_slice(&dev, &v, &[1000, cols])?));
+                tensors.push((name, Tensor::from_slice(&dev, &v, &[1000, cols])?));
             }
             let counter = "bn.num_batches_tracked".to_string();
-            tensors.push((
-                counter.clone(),
-                DeviceTensor::from_slice(&dev, &[12u32], &[])?,
-            ));
+            tensors.push((counter.clone(), Tensor::from_slice(&dev, &[12u32], &[])?));
             dev.sync()?;
             let dtypes = BTreeMap::from([(counter, FileDType::I64)]);
             let meta = BTreeMap::from([("epoch".to_string(), "3".to_string())]);

@@ -1,8 +1,8 @@
 //! Parameter initializers with PyTorch's formulas (`torch.nn.init`), drawn on the GPU from
 //! the counter-based generator so that a seed gives the same weights on every adapter.
 
-use cinder_device::shape::checked_product;
 use cinder_autograd::Tensor;
+use cinder_device::shape::checked_product;
 use cinder_device::{Device, Error, Result};
 
 /// How a new parameter is filled.
@@ -79,9 +79,7 @@ impl Init {
         let kaiming_gain = |a: f32| (2.0 / (1.0 + a * a)).sqrt();
         match *self {
             Init::Constant(v) => Tensor::full(device, shape, v),
-            Init::Uniform { lo, hi } => {
-                Tensor::rand_uniform(device, shape, lo, hi, seed, offset)
-            }
+            Init::Uniform { lo, hi } => Tensor::rand_uniform(device, shape, lo, hi, seed, offset),
             Init::Normal { mean, std } => {
                 Tensor::rand_normal(device, shape, mean, std, seed, offset)
             }

@@ -206,21 +206,29 @@ impl Path {
     pub fn var(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         let offset = self.store.next_offset();
         let data = init.tensor(&self.store.device, shape, self.store.seed, offset)?;
-        self.store
-            .register(self.name(leaf), Tensor::parameter(data.data())?, false, None)
+        self.store.register(
+            self.name(leaf),
+            Tensor::parameter(data.data())?,
+            false,
+            None,
+        )
     }
 
     /// Registers `data` as a trainable parameter `leaf` (weights computed elsewhere): a new
     /// leaf sharing `data`'s buffer, cut from any graph it was in. Returns `Err` when the
     /// name is taken or the data is not f32.
-    pub fn var_from(&self, leaf: &str, data: &Tensor) -> Result<Tensor> {
-        self.store
-            .register(self.name(leaf), Tensor::parameter(data.data())?, false, None)
+    pub fn var_from(&self, leaf: &str, data: Tensor) -> Result<Tensor> {
+        self.store.register(
+            self.name(leaf),
+            Tensor::parameter(data.data())?,
+            false,
+            None,
+        )
     }
 
     /// Creates a non-trainable buffer `leaf` holding `data` (saved in checkpoints, never
     /// given to optimizers). Returns `Err` when the name is taken.
-    pub fn buffer(&self, leaf: &str, data: &Tensor) -> Result<Tensor> {
+    pub fn buffer(&self, leaf: &str, data: Tensor) -> Result<Tensor> {
         self.store
             .register(self.name(leaf), data.detach(), true, None)
     }
@@ -230,16 +238,10 @@ impl Path {
     /// `num_batches_tracked`. Loading converts it back (I64 is read as u32). Returns `Err`
     /// when the name is taken or `data`'s dtype cannot be written as `file_dtype` (only
     /// its own dtype and U32 as I64 are allowed).
-    pub fn buffer_as(
-        &self,
-        leaf: &str,
-        data: &Tensor,
-        file_dtype: FileDType,
-    ) -> Result<Tensor> {
+    pub fn buffer_as(&self, leaf: &str, data: Tensor, file_dtype: FileDType) -> Result<Tensor> {
         let name = self.name(leaf);
         crate::checkpoint::check_file_dtype("Path::buffer_as", &name, data.dtype(), file_dtype)?;
         let keep = (file_dtype != FileDType::of(data.dtype())).then_some(file_dtype);
-        self.store
-            .register(name, data.detach(), true, keep)
+        self.store.register(name, data.detach(), true, keep)
     }
 }

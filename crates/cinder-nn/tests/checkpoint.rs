@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cinder_device::{DType, Device, DeviceTensor, Error};
+use cinder_autograd::Tensor;
+use cinder_device::{DType, Device, Error};
 use cinder_nn::checkpoint::{self, CheckpointFile, FileDType, HostData, LoadReport};
 use cinder_nn::{Init, VarStore};
 use safetensors::Dtype;
@@ -70,7 +71,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn bits(t: &DeviceTensor) -> Vec<u32> {
+fn bits(t: &Tensor) -> Vec<u32> {
     match t.dtype() {
         DType::F32 => t
             .to_vec::<f32>()
@@ -86,10 +87,7 @@ fn bits(t: &DeviceTensor) -> Vec<u32> {
 fn snapshot(vs: &VarStore) -> Vec<(String, Vec<usize>, DType, Vec<u32>)> {
     vs.state()
         .into_iter()
-        .map(|(n, t)| {
-            let d = t.data();
-            (n, d.shape().to_vec(), d.dtype(), bits(&d))
-        })
+        .map(|(n, t)| (n, t.shape(), t.dtype(), bits(&t)))
         .collect()
 }
 
@@ -128,21 +126,21 @@ fn round_trip_is_bit_exact() {
     let tensors = vec![
         (
             "w".to_string(),
-            DeviceTensor::from_slice(&dev, &w_vals, &[2, 5]).unwrap(),
+            Tensor::from_slice(&dev, &w_vals, &[2, 5]).unwrap(),
         ),
         (
             "idx".to_string(),
-            DeviceTensor::from_slice(&dev, &[0u32, 7, u32::MAX], &[3]).unwrap(),
+            Tensor::from_slice(&dev, &[0u32, 7, u32::MAX], &[3]).unwrap(),
         ),
         (
             "empty".to_string(),
-            DeviceTensor::from_slice::<f32>(&dev, &[], &[0, 3]).unwrap(),
+            Tensor::from_slice::<f32>(&dev, &[], &[0, 3]).unwrap(),
         ),
         (
             "empty_u".to_string(),
-            DeviceTensor::from_slice::<u32>(&dev, &[], &[2, 0]).unwrap(),
+            Tensor::from_slice::<u32>(&dev, &[], &[2, 0]).unwrap(),
         ),
-        ("s".to_string(), DeviceTensor::scalar(&dev, -1.5).unwrap()),
+        ("s".to_string(), Tensor::scalar(&dev, -1.5).unwrap()),
     ];
     let mut meta = BTreeMap::new();
     meta.insert("epoch".to_string(), "3".to_string());
@@ -200,11 +198,11 @@ fn writes_the_reference_byte_layout() {
     let tensors = vec![
         (
             "b".to_string(),
-            DeviceTensor::from_slice(&dev, &[1.0f32, 2.0], &[2]).unwrap(),
+            Tensor::from_slice(&dev, &[1.0f32, 2.0], &[2]).unwrap(),
         ),
         (
             "a".to_string(),
-            DeviceTensor::from_slice(&dev, &[7u32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[7u32], &[]).unwrap(),
         ),
     ];
     let mut meta = BTreeMap::new();
@@ -299,17 +297,17 @@ fn pytorch_state_dict_loads_by_name() {
     bn.var("bias", &[4], Init::Constant(9.0)).unwrap();
     bn.buffer(
         "running_mean",
-        DeviceTensor::from_slice(&dev, &[0f32; 4], &[4]).unwrap(),
+        Tensor::from_slice(&dev, &[0f32; 4], &[4]).unwrap(),
     )
     .unwrap();
     bn.buffer(
         "running_var",
-        DeviceTensor::from_slice(&dev, &[1f32; 4], &[4]).unwrap(),
+        Tensor::from_slice(&dev, &[1f32; 4], &[4]).unwrap(),
     )
     .unwrap();
     bn.buffer(
         "num_batches_tracked",
-        DeviceTensor::from_slice(&dev, &[0u32], &[]).unwrap(),
+        Tensor::from_slice(&dev, &[0u32], &[]).unwrap(),
     )
     .unwrap();
     vs.load(&path).unwrap();
@@ -327,7 +325,7 @@ fn pytorch_state_dict_loads_by_name() {
         ("bn.num_batches_tracked", vec![], vec![12]),
     ];
     for (name, shape, b) in want {
-        let t = vs.get(name).unwrap().data();
+        let t = vs.get(name).unwrap();
         assert_eq!(t.shape(), shape.as_slice(), "{name}");
         assert_eq!(bits(&t), b, "{name}");
     }
@@ -344,7 +342,7 @@ fn pytorch_state_dict_loads_by_name() {
             let leaf = name.rsplit_once('.').unwrap();
             let p = vs2.root().pp(leaf.0);
             if vs.named_buffers().iter().any(|(n, _)| *n == name) {
-                p.buffer(leaf.1, DeviceTensor::zeros(&dev, &t.shape()).unwrap())
+                p.buffer(leaf.1, Tensor::zeros(&dev, &t.shape()).unwrap())
                     .unwrap();
             } else {
                 p.var(leaf.1, &t.shape(), Init::Constant(0.0)).unwrap();
@@ -366,7 +364,7 @@ fn pytorch_state_dict_loads_by_name() {
     assert!(report.missing.is_empty());
     assert_eq!(report.unexpected, ["bn.num_batches_tracked"]);
     assert_eq!(report.loaded.len(), 8);
-    assert_eq!(bits(&vs2.get("fc.weight").unwrap().data()), f(&fc_w));
+    assert_eq!(bits(&vs2.get("fc.weight").unwrap()), f(&fc_w));
 
     let ck = checkpoint::read(&path).unwrap();
     assert!(ck.metadata.is_empty());
@@ -525,10 +523,7 @@ fn small_store_seeded(dev: &Device, seed: u64) -> VarStore {
         .unwrap();
     vs.root().var("b", &[3], Init::Constant(0.25)).unwrap();
     vs.root()
-        .buffer(
-            "c",
-            DeviceTensor::from_slice(dev, &[seed as u32], &[]).unwrap(),
-        )
+        .buffer("c", Tensor::from_slice(dev, &[seed as u32], &[]).unwrap())
         .unwrap();
     vs
 }
@@ -540,17 +535,17 @@ fn strict_load_names_the_first_mismatch_and_changes_nothing() {
     let path = dir.join("bad.safetensors");
     let vs = small_store(&dev);
     let before = snapshot(&vs);
-    let a = DeviceTensor::from_slice(&dev, &[5.0f32, 6.0, 7.0, 8.0], &[2, 2]).unwrap();
-    let b = DeviceTensor::from_slice(&dev, &[1.0f32, 2.0, 3.0], &[3]).unwrap();
-    let c = DeviceTensor::from_slice(&dev, &[9u32], &[]).unwrap();
-    let named = |v: Vec<(&str, &DeviceTensor)>| -> Vec<(String, DeviceTensor)> {
+    let a = Tensor::from_slice(&dev, &[5.0f32, 6.0, 7.0, 8.0], &[2, 2]).unwrap();
+    let b = Tensor::from_slice(&dev, &[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let c = Tensor::from_slice(&dev, &[9u32], &[]).unwrap();
+    let named = |v: Vec<(&str, &Tensor)>| -> Vec<(String, Tensor)> {
         v.into_iter()
             .map(|(n, t)| (n.to_string(), t.clone()))
             .collect()
     };
-    let b4 = DeviceTensor::from_slice(&dev, &[1.0f32; 4], &[4]).unwrap();
-    let c_f32 = DeviceTensor::scalar(&dev, 9.0).unwrap();
-    let d = DeviceTensor::scalar(&dev, 1.0).unwrap();
+    let b4 = Tensor::from_slice(&dev, &[1.0f32; 4], &[4]).unwrap();
+    let c_f32 = Tensor::scalar(&dev, 9.0).unwrap();
+    let d = Tensor::scalar(&dev, 1.0).unwrap();
     // `a` always matches and would be written first by a load that does not check first.
     let cases: Vec<(&str, checkpoint::NamedTensors, &str)> = vec![
         (
@@ -642,7 +637,7 @@ fn var_store_round_trip_and_combined_model_optimizer_file() {
     vs2.root().var("b", &[3], Init::Constant(0.0)).unwrap();
     vs2.root().var("a", &[2, 2], Init::Constant(0.0)).unwrap();
     vs2.root()
-        .buffer("c", DeviceTensor::from_slice(&dev, &[0u32], &[]).unwrap())
+        .buffer("c", Tensor::from_slice(&dev, &[0u32], &[]).unwrap())
         .unwrap();
     vs2.load(&path).unwrap();
     let by_name = |v: Vec<(String, Vec<usize>, DType, Vec<u32>)>| {
@@ -656,15 +651,14 @@ fn var_store_round_trip_and_combined_model_optimizer_file() {
     let optim_state = vec![
         (
             "a.exp_avg".to_string(),
-            DeviceTensor::from_slice(&dev, &[0.5f32, -0.0, 1e-30, 3.0], &[2, 2]).unwrap(),
+            Tensor::from_slice(&dev, &[0.5f32, -0.0, 1e-30, 3.0], &[2, 2]).unwrap(),
         ),
         (
             "step".to_string(),
-            DeviceTensor::from_slice(&dev, &[3u32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[3u32], &[]).unwrap(),
         ),
     ];
-    let model: Vec<(String, DeviceTensor)> =
-        vs.state().into_iter().map(|(n, t)| (n, t.data())).collect();
+    let model = vs.state();
     let all = [
         checkpoint::with_prefix("model.", &model),
         checkpoint::with_prefix("optim.", &optim_state),
@@ -694,9 +688,9 @@ fn var_store_round_trip_and_combined_model_optimizer_file() {
     assert_eq!(report.loaded, ["a", "b", "c"]);
     // The store holds copies: writing the source afterwards does not reach it.
     assert_eq!(m[0].0, "a");
-    let a_loaded = bits(&vs3.get("a").unwrap().data());
-    m[0].1.write(&[0.0f32; 4]).unwrap();
-    assert_eq!(bits(&vs3.get("a").unwrap().data()), a_loaded);
+    let a_loaded = bits(&vs3.get("a").unwrap());
+    m[0].1.data().write(&[0.0f32; 4]).unwrap();
+    assert_eq!(bits(&vs3.get("a").unwrap()), a_loaded);
     assert_ne!(a_loaded, [0u32; 4]);
     assert_eq!(
         by_name(snapshot(&vs3)).remove("a"),
@@ -715,11 +709,11 @@ fn every_truncation_and_trailing_bytes_are_errors() {
     let tensors = vec![
         (
             "x".to_string(),
-            DeviceTensor::from_slice(&dev, &[1.0f32, 2.0, 3.0], &[3]).unwrap(),
+            Tensor::from_slice(&dev, &[1.0f32, 2.0, 3.0], &[3]).unwrap(),
         ),
         (
             "y".to_string(),
-            DeviceTensor::from_slice(&dev, &[4u32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[4u32], &[]).unwrap(),
         ),
     ];
     let mut meta = BTreeMap::new();
@@ -950,11 +944,11 @@ fn corrupting_any_header_byte_never_panics() {
     let tensors = vec![
         (
             "layer.weight".to_string(),
-            DeviceTensor::from_slice(&dev, &[1.0f32, -2.0, 3.5, 0.0], &[2, 2]).unwrap(),
+            Tensor::from_slice(&dev, &[1.0f32, -2.0, 3.5, 0.0], &[2, 2]).unwrap(),
         ),
         (
             "n".to_string(),
-            DeviceTensor::from_slice(&dev, &[4u32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[4u32], &[]).unwrap(),
         ),
     ];
     let mut meta = BTreeMap::new();
@@ -1026,7 +1020,7 @@ fn a_writer_killed_before_rename_leaves_the_previous_checkpoint() {
     // "dies": no rename, no destructor.
     let newer = vec![(
         "a".to_string(),
-        DeviceTensor::from_slice(&dev, &[0.0f32; 4], &[2, 2]).unwrap(),
+        Tensor::from_slice(&dev, &[0.0f32; 4], &[2, 2]).unwrap(),
     )];
     let pending = checkpoint::prepare_save(&path, &newer, &BTreeMap::new()).unwrap();
     let temp = pending.temp_path().to_path_buf();
@@ -1089,7 +1083,7 @@ fn successful_save_leaves_only_the_target() {
 fn failed_saves_leave_no_file_behind() {
     let dev = dev();
     let dir = TempDir::new("fail");
-    let x = DeviceTensor::from_slice(&dev, &[1.0f32], &[1]).unwrap();
+    let x = Tensor::from_slice(&dev, &[1.0f32], &[1]).unwrap();
     let no_meta = BTreeMap::new();
 
     // The rename fails (the target is a non-empty directory): Io naming the target, temp
@@ -1106,8 +1100,7 @@ fn failed_saves_leave_no_file_behind() {
     // Bad names are refused before any file is created.
     let path = dir.join("m.safetensors");
     for names in [vec!["x", "x"], vec!["__metadata__"], vec![""]] {
-        let ts: Vec<(String, DeviceTensor)> =
-            names.iter().map(|n| (n.to_string(), x.clone())).collect();
+        let ts: Vec<(String, Tensor)> = names.iter().map(|n| (n.to_string(), x.clone())).collect();
         assert!(
             matches!(
                 checkpoint::save(&path, &ts, &no_meta),
@@ -1170,7 +1163,7 @@ impl TorchNet {
     }
 }
 
-fn assert_near(got: &DeviceTensor, want: &DeviceTensor, what: &str) {
+fn assert_near(got: &Tensor, want: &Tensor, what: &str) {
     assert_eq!(got.shape(), want.shape(), "{what}");
     let (g, w) = (got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
@@ -1199,21 +1192,21 @@ fn torch_norms_state_dict_round_trip() {
     assert_eq!(count("bn.num_batches_tracked"), [3]);
     assert_eq!(count("bn1.num_batches_tracked"), [3]);
 
-    let io: BTreeMap<String, DeviceTensor> =
+    let io: BTreeMap<String, Tensor> =
         checkpoint::load(fixtures.join("torch_norms_io.safetensors"), &dev)
             .unwrap()
             .into_iter()
             .collect();
-    let x = |k: &str| cinder_autograd::Tensor::from_data(io[k].clone());
+    let x = |k: &str| io[k].clone();
     let y_eval = net.forward(&x("x_eval"), false);
-    assert_near(&y_eval.data(), &io["y_eval"], "eval output");
+    assert_near(&y_eval, &io["y_eval"], "eval output");
     let y_train = net.forward(&x("x_train"), true);
-    assert_near(&y_train.data(), &io["y_train"], "train output");
+    assert_near(&y_train, &io["y_train"], "train output");
     for (k, want) in &io {
         let Some(name) = k.strip_prefix("after.") else {
             continue;
         };
-        let got = vs.get(name).unwrap().data();
+        let got = vs.get(name).unwrap();
         match want.dtype() {
             DType::U32 => assert_eq!(bits(&got), bits(want), "{name}"),
             DType::F32 => assert_near(&got, want, name),
@@ -1245,8 +1238,8 @@ fn torch_norms_state_dict_round_trip() {
     vs2.load(&path).unwrap();
     assert_eq!(snapshot(&vs2), snapshot(&vs));
     assert_eq!(
-        bits(&net2.forward(&x("x_eval"), false).data()),
-        bits(&net.forward(&x("x_eval"), false).data())
+        bits(&net2.forward(&x("x_eval"), false)),
+        bits(&net.forward(&x("x_eval"), false))
     );
 
     if let Some(out) = std::env::var_os("CINDER_TORCH_EXPORT") {
@@ -1255,10 +1248,7 @@ fn torch_norms_state_dict_round_trip() {
         vs.save(out.join("cinder_norms.safetensors")).unwrap();
         let io_out = vec![
             ("x_eval".to_string(), io["x_eval"].clone()),
-            (
-                "y_eval".to_string(),
-                net.forward(&x("x_eval"), false).data(),
-            ),
+            ("y_eval".to_string(), net.forward(&x("x_eval"), false)),
         ];
         checkpoint::save(
             out.join("cinder_norms_io.safetensors"),
@@ -1279,11 +1269,11 @@ fn save_as_writes_u32_as_i64() {
     let tensors = vec![
         (
             "n".to_string(),
-            DeviceTensor::from_slice(&dev, &[0u32, 7, u32::MAX], &[3]).unwrap(),
+            Tensor::from_slice(&dev, &[0u32, 7, u32::MAX], &[3]).unwrap(),
         ),
         (
             "x".to_string(),
-            DeviceTensor::from_slice(&dev, &[1.5f32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[1.5f32], &[]).unwrap(),
         ),
     ];
     let mut as_i64 = BTreeMap::new();
@@ -1316,7 +1306,7 @@ fn save_as_writes_u32_as_i64() {
     assert_eq!(dir.listing(), ["c.safetensors"]);
 
     let vs = VarStore::new(&dev, 0);
-    let f = DeviceTensor::zeros(&dev, &[]).unwrap();
+    let f = Tensor::zeros(&dev, &[]).unwrap();
     assert!(vs.root().buffer_as("f", f.clone(), FileDType::I64).is_err());
     vs.root().buffer_as("g", f, FileDType::F32).unwrap();
     assert_eq!(
@@ -1337,7 +1327,7 @@ fn non_finite_values_are_refused_unless_asked_for() {
 
     // `b` (the second parameter) gets an infinity at element 1 and a NaN at element 2
     let b = vs.get("b").unwrap();
-    b.set_data(DeviceTensor::from_slice(&dev, &[0.5f32, f32::INFINITY, f32::NAN], &[3]).unwrap())
+    b.set_data(&Tensor::from_slice(&dev, &[0.5f32, f32::INFINITY, f32::NAN], &[3]).unwrap())
         .unwrap();
     match vs.save(&path) {
         Err(Error::InvalidArgument { op, msg, shape }) => {
@@ -1366,13 +1356,13 @@ fn non_finite_values_are_refused_unless_asked_for() {
 
     // with a NaN in `a` too, the first bad variable in store order is named: `a`
     let a = vs.get("a").unwrap();
-    a.set_data(DeviceTensor::from_slice(&dev, &[f32::NAN, 0.0, 0.0, 0.0], &[2, 2]).unwrap())
+    a.set_data(&Tensor::from_slice(&dev, &[f32::NAN, 0.0, 0.0, 0.0], &[2, 2]).unwrap())
         .unwrap();
     let e = vs.save(&path).unwrap_err().to_string();
     assert!(e.contains("tensor `a` holds 1 NaN"), "{e}");
 
     // named tensors: the first bad one in the order given, not in file order
-    let t = |v: &[f32]| DeviceTensor::from_slice(&dev, v, &[v.len()]).unwrap();
+    let t = |v: &[f32]| Tensor::from_slice(&dev, v, &[v.len()]).unwrap();
     let named = vec![
         ("z.ok".to_string(), t(&[1.0])),
         ("y.neg_inf".to_string(), t(&[0.0, f32::NEG_INFINITY])),
@@ -1565,21 +1555,18 @@ fn checkpoint_file_loads_tensors_one_at_a_time() {
         }
     }
     // The same through `load` and a VarStore.
-    let loaded: BTreeMap<String, DeviceTensor> =
+    let loaded: BTreeMap<String, Tensor> =
         checkpoint::load(&path, &dev).unwrap().into_iter().collect();
     assert_eq!(bits(&loaded["w"]), w_bits);
     let vs = VarStore::new(&dev, 0);
     vs.root().var("w", &[3], Init::Constant(0.0)).unwrap();
     vs.root()
-        .buffer(
-            "n",
-            DeviceTensor::from_slice(&dev, &[0u32, 0], &[2]).unwrap(),
-        )
+        .buffer("n", Tensor::from_slice(&dev, &[0u32, 0], &[2]).unwrap())
         .unwrap();
     let report = vs.load_partial(&path).unwrap();
     assert_eq!(report.loaded, ["w", "n"]);
     assert_eq!(report.unexpected, ["h", "p"]);
-    assert_eq!(bits(&vs.get("w").unwrap().data()), w_bits);
+    assert_eq!(bits(&vs.get("w").unwrap()), w_bits);
 }
 
 /// A file far larger than this machine's memory (a 32 GiB tensor, in a sparse file that
@@ -1734,7 +1721,7 @@ fn random_truncations_and_corruptions_are_errors_or_harmless() {
     vs.root()
         .buffer_as(
             "count",
-            DeviceTensor::from_slice(&dev, &[3u32], &[]).unwrap(),
+            Tensor::from_slice(&dev, &[3u32], &[]).unwrap(),
             FileDType::I64,
         )
         .unwrap();

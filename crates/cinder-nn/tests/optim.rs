@@ -3,7 +3,7 @@
 //! of `torch.optim.lr_scheduler`).
 
 use cinder_autograd::Tensor;
-use cinder_device::{DType, Device, DeviceTensor};
+use cinder_device::{DType, Device};
 use cinder_nn::optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, ParamGroup, RmsProp,
     RmsPropConfig, Sgd, SgdConfig, clip_grad_norm, clip_grad_norm_with, clip_grad_value,
@@ -37,7 +37,10 @@ fn values(seed: u64, n: usize) -> Vec<f32> {
 }
 
 fn param(v: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::parameter(DeviceTensor::from_slice(&dev(), v, shape).unwrap()).unwrap()
+    Tensor::from_slice(&dev(), v, shape)
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap()
 }
 
 fn set_grad(p: &Tensor, g: &[f32]) {
@@ -458,9 +461,9 @@ fn load_state_rejects_bad_entries_and_keeps_the_old_state() {
     set_grad(&p, &values(71, 6));
     opt.step().unwrap();
     let good = opt.state();
-    let t23 = || DeviceTensor::zeros(&d, &[2, 3]).unwrap();
-    let step = || DeviceTensor::scalar(&d, 3.0).unwrap();
-    let full = |extra: Vec<(String, DeviceTensor)>| {
+    let t23 = || Tensor::zeros(&d, &[2, 3]).unwrap();
+    let step = || Tensor::scalar(&d, 3.0).unwrap();
+    let full = |extra: Vec<(String, Tensor)>| {
         let mut v = vec![
             ("state.0.step".to_string(), step()),
             ("state.0.square_avg".to_string(), t23()),
@@ -470,13 +473,13 @@ fn load_state_rejects_bad_entries_and_keeps_the_old_state() {
         v
     };
     assert!(opt.load_state(&full(vec![])).is_ok());
-    let bad_cases: Vec<Vec<(String, DeviceTensor)>> = vec![
+    let bad_cases: Vec<Vec<(String, Tensor)>> = vec![
         // wrong shape
         vec![
             ("state.0.step".to_string(), step()),
             (
                 "state.0.square_avg".to_string(),
-                DeviceTensor::zeros(&d, &[6]).unwrap(),
+                Tensor::zeros(&d, &[6]).unwrap(),
             ),
             ("state.0.grad_avg".to_string(), t23()),
         ],
@@ -493,10 +496,7 @@ fn load_state_rejects_bad_entries_and_keeps_the_old_state() {
         ],
         // step that is not a positive integer
         vec![
-            (
-                "state.0.step".to_string(),
-                DeviceTensor::scalar(&d, 1.5).unwrap(),
-            ),
+            ("state.0.step".to_string(), Tensor::scalar(&d, 1.5).unwrap()),
             ("state.0.square_avg".to_string(), t23()),
             ("state.0.grad_avg".to_string(), t23()),
         ],
@@ -1086,7 +1086,10 @@ fn one_dispatch_per_parameter_per_step_and_no_readback() {
     // A device of its own, so other tests' dispatches do not count.
     let d = Device::new().unwrap();
     let mk = |v: &[f32], s: &[usize]| {
-        Tensor::parameter(DeviceTensor::from_slice(&d, v, s).unwrap()).unwrap()
+        Tensor::from_slice(&d, v, s)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap()
     };
     let ps = vec![
         mk(&values(1, 240), &[12, 20]),
@@ -1511,8 +1514,8 @@ fn group_hyperparameters_round_trip_through_the_state() {
     let err = w.load_state(&state).err().unwrap();
     assert!(err.to_string().contains("decoupled_weight_decay"), "{err}");
     let d = dev();
-    let with = |name: &str, t: DeviceTensor| {
-        let mut s: Vec<(String, DeviceTensor)> =
+    let with = |name: &str, t: Tensor| {
+        let mut s: Vec<(String, Tensor)> =
             state.iter().filter(|(n, _)| n != name).cloned().collect();
         s.push((name.to_string(), t));
         s
@@ -1520,22 +1523,19 @@ fn group_hyperparameters_round_trip_through_the_state() {
     let bad = [
         with(
             "param_groups.1.params",
-            DeviceTensor::from_slice(&d, &[0u32, 1], &[2]).unwrap(),
+            Tensor::from_slice(&d, &[0u32, 1], &[2]).unwrap(),
         ),
         with(
             "param_groups.1.betas",
-            DeviceTensor::from_slice(&d, &[0.9f32, 1.5], &[2]).unwrap(),
+            Tensor::from_slice(&d, &[0.9f32, 1.5], &[2]).unwrap(),
         ),
-        with(
-            "param_groups.0.momentum",
-            DeviceTensor::scalar(&d, 0.9).unwrap(),
-        ),
-        with("param_groups.2.lr", DeviceTensor::scalar(&d, 0.9).unwrap()),
+        with("param_groups.0.momentum", Tensor::scalar(&d, 0.9).unwrap()),
+        with("param_groups.2.lr", Tensor::scalar(&d, 0.9).unwrap()),
         with(
             "param_groups.0.amsgrad",
-            DeviceTensor::from_slice(&d, &[1u32], &[]).unwrap(),
+            Tensor::from_slice(&d, &[1u32], &[]).unwrap(),
         ),
-        with("param_groups.0.lr", DeviceTensor::scalar(&d, -1.0).unwrap()),
+        with("param_groups.0.lr", Tensor::scalar(&d, -1.0).unwrap()),
     ];
     let before = c.lrs();
     for (k, s) in bad.iter().enumerate() {
@@ -1633,7 +1633,9 @@ fn clip_grad_norm_of_nan_and_inf_gradients_follows_pytorch() {
 fn clip_grad_norm_reads_nothing_back() {
     let d = Device::new().unwrap();
     let mk = |n: usize| {
-        let p = Tensor::parameter(DeviceTensor::from_slice(&d, &values(250, n), &[n]).unwrap())
+        let p = Tensor::from_slice(&d, &values(250, n), &[n])
+            .unwrap()
+            .requires_grad_(true)
             .unwrap();
         p.set_grad(Some(
             Tensor::from_slice(&d, &values(251 + n as u64, n), &[n]).unwrap(),
@@ -1705,7 +1707,9 @@ fn state_with_groups_resumes_through_a_checkpoint_file() {
 fn groups_and_a_cycling_schedule_keep_one_dispatch_per_parameter() {
     let d = Device::new().unwrap();
     let mk = |n: usize| {
-        let p = Tensor::parameter(DeviceTensor::from_slice(&d, &values(270, n), &[n]).unwrap())
+        let p = Tensor::from_slice(&d, &values(270, n), &[n])
+            .unwrap()
+            .requires_grad_(true)
             .unwrap();
         p.set_grad(Some(Tensor::from_slice(&d, &values(271, n), &[n]).unwrap()));
         p

@@ -180,6 +180,37 @@ impl Tensor {
         add_bias(y, bias, o)
     }
 
+    /// Gradient of [`Tensor::conv2d`] with respect to its input, as an op (differentiable in
+    /// `grad_out` and `weight`). Errors as [`DeviceTensor::conv2d_backward_input`].
+    pub fn conv2d_backward_input(
+        grad_out: &Tensor,
+        weight: &Tensor,
+        input_shape: &[usize],
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
+        input_grad(grad_out, weight, input_shape, *p)
+    }
+
+    /// Gradient of [`Tensor::conv2d`] with respect to its weight, as an op (differentiable
+    /// in `grad_out` and `input`). Errors as [`DeviceTensor::conv2d_backward_weight`].
+    pub fn conv2d_backward_weight(
+        grad_out: &Tensor,
+        input: &Tensor,
+        weight_shape: &[usize],
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
+        weight_grad(grad_out, input, weight_shape, *p)
+    }
+
+    /// Gradient of a convolution's bias: `grad_out` summed to `[O]`. Errors as
+    /// [`DeviceTensor::conv2d_backward_bias`].
+    pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
+        if grad_out.rank() != 4 {
+            DeviceTensor::conv2d_backward_bias(&grad_out.data())?;
+        }
+        grad_out.sum_axes(&[0, 2, 3], false)
+    }
+
     /// 2-D transposed convolution of `[N, C_in, H, W]` with `weight`
     /// `[C_in, C_out / groups, KH, KW]` and an optional `bias` `[C_out]`. Errors as
     /// [`DeviceTensor::conv_transpose2d`].
@@ -192,5 +223,27 @@ impl Tensor {
         let y = conv(self, weight, *p)?;
         let o = y.shape()[1];
         add_bias(y, bias, o)
+    }
+
+    /// Gradient of [`Tensor::conv_transpose2d`] with respect to its input, as an op.
+    /// Errors as [`DeviceTensor::conv_transpose2d_backward_input`].
+    pub fn conv_transpose2d_backward_input(
+        grad_out: &Tensor,
+        weight: &Tensor,
+        input_shape: &[usize],
+        p: &ConvTranspose2dParams,
+    ) -> Result<Tensor> {
+        input_grad(grad_out, weight, input_shape, *p)
+    }
+
+    /// Gradient of [`Tensor::conv_transpose2d`] with respect to its weight, as an op.
+    /// Errors as [`DeviceTensor::conv_transpose2d_backward_weight`].
+    pub fn conv_transpose2d_backward_weight(
+        grad_out: &Tensor,
+        input: &Tensor,
+        weight_shape: &[usize],
+        p: &ConvTranspose2dParams,
+    ) -> Result<Tensor> {
+        weight_grad(grad_out, input, weight_shape, *p)
     }
 }

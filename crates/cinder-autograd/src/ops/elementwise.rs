@@ -153,6 +153,11 @@ impl Tensor {
     pub fn rdiv_scalar(&self, s: f32) -> Result<Tensor> {
         self.binary_scalar(BinaryOp::Div, s, true)
     }
+    /// `s ^ x` (PyTorch's `pow(s, x)` with a scalar base; gradient `s^x ln s`). Returns
+    /// `Err` for `u32` tensors.
+    pub fn rpow_scalar(&self, s: f32) -> Result<Tensor> {
+        self.binary_scalar(BinaryOp::Pow, s, true)
+    }
     /// `x > 0 ? x : slope * x`. Returns `Err` for `u32` tensors.
     pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyRelu, slope, 0.0)

@@ -7,6 +7,8 @@ mod index;
 mod layout;
 mod matmul;
 mod pool;
+#[cfg(test)]
+mod private_grads;
 mod random;
 mod reduce;
 mod softmax;

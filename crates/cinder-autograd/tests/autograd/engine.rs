@@ -126,8 +126,8 @@ fn misuse_is_an_error() {
     assert!(index(&[1, 2], &[2]).requires_grad_(true).is_err());
     assert!(v.clone().requires_grad_(false).is_err());
     // set_data with another shape, or on a non-leaf
-    assert!(x.set_data(constant(&[1.0], &[1]).data()).is_err());
-    assert!(v.set_data(constant(&[1.0, 2.0], &[2]).data()).is_err());
+    assert!(x.set_data(&constant(&[1.0], &[1])).is_err());
+    assert!(v.set_data(&constant(&[1.0, 2.0], &[2])).is_err());
     // grad() with an input that does not require grad
     let y = x.sum_all().unwrap();
     assert!(grad(&[&y], &[&c], false).is_err());
@@ -160,7 +160,7 @@ fn set_data_updates_a_parameter_between_steps() {
     let loss = w.square().unwrap().sum_all().unwrap();
     loss.backward().unwrap();
     let g = w.grad().unwrap();
-    w.set_data(w.data().sub(&g.data().mul_scalar(0.25).unwrap()).unwrap())
+    w.set_data(&w.detach().sub(&g.mul_scalar(0.25).unwrap()).unwrap())
         .unwrap();
     assert_eq!(read(&w), vec![0.5, 1.0]);
 }

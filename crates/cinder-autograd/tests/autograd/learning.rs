@@ -74,7 +74,7 @@ impl Mlp {
         no_grad(|| {
             for p in &self.params {
                 let g = p.grad().expect("every parameter gets a gradient");
-                p.set_data(p.data().sub(&g.data().mul_scalar(lr)?)?)?;
+                p.set_data(&p.detach().sub(&g.mul_scalar(lr)?)?)?;
                 p.zero_grad();
             }
             Ok(())
@@ -161,9 +161,9 @@ fn least_squares_by_gradient_descent_reaches_the_closed_form() {
             .square()
             .unwrap();
         loss.mean_all().unwrap().backward().unwrap();
-        let g = theta.grad().unwrap().data();
+        let g = theta.grad().unwrap();
         theta
-            .set_data(theta.data().sub(&g.mul_scalar(1.0).unwrap()).unwrap())
+            .set_data(&theta.detach().sub(&g.mul_scalar(1.0).unwrap()).unwrap())
             .unwrap();
         theta.zero_grad();
     }

@@ -695,6 +695,10 @@ impl DeviceTensor {
     pub fn rdiv_scalar(&self, s: f32) -> Result<DeviceTensor> {
         self.binary_scalar(BinaryOp::Div, s, true)
     }
+    /// `s ^ x` (PyTorch's `pow(s, x)` with a scalar base); `Err` for `u32` tensors.
+    pub fn rpow_scalar(&self, s: f32) -> Result<DeviceTensor> {
+        self.binary_scalar(BinaryOp::Pow, s, true)
+    }
     /// `x > 0 ? x : slope * x`; `Err` for `u32` tensors.
     pub fn leaky_relu(&self, slope: f32) -> Result<DeviceTensor> {
         self.unary(UnaryOp::LeakyRelu, slope, 0.0)

@@ -267,23 +267,20 @@ impl GaussianMixture {
 
     /// Mixture weights, `[k]`. Returns `Err` before `fit`.
     pub fn weights(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("GaussianMixture::weights")?.weights)};
+        let t = { Ok(&self.fitted("GaussianMixture::weights")?.weights) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Component means, `[k, d]`. Returns `Err` before `fit`.
     pub fn means(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("GaussianMixture::means")?.means)};
+        let t = { Ok(&self.fitted("GaussianMixture::means")?.means) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Covariances: `[k, d, d]` (full) or `[k, d]` variances (diag), `reg_covar` included.
     /// Returns `Err` before `fit`.
     pub fn covariances(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("GaussianMixture::covariances")?.covariances)};
+        let t = { Ok(&self.fitted("GaussianMixture::covariances")?.covariances) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
@@ -317,9 +314,9 @@ impl GaussianMixture {
     pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        self.weighted_log_prob("GaussianMixture::score_samples", x)?
-            .logsumexp_axis(1, false)
-            };
+            self.weighted_log_prob("GaussianMixture::score_samples", x)?
+                .logsumexp_axis(1, false)
+        };
         out.map(Tensor::from_data)
     }
 
@@ -334,9 +331,9 @@ impl GaussianMixture {
     pub fn predict_proba(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        self.weighted_log_prob("GaussianMixture::predict_proba", x)?
-            .softmax(1)
-            };
+            self.weighted_log_prob("GaussianMixture::predict_proba", x)?
+                .softmax(1)
+        };
         out.map(Tensor::from_data)
     }
 
@@ -345,9 +342,9 @@ impl GaussianMixture {
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        self.weighted_log_prob("GaussianMixture::predict", x)?
-            .argmax_axis(1, false)
-            };
+            self.weighted_log_prob("GaussianMixture::predict", x)?
+                .argmax_axis(1, false)
+        };
         out.map(Tensor::from_data)
     }
 
@@ -374,27 +371,27 @@ impl GaussianMixture {
     /// `Err` before `fit` or for `n = 0`.
     pub fn sample(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         let out = {
-        let op = "GaussianMixture::sample";
-        let f = self.fitted(op)?;
-        if n == 0 {
-            return Err(Error::invalid(op, "n must be at least 1", &[]));
-        }
-        let (k, d) = (self.n_components, f.d);
-        let mut s = Stream::new(seed);
-        let logw = f.weights.log()?.reshape(&[1, k])?.broadcast_to(&[n, k])?;
-        let comp = sample_log_weights(&mut s, &logw)?; // [n]
-        let z = s.normal(&f.means, &[n, d])?;
-        let mu = f.means.index_select(0, &comp)?;
-        let x = match self.covariance_type {
-            CovarianceType::Full => f
-                .chol
-                .index_select(0, &comp)?
-                .matmul(&z.reshape(&[n, d, 1])?)?
-                .reshape(&[n, d])?,
-            CovarianceType::Diag => f.chol.index_select(0, &comp)?.mul(&z)?,
-        };
-        Ok((x.add(&mu)?, comp))
+            let op = "GaussianMixture::sample";
+            let f = self.fitted(op)?;
+            if n == 0 {
+                return Err(Error::invalid(op, "n must be at least 1", &[]));
+            }
+            let (k, d) = (self.n_components, f.d);
+            let mut s = Stream::new(seed);
+            let logw = f.weights.log()?.reshape(&[1, k])?.broadcast_to(&[n, k])?;
+            let comp = sample_log_weights(&mut s, &logw)?; // [n]
+            let z = s.normal(&f.means, &[n, d])?;
+            let mu = f.means.index_select(0, &comp)?;
+            let x = match self.covariance_type {
+                CovarianceType::Full => f
+                    .chol
+                    .index_select(0, &comp)?
+                    .matmul(&z.reshape(&[n, d, 1])?)?
+                    .reshape(&[n, d])?,
+                CovarianceType::Diag => f.chol.index_select(0, &comp)?.mul(&z)?,
             };
+            Ok((x.add(&mu)?, comp))
+        };
         out.map(|(a, b)| (Tensor::from_data(a), Tensor::from_data(b)))
     }
 }

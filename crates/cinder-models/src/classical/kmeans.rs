@@ -195,17 +195,17 @@ impl KMeans {
 
     /// The centroids, `[k, d]`. Returns `Err` before `fit`.
     pub fn centers(&self) -> Result<Tensor> {
-        let t = {
-        self.fitted("KMeans::centers")};
+        let t = { self.fitted("KMeans::centers") };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The cluster of every training sample (u32 `[n]`). Returns `Err` before `fit`.
     pub fn labels(&self) -> Result<Tensor> {
         let t = {
-        self.labels
-            .as_ref()
-            .ok_or_else(|| Error::invalid("KMeans::labels", "the model is not fitted", &[]))};
+            self.labels
+                .as_ref()
+                .ok_or_else(|| Error::invalid("KMeans::labels", "the model is not fitted", &[]))
+        };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
@@ -225,11 +225,11 @@ impl KMeans {
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let c = self.fitted("KMeans::predict")?;
-        check_features("KMeans::predict", x, c.shape()[1])?;
-        let x_sq = x.square()?.sum_axis(1, true)?;
-        sq_dists(x, &x_sq, c)?.argmin_axis(1, false)
-            };
+            let c = self.fitted("KMeans::predict")?;
+            check_features("KMeans::predict", x, c.shape()[1])?;
+            let x_sq = x.square()?.sum_axis(1, true)?;
+            sq_dists(x, &x_sq, c)?.argmin_axis(1, false)
+        };
         out.map(Tensor::from_data)
     }
 
@@ -238,11 +238,11 @@ impl KMeans {
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let c = self.fitted("KMeans::transform")?;
-        check_features("KMeans::transform", x, c.shape()[1])?;
-        let x_sq = x.square()?.sum_axis(1, true)?;
-        sq_dists(x, &x_sq, c)?.sqrt()
-            };
+            let c = self.fitted("KMeans::transform")?;
+            check_features("KMeans::transform", x, c.shape()[1])?;
+            let x_sq = x.square()?.sum_axis(1, true)?;
+            sq_dists(x, &x_sq, c)?.sqrt()
+        };
         out.map(Tensor::from_data)
     }
 

@@ -99,22 +99,24 @@ impl LinearRegression {
     /// The coefficients, `[d, t]` (`t = 1` for 1-D targets). Returns `Err` before `fit`.
     pub fn coef(&self) -> Result<Tensor> {
         let t = {
-        self.coef
-            .as_ref()
-            .ok_or_else(|| Error::invalid("LinearRegression::coef", "the model is not fitted", &[]))};
+            self.coef.as_ref().ok_or_else(|| {
+                Error::invalid("LinearRegression::coef", "the model is not fitted", &[])
+            })
+        };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The intercepts, `[1, t]` (zeros without `fit_intercept`). Returns `Err` before `fit`.
     pub fn intercept(&self) -> Result<Tensor> {
         let t = {
-        self.intercept.as_ref().ok_or_else(|| {
-            Error::invalid(
-                "LinearRegression::intercept",
-                "the model is not fitted",
-                &[],
-            )
-        })};
+            self.intercept.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "LinearRegression::intercept",
+                    "the model is not fitted",
+                    &[],
+                )
+            })
+        };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
@@ -124,15 +126,15 @@ impl LinearRegression {
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let coef = self.coef()?;
-        let m = check_features("LinearRegression::predict", x, coef.shape()[0])?;
-        let p = x.matmul(&coef.data())?.add(&self.intercept()?.data())?;
-        if self.targets_1d {
-            p.reshape(&[m])
-        } else {
-            Ok(p)
-        }
-            };
+            let coef = self.coef()?;
+            let m = check_features("LinearRegression::predict", x, coef.shape()[0])?;
+            let p = x.matmul(&coef.data())?.add(&self.intercept()?.data())?;
+            if self.targets_1d {
+                p.reshape(&[m])
+            } else {
+                Ok(p)
+            }
+        };
         out.map(Tensor::from_data)
     }
 
@@ -255,67 +257,63 @@ pub fn lstsq(x: &Tensor, y: &Tensor, rcond: f32) -> Result<Lstsq> {
 /// combinations with replacement in lexicographic order (`x0^2, x0 x1, ..., x1^2, ...`).
 /// Returns `Err` when `x` is not an f32 matrix, `degree` is 0, or more than 100,000 columns
 /// would result.
-pub fn polynomial_features(
-    x: &Tensor,
-    degree: usize,
-    include_bias: bool,
-) -> Result<Tensor> {
+pub fn polynomial_features(x: &Tensor, degree: usize, include_bias: bool) -> Result<Tensor> {
     let x = &x.data();
     let out = {
-    let op = "polynomial_features";
-    x.expect_dtype(op, DType::F32)?;
-    if x.rank() != 2 || degree == 0 || x.shape()[1] == 0 {
-        return Err(Error::invalid(
-            op,
-            format!("need an [n, d] matrix with d >= 1 and degree >= 1 (got {degree})"),
-            x.shape(),
-        ));
-    }
-    let (n, d) = (x.shape()[0], x.shape()[1]);
-    // Output columns: C(d + degree, degree), capped before enumerating them.
-    let mut count = 1f64;
-    for i in 1..=degree {
-        count = count * (d + i) as f64 / i as f64;
-    }
-    if count > MAX_POLY_FEATURES as f64 {
-        return Err(Error::invalid(
-            op,
-            format!(
-                "degree {degree} on {d} features gives {count:.0} columns, over {MAX_POLY_FEATURES}"
-            ),
-            x.shape(),
-        ));
-    }
-    // Column 0 of x1 is the constant 1; feature j is column j + 1.
-    let x1 = DeviceTensor::concat(&[&DeviceTensor::ones(x.device(), &[n, 1])?, x], 1)?;
-    let mut combos: Vec<Vec<u32>> = Vec::new();
-    for deg in (if include_bias { 0 } else { 1 })..=degree {
-        let mut c = vec![0usize; deg];
-        loop {
-            let mut row: Vec<u32> = c.iter().map(|&j| j as u32 + 1).collect();
-            row.resize(degree, 0);
-            combos.push(row);
-            // Next nondecreasing tuple over 0..d.
-            let Some(pos) = (0..deg).rev().find(|&i| c[i] + 1 < d) else {
-                break;
-            };
-            let v = c[pos] + 1;
-            for e in c.iter_mut().skip(pos) {
-                *e = v;
+        let op = "polynomial_features";
+        x.expect_dtype(op, DType::F32)?;
+        if x.rank() != 2 || degree == 0 || x.shape()[1] == 0 {
+            return Err(Error::invalid(
+                op,
+                format!("need an [n, d] matrix with d >= 1 and degree >= 1 (got {degree})"),
+                x.shape(),
+            ));
+        }
+        let (n, d) = (x.shape()[0], x.shape()[1]);
+        // Output columns: C(d + degree, degree), capped before enumerating them.
+        let mut count = 1f64;
+        for i in 1..=degree {
+            count = count * (d + i) as f64 / i as f64;
+        }
+        if count > MAX_POLY_FEATURES as f64 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "degree {degree} on {d} features gives {count:.0} columns, over {MAX_POLY_FEATURES}"
+                ),
+                x.shape(),
+            ));
+        }
+        // Column 0 of x1 is the constant 1; feature j is column j + 1.
+        let x1 = DeviceTensor::concat(&[&DeviceTensor::ones(x.device(), &[n, 1])?, x], 1)?;
+        let mut combos: Vec<Vec<u32>> = Vec::new();
+        for deg in (if include_bias { 0 } else { 1 })..=degree {
+            let mut c = vec![0usize; deg];
+            loop {
+                let mut row: Vec<u32> = c.iter().map(|&j| j as u32 + 1).collect();
+                row.resize(degree, 0);
+                combos.push(row);
+                // Next nondecreasing tuple over 0..d.
+                let Some(pos) = (0..deg).rev().find(|&i| c[i] + 1 < d) else {
+                    break;
+                };
+                let v = c[pos] + 1;
+                for e in c.iter_mut().skip(pos) {
+                    *e = v;
+                }
             }
         }
-    }
-    let f = combos.len();
-    let mut out: Option<DeviceTensor> = None;
-    for slot in 0..degree {
-        let idx: Vec<u32> = combos.iter().map(|r| r[slot]).collect();
-        let col = x1.index_select(1, &DeviceTensor::from_slice(x.device(), &idx, &[f])?)?;
-        out = Some(match out {
-            None => col,
-            Some(o) => o.mul(&col)?,
-        });
-    }
-    Ok(out.expect("degree >= 1"))
+        let f = combos.len();
+        let mut out: Option<DeviceTensor> = None;
+        for slot in 0..degree {
+            let idx: Vec<u32> = combos.iter().map(|r| r[slot]).collect();
+            let col = x1.index_select(1, &DeviceTensor::from_slice(x.device(), &idx, &[f])?)?;
+            out = Some(match out {
+                None => col,
+                Some(o) => o.mul(&col)?,
+            });
+        }
+        Ok(out.expect("degree >= 1"))
     };
     out.map(Tensor::from_data)
 }

@@ -131,11 +131,7 @@ impl Pca {
     /// [`Pca::fit`] calling `progress(iteration, trace)` after every subspace iteration with
     /// the block's Rayleigh trace (the value already read back for the convergence test);
     /// never called when the covariance is decomposed directly. Errors as [`Pca::fit`].
-    pub fn fit_with(
-        &mut self,
-        x: &Tensor,
-        progress: impl FnMut(usize, f32),
-    ) -> Result<&mut Self> {
+    pub fn fit_with(&mut self, x: &Tensor, progress: impl FnMut(usize, f32)) -> Result<&mut Self> {
         let x = &x.data();
         let op = "Pca::fit";
         let (n, d) = check_data(op, x, 2)?;
@@ -179,39 +175,34 @@ impl Pca {
     /// The principal axes, `[p, d]`, orthonormal rows, in decreasing order of variance
     /// (largest-magnitude entry of each positive). Returns `Err` before `fit`.
     pub fn components(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("Pca::components")?.components)};
+        let t = { Ok(&self.fitted("Pca::components")?.components) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The per-feature mean, `[1, d]`. Returns `Err` before `fit`.
     pub fn mean(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("Pca::mean")?.mean)};
+        let t = { Ok(&self.fitted("Pca::mean")?.mean) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Variance along each component (eigenvalues of the covariance with the `n - 1`
     /// normalization), `[p]`. Returns `Err` before `fit`.
     pub fn explained_variance(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("Pca::explained_variance")?.ev)};
+        let t = { Ok(&self.fitted("Pca::explained_variance")?.ev) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Fraction of the total variance along each component, `[p]`. Returns `Err` before
     /// `fit`.
     pub fn explained_variance_ratio(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("Pca::explained_variance_ratio")?.ratio)};
+        let t = { Ok(&self.fitted("Pca::explained_variance_ratio")?.ratio) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// Mean of the covariance eigenvalues not kept (scikit-learn's `noise_variance_`; 0
     /// when every component is kept), a scalar tensor. Returns `Err` before `fit`.
     pub fn noise_variance(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("Pca::noise_variance")?.noise_variance)};
+        let t = { Ok(&self.fitted("Pca::noise_variance")?.noise_variance) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
@@ -227,15 +218,15 @@ impl Pca {
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let f = self.fitted("Pca::transform")?;
-        check_features("Pca::transform", x, f.mean.shape()[1])?;
-        let z = x.sub(&f.mean)?.matmul_t(&f.components, false, true)?;
-        if self.whiten {
-            z.div(&f.ev.maximum_scalar(f32::MIN_POSITIVE)?.sqrt()?)
-        } else {
-            Ok(z)
-        }
-            };
+            let f = self.fitted("Pca::transform")?;
+            check_features("Pca::transform", x, f.mean.shape()[1])?;
+            let z = x.sub(&f.mean)?.matmul_t(&f.components, false, true)?;
+            if self.whiten {
+                z.div(&f.ev.maximum_scalar(f32::MIN_POSITIVE)?.sqrt()?)
+            } else {
+                Ok(z)
+            }
+        };
         out.map(Tensor::from_data)
     }
 
@@ -245,15 +236,15 @@ impl Pca {
     pub fn inverse_transform(&self, z: &Tensor) -> Result<Tensor> {
         let z = &z.data();
         let out = {
-        let f = self.fitted("Pca::inverse_transform")?;
-        check_features("Pca::inverse_transform", z, f.components.shape()[0])?;
-        let z = if self.whiten {
-            z.mul(&f.ev.sqrt()?)?
-        } else {
-            z.clone()
-        };
-        z.matmul(&f.components)?.add(&f.mean)
+            let f = self.fitted("Pca::inverse_transform")?;
+            check_features("Pca::inverse_transform", z, f.components.shape()[0])?;
+            let z = if self.whiten {
+                z.mul(&f.ev.sqrt()?)?
+            } else {
+                z.clone()
             };
+            z.matmul(&f.components)?.add(&f.mean)
+        };
         out.map(Tensor::from_data)
     }
 }

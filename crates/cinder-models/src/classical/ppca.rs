@@ -199,15 +199,13 @@ impl ProbabilisticPca {
     /// The loading matrix `W`, `[d, q]` (unique up to a rotation of its columns). Returns
     /// `Err` before `fit`.
     pub fn loadings(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("ProbabilisticPca::loadings")?.w)};
+        let t = { Ok(&self.fitted("ProbabilisticPca::loadings")?.w) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
     /// The mean, `[1, d]`. Returns `Err` before `fit`.
     pub fn mean(&self) -> Result<Tensor> {
-        let t = {
-        Ok(&self.fitted("ProbabilisticPca::mean")?.mean)};
+        let t = { Ok(&self.fitted("ProbabilisticPca::mean")?.mean) };
         t.map(|t| Tensor::from_data(t.clone()))
     }
 
@@ -231,26 +229,26 @@ impl ProbabilisticPca {
     pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let op = "ProbabilisticPca::score_samples";
-        let f = self.fitted(op)?;
-        let d = f.w.shape()[0];
-        let m = check_features(op, x, d)?;
-        let xc = x.sub(&f.mean)?;
-        // x^T C^{-1} x = (|x|^2 - |L_M^{-1} W^T x|^2) / sigma^2.
-        let y = f
-            .m_chol
-            .tri_solve(&f.w.matmul_t(&xc, true, true)?, true, false)?; // [q, m]
-        let quad = xc
-            .square()?
-            .sum_axis(1, false)?
-            .sub(&y.square()?.sum_axis(0, false)?)?
-            .div(&f.sigma2)?;
-        let c = d as f32 * (2.0 * std::f32::consts::PI).ln();
-        quad.add(&f.log_det_c)?
-            .add_scalar(c)?
-            .mul_scalar(-0.5)?
-            .reshape(&[m])
-            };
+            let op = "ProbabilisticPca::score_samples";
+            let f = self.fitted(op)?;
+            let d = f.w.shape()[0];
+            let m = check_features(op, x, d)?;
+            let xc = x.sub(&f.mean)?;
+            // x^T C^{-1} x = (|x|^2 - |L_M^{-1} W^T x|^2) / sigma^2.
+            let y = f
+                .m_chol
+                .tri_solve(&f.w.matmul_t(&xc, true, true)?, true, false)?; // [q, m]
+            let quad = xc
+                .square()?
+                .sum_axis(1, false)?
+                .sub(&y.square()?.sum_axis(0, false)?)?
+                .div(&f.sigma2)?;
+            let c = d as f32 * (2.0 * std::f32::consts::PI).ln();
+            quad.add(&f.log_det_c)?
+                .add_scalar(c)?
+                .mul_scalar(-0.5)?
+                .reshape(&[m])
+        };
         out.map(Tensor::from_data)
     }
 
@@ -265,14 +263,14 @@ impl ProbabilisticPca {
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
         let x = &x.data();
         let out = {
-        let op = "ProbabilisticPca::transform";
-        let f = self.fitted(op)?;
-        check_features(op, x, f.w.shape()[0])?;
-        let xc = x.sub(&f.mean)?;
-        f.m_chol
-            .cholesky_solve(&f.w.matmul_t(&xc, true, true)?)?
-            .t()
-            };
+            let op = "ProbabilisticPca::transform";
+            let f = self.fitted(op)?;
+            check_features(op, x, f.w.shape()[0])?;
+            let xc = x.sub(&f.mean)?;
+            f.m_chol
+                .cholesky_solve(&f.w.matmul_t(&xc, true, true)?)?
+                .t()
+        };
         out.map(Tensor::from_data)
     }
 
@@ -280,19 +278,19 @@ impl ProbabilisticPca {
     /// Philox stream `seed`), `[n, d]`. Returns `Err` before `fit` or for `n = 0`.
     pub fn sample(&self, n: usize, seed: u64) -> Result<Tensor> {
         let out = {
-        let op = "ProbabilisticPca::sample";
-        let f = self.fitted(op)?;
-        if n == 0 {
-            return Err(Error::invalid(op, "n must be at least 1", &[]));
-        }
-        let (d, q) = (f.w.shape()[0], f.w.shape()[1]);
-        let mut s = Stream::new(seed);
-        let z = s.normal(&f.w, &[n, q])?;
-        let eps = s.normal(&f.w, &[n, d])?;
-        z.matmul_t(&f.w, false, true)?
-            .add(&f.mean)?
-            .add(&eps.mul(&f.sigma2.sqrt()?)?)
-            };
+            let op = "ProbabilisticPca::sample";
+            let f = self.fitted(op)?;
+            if n == 0 {
+                return Err(Error::invalid(op, "n must be at least 1", &[]));
+            }
+            let (d, q) = (f.w.shape()[0], f.w.shape()[1]);
+            let mut s = Stream::new(seed);
+            let z = s.normal(&f.w, &[n, q])?;
+            let eps = s.normal(&f.w, &[n, d])?;
+            z.matmul_t(&f.w, false, true)?
+                .add(&f.mean)?
+                .add(&eps.mul(&f.sigma2.sqrt()?)?)
+        };
         out.map(Tensor::from_data)
     }
 }

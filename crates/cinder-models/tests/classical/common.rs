@@ -1,7 +1,10 @@
 //! Helpers: the device, seeded data, f64 CPU linear algebra.
 #![allow(dead_code)]
 
-use cinder_device::{Device, DeviceTensor};
+use std::borrow::Borrow;
+
+use cinder_autograd::Tensor;
+use cinder_device::Device;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -28,16 +31,16 @@ pub fn normal(r: &mut StdRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-pub fn tensor(data: &[f32], shape: &[usize]) -> DeviceTensor {
-    DeviceTensor::from_slice(&dev(), data, shape).expect("upload")
+pub fn tensor(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(&dev(), data, shape).expect("upload")
 }
 
-pub fn read(t: &DeviceTensor) -> Vec<f32> {
-    t.to_vec::<f32>().expect("readback")
+pub fn read(t: impl Borrow<Tensor>) -> Vec<f32> {
+    t.borrow().to_vec::<f32>().expect("readback")
 }
 
-pub fn read_u32(t: &DeviceTensor) -> Vec<u32> {
-    t.to_vec::<u32>().expect("readback")
+pub fn read_u32(t: impl Borrow<Tensor>) -> Vec<u32> {
+    t.borrow().to_vec::<u32>().expect("readback")
 }
 
 #[track_caller]

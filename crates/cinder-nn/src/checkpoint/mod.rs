@@ -210,10 +210,7 @@ pub struct Checkpoint {
 
 /// `tensors` with `prefix` prepended to every name (`with_prefix("optim.", &state)`), to
 /// store a model and an optimizer in one file.
-pub fn with_prefix(
-    prefix: &str,
-    tensors: &[(String, Tensor)],
-) -> Vec<(String, Tensor)> {
+pub fn with_prefix(prefix: &str, tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
     tensors
         .iter()
         .map(|(n, t)| (format!("{prefix}{n}"), t.clone()))
@@ -222,10 +219,7 @@ pub fn with_prefix(
 
 /// Splits `tensors` into those whose name starts with `prefix` (returned first, with the
 /// prefix removed) and the rest (returned second, unchanged). Never fails.
-pub fn take_prefix(
-    prefix: &str,
-    tensors: Vec<(String, Tensor)>,
-) -> (NamedTensors, NamedTensors) {
+pub fn take_prefix(prefix: &str, tensors: Vec<(String, Tensor)>) -> (NamedTensors, NamedTensors) {
     let mut matched = Vec::new();
     let mut rest = Vec::new();
     for (n, t) in tensors {

@@ -187,11 +187,7 @@ impl VarStore {
     /// not reach the store). Returns `Err(InvalidArgument)` for a duplicate name, the first
     /// mismatch, or a tensor on another device, and the device's error when a copy cannot
     /// be allocated; on `Err` the store is unchanged.
-    pub fn load_state(
-        &self,
-        tensors: &[(String, Tensor)],
-        strict: bool,
-    ) -> Result<LoadReport> {
+    pub fn load_state(&self, tensors: &[(String, Tensor)], strict: bool) -> Result<LoadReport> {
         for (n, t) in tensors {
             if !t.device().same(self.device()) {
                 return Err(mismatch(

@@ -98,9 +98,9 @@ impl BatchNorm {
             let dev = path.device();
             let zero = Tensor::zeros(dev, &[])?.to_dtype(DType::U32)?;
             (
-                Some(path.buffer("running_mean", &Tensor::zeros(dev, &[c])?)?),
-                Some(path.buffer("running_var", &Tensor::ones(dev, &[c])?)?),
-                Some(path.buffer_as("num_batches_tracked", &zero, FileDType::I64)?),
+                Some(path.buffer("running_mean", Tensor::zeros(dev, &[c])?)?),
+                Some(path.buffer("running_var", Tensor::ones(dev, &[c])?)?),
+                Some(path.buffer_as("num_batches_tracked", zero, FileDType::I64)?),
             )
         } else {
             (None, None, None)

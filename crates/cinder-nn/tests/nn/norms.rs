@@ -57,13 +57,9 @@ fn layer_norm_over_several_trailing_dims_with_affine() {
     ln.weight
         .as_ref()
         .unwrap()
-        .set_data(t(&w, &[3, 4]).data())
+        .set_data(&t(&w, &[3, 4]))
         .unwrap();
-    ln.bias
-        .as_ref()
-        .unwrap()
-        .set_data(t(&b, &[3, 4]).data())
-        .unwrap();
+    ln.bias.as_ref().unwrap().set_data(&t(&b, &[3, 4])).unwrap();
     let x = uniform(4, 2 * 5 * 12, -3.0, 5.0);
     let y = read(&ln.forward(&t(&x, &[2, 5, 3, 4])).unwrap());
     let want: Vec<f32> = centered_rows(&x, 12, 1e-5)
@@ -128,16 +124,8 @@ fn group_norm_against_cpu_reference() {
     let (n, c, hw) = (3, 6, 5);
     let w = uniform(7, c, 0.5, 1.5);
     let b = uniform(8, c, -1.0, 1.0);
-    gn.weight
-        .as_ref()
-        .unwrap()
-        .set_data(t(&w, &[c]).data())
-        .unwrap();
-    gn.bias
-        .as_ref()
-        .unwrap()
-        .set_data(t(&b, &[c]).data())
-        .unwrap();
+    gn.weight.as_ref().unwrap().set_data(&t(&w, &[c])).unwrap();
+    gn.bias.as_ref().unwrap().set_data(&t(&b, &[c])).unwrap();
     let x = uniform(9, n * c * hw, -2.0, 4.0);
     let y = read(&gn.forward(&t(&x, &[n, c, hw])).unwrap());
     // each group is 3 consecutive channels of 5 values: a contiguous run of 15
@@ -174,7 +162,7 @@ fn rms_norm_default_eps_is_f32_epsilon() {
     rms.weight
         .as_ref()
         .unwrap()
-        .set_data(t(&w, &[2, 3]).data())
+        .set_data(&t(&w, &[2, 3]))
         .unwrap();
     let rms_ref = |x: &[f32], eps: f64| -> Vec<f32> {
         normalize_rows(x, 6, |r| {
