@@ -81,8 +81,8 @@ fn spiral_mlp(c: &mut Criterion) {
             loss.backward().unwrap();
             no_grad(|| {
                 for q in &p {
-                    let gr = q.grad().unwrap().data();
-                    q.set_data(q.data().sub(&gr.mul_scalar(0.1).unwrap()).unwrap())
+                    let gr = q.grad().unwrap();
+                    q.set_data(&q.sub(&gr.mul_scalar(0.1).unwrap()).unwrap())
                         .unwrap();
                     q.zero_grad();
                 }

@@ -104,7 +104,7 @@ fn gmm_full_recovers_blobs() {
         assert_close(&covs[k * 4..k * 4 + 4], &cov_reg, 1e-3, 1e-3);
     }
     // Per-sample log-likelihood against the CPU mixture density with the fitted params.
-    let ss = read(&g.score_samples(&xt).unwrap());
+    let ss = read(g.score_samples(&xt).unwrap());
     let mut mean_ll = 0.0;
     for i in 0..n {
         let xi = [x[i * 2] as f64, x[i * 2 + 1] as f64];
@@ -128,11 +128,11 @@ fn gmm_full_recovers_blobs() {
     assert!((score - mean_ll).abs() < 1e-4 * mean_ll.abs());
     assert!((*g.history().unwrap().last().unwrap() as f64 - mean_ll).abs() < 1e-4 * mean_ll.abs());
     // Labels, probabilities, BIC.
-    let labels = read_u32(&g.predict(&xt).unwrap());
+    let labels = read_u32(g.predict(&xt).unwrap());
     for i in 0..n {
         assert_eq!(labels[i] as usize, map[truth[i]], "point {i}");
     }
-    let proba = read(&g.predict_proba(&xt).unwrap());
+    let proba = read(g.predict_proba(&xt).unwrap());
     for i in 0..n {
         let s: f32 = proba[i * 3..i * 3 + 3].iter().sum();
         assert!((s - 1.0).abs() < 1e-5);
@@ -206,7 +206,7 @@ fn gmm_diag_matches_cpu_density() {
     );
     assert_eq!(var.len(), 6);
     assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    let ss = read(&g.score_samples(&xt).unwrap());
+    let ss = read(g.score_samples(&xt).unwrap());
     for i in 0..n {
         let terms: Vec<f64> = (0..2)
             .map(|k| {
@@ -229,7 +229,7 @@ fn gmm_diag_matches_cpu_density() {
     }
     // An M-step fixed point: one CPU M-step from the GPU responsibilities reproduces the
     // variances (up to the convergence tolerance).
-    let proba = read(&g.predict_proba(&xt).unwrap());
+    let proba = read(g.predict_proba(&xt).unwrap());
     for k in 0..2 {
         let nk: f64 = (0..n).map(|i| proba[i * 2 + k] as f64).sum();
         for j in 0..3 {

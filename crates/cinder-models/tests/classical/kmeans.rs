@@ -71,8 +71,8 @@ fn kmeans_recovers_blobs() {
     );
     assert!((km.score(&xt).unwrap() as f64 + inertia).abs() <= 1e-3 * inertia);
     // predict on the training data agrees with labels; transform is the CPU distance.
-    assert_eq!(read_u32(&km.predict(&xt).unwrap()), labels);
-    let dist = read(&km.transform(&xt.narrow(0, 0, 3).unwrap()).unwrap());
+    assert_eq!(read_u32(km.predict(&xt).unwrap()), labels);
+    let dist = read(km.transform(&xt.narrow(0, 0, 3).unwrap()).unwrap());
     for i in 0..3 {
         for c in 0..k {
             let want: f64 = (0..d)

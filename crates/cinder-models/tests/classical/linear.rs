@@ -66,7 +66,7 @@ fn linear_regression_known_model() {
     let wt: Vec<f64> = w_true.iter().map(|&v| v as f64).collect();
     assert_close(&read(lr.coef().unwrap()), &wt, 1e-2, 0.0);
     assert!(lr.score(&xt, &yt).unwrap() > 0.999);
-    let pred = read(&lr.predict(&xt.narrow(0, 0, 2).unwrap()).unwrap());
+    let pred = read(lr.predict(&xt.narrow(0, 0, 2).unwrap()).unwrap());
     for i in 0..2 {
         for k in 0..t {
             let want = b[k]
@@ -163,7 +163,7 @@ fn polynomial_features_and_fit() {
     let x = [0.5f32, -1.0, 2.0, 3.0];
     let xt = tensor(&x, &[2, 2]);
     // scikit-learn's order for degree 3 with bias: 1, a, b, a^2, ab, b^2, a^3, a^2 b, a b^2, b^3.
-    let f = read(&polynomial_features(&xt, 3, true).unwrap());
+    let f = read(polynomial_features(&xt, 3, true).unwrap());
     let mut want = Vec::new();
     for i in 0..2 {
         let (a, b) = (x[i * 2] as f64, x[i * 2 + 1] as f64);

@@ -67,7 +67,7 @@ fn pca_rank3_matrix() {
     let total: f32 = read(pca.explained_variance_ratio().unwrap()).iter().sum();
     assert!((total - 1.0).abs() < 1e-4, "rank 3: ratio total {total}");
     // Three components reconstruct the data exactly.
-    let back = read(&pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
+    let back = read(pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
     let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     assert_close(&back, &want, 1e-3, 1e-4);
     assert!(read(pca.noise_variance().unwrap())[0].abs() < 1e-4);
@@ -126,14 +126,14 @@ fn pca_subspace_iteration_matches_cpu() {
     // Whitened projections of the training data have unit variance.
     let mut w = Pca::new(p).with_whiten(true);
     w.fit(&xt).unwrap();
-    let z = read(&w.transform(&xt).unwrap());
+    let z = read(w.transform(&xt).unwrap());
     for c in 0..p {
         let var: f64 = (0..n).map(|i| (z[i * p + c] as f64).powi(2)).sum::<f64>() / (n - 1) as f64;
         assert!((var - 1.0).abs() < 1e-3, "component {c}: variance {var}");
     }
     // Whitening round-trips through inverse_transform like the plain projection.
-    let a = read(&w.inverse_transform(&w.transform(&xt).unwrap()).unwrap());
-    let b = read(&pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
+    let a = read(w.inverse_transform(&w.transform(&xt).unwrap()).unwrap());
+    let b = read(pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
     let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
     assert_close(&a, &b64, 1e-3, 1e-3);
 }
@@ -192,7 +192,7 @@ fn pca_subspace_iteration_rank_deficient() {
     check_against_cpu(&pca, &x, n, d, r, 1e-4);
     let total: f32 = read(pca.explained_variance_ratio().unwrap()).iter().sum();
     assert!((total - 1.0).abs() < 1e-4, "rank {r}: ratio total {total}");
-    let back = read(&pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
+    let back = read(pca.inverse_transform(&pca.transform(&xt).unwrap()).unwrap());
     let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     assert_close(&back, &want, 1e-3, 1e-3);
 }

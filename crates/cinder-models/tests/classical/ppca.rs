@@ -130,7 +130,7 @@ fn ppca_sample_has_model_covariance() {
     let mut m = ProbabilisticPca::new(q);
     m.fit(&tensor(&x, &[n, d])).unwrap();
     let k = 5000;
-    let s = read(&m.sample(k, 7).unwrap());
+    let s = read(m.sample(k, 7).unwrap());
     let cov = cpu_cov(&s, k, d);
     let w = wwt(&read(m.loadings().unwrap()), d, q);
     let s2 = m.noise_variance().unwrap();
