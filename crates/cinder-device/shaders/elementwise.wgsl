@@ -78,6 +78,10 @@ fn powf(x: f32, e: f32) -> f32 {
     if (e == 0.0 || x == 1.0) {
         return 1.0;
     }
+    // NaN explicitly (bit test): lavapipe's pow of a NaN base gave 0 on an AVX-512 Xeon.
+    if (is_nan(x) || is_nan(e)) {
+        return bitcast<f32>(0x7fc00000u);
+    }
     let odd = floor(e) == e && (abs(e) % 2.0) == 1.0;
     if (x == 0.0) {
         return select(0.0, bitcast<f32>(0x7f800000u), e < 0.0); // 0^-e = inf

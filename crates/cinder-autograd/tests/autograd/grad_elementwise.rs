@@ -50,6 +50,18 @@ fn unary_ops() {
     check(&[&x], |t| t[0].leaky_relu(0.1));
     check(&[&x], |t| t[0].elu(0.7));
     check(&[&x], |t| t[0].affine(-1.5, 0.3));
+    // clamp away from its bounds by more than the finite-difference step
+    let v: Vec<f32> = away_from_zero(31, 12)
+        .into_iter()
+        .map(|v| {
+            if (v + 0.5).abs() < 0.05 || (v - 0.6).abs() < 0.05 {
+                v + 0.1
+            } else {
+                v
+            }
+        })
+        .collect();
+    let x = param(&v, &[3, 4]);
     check(&[&x], |t| t[0].clamp(-0.5, 0.6));
 }
 
