@@ -39,7 +39,7 @@ fn record(c: &mut Criterion) {
     });
     let (a, bb) = (filled(&d, &[16], 3), filled(&d, &[16], 4));
     g.bench_function("add_device_tensor", |b| b.iter(|| a.add(&bb).unwrap()));
-    let y = Tensor::from_data(bb.clone());
+    let y = Tensor::from_raw(bb.clone());
     g.bench_function("add_tensor_requires_grad", |b| {
         b.iter(|| x.add(&y).unwrap())
     });
@@ -50,7 +50,7 @@ fn record(c: &mut Criterion) {
 fn spiral_mlp(c: &mut Criterion) {
     let d = dev();
     let n = 200;
-    let x = Tensor::from_data(filled(&d, &[n, 2], 5));
+    let x = Tensor::from_raw(filled(&d, &[n, 2], 5));
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
     let onehot = Tensor::from_slice(&d, &labels, &[n])
         .unwrap()

@@ -336,11 +336,11 @@ impl Inputs {
                 if i % 2 == 0 {
                     Tensor::parameter(d.clone())
                 } else {
-                    Ok(Tensor::from_data(d.clone()))
+                    Ok(Tensor::from_raw(d.clone()))
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let tu = u.iter().map(|d| Tensor::from_data(d.clone())).collect();
+        let tu = u.iter().map(|d| Tensor::from_raw(d.clone())).collect();
         Ok(Inputs {
             dev: dev.clone(),
             f,
@@ -1624,7 +1624,7 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             // their own rules, with create_graph) run too.
             let (x, w) = match (Tensor::parameter(xd.clone()), Tensor::parameter(wd.clone())) {
                 (Ok(x), Ok(w)) => (x, w),
-                _ => (Tensor::from_data(xd), Tensor::from_data(wd)),
+                _ => (Tensor::from_raw(xd), Tensor::from_raw(wd)),
             };
             let (xs, ws) = (x.shape(), w.shape());
             let b = rng.chance(30).then(|| inp.tany(rng));
@@ -1672,58 +1672,28 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
             let r = st.run("Tensor::max_pool2d", args.clone(), false, || {
                 x.max_pool2d(&p)
             });
-            let (g, i) = match r {
-                Some((y, i)) => (y, i),
-                None => (inp.tany(rng), inp.tidx(rng)),
-            };
-            let s = if rng.bool() { xs.clone() } else { rng.shape() };
-            st.run("Tensor::max_pool2d_backward", args, false, || {
-                Tensor::max_pool2d_backward(&g, &i, &s, &p)
-            })
+            // The backward op runs through the rule (with create_graph at times).
+            r.map(|(y, _)| y)
         }
         31 => {
             let p = pool_params(rng);
             let (cip, d) = (rng.bool(), rng.bool().then(|| rng.size()));
             let args = format!("{xs:?} {p:?} {cip} {d:?}");
-            let s = if rng.chance(70) {
-                xs.clone()
-            } else {
-                rng.shape()
-            };
-            let y = st.run("Tensor::avg_pool2d", args.clone(), false, || {
+            st.run("Tensor::avg_pool2d", args, false, || {
                 x.avg_pool2d(&p, cip, d)
-            });
-            let g = y.clone().unwrap_or_else(|| inp.tany(rng));
-            st.run("Tensor::avg_pool2d_backward", args, false, || {
-                Tensor::avg_pool2d_backward(&g, &s, &p, cip, d)
-            });
-            y
+            })
         }
         32 => {
             let o = (rng.small(), rng.small());
             let args = format!("{xs:?} {o:?}");
-            let s = if rng.chance(70) {
-                xs.clone()
-            } else {
-                rng.shape()
-            };
             let ya = st.run("Tensor::adaptive_avg_pool2d", args.clone(), false, || {
                 x.adaptive_avg_pool2d(o)
             });
-            let ym = st.run("Tensor::adaptive_max_pool2d", args.clone(), false, || {
+            backward(rng, st, "backward (adaptive_avg_pool2d)", ya);
+            st.run("Tensor::adaptive_max_pool2d", args, false, || {
                 x.adaptive_max_pool2d(o)
-            });
-            let ga = ya.unwrap_or_else(|| inp.tany(rng));
-            let (gm, i) = ym.unwrap_or_else(|| (inp.tany(rng), inp.tidx(rng)));
-            st.run(
-                "Tensor::adaptive_avg_pool2d_backward",
-                args.clone(),
-                false,
-                || Tensor::adaptive_avg_pool2d_backward(&ga, &s),
-            );
-            st.run("Tensor::adaptive_max_pool2d_backward", args, false, || {
-                Tensor::adaptive_max_pool2d_backward(&gm, &i, &s)
             })
+            .map(|(y, _)| y)
         }
         33 => {
             let s = rng.shape();
@@ -1746,12 +1716,12 @@ fn tensor_case(rng: &mut Rng, inp: &Inputs, st: &mut Stats) {
         34 => {
             let z = inp.tany(rng);
             st.run("Tensor::set_data", format!("{xs:?}"), false, || {
-                let leaf = Tensor::from_data(x.data().deep_clone()?);
+                let leaf = Tensor::from_raw(x.raw().deep_clone()?);
                 leaf.set_data(&z)?;
                 Ok(leaf)
             });
             st.run("Tensor::parameter", format!("{xs:?}"), false, || {
-                Tensor::parameter(x.data())
+                Tensor::parameter(x.raw())
             });
             let on = rng.bool();
             st.run(
@@ -1822,7 +1792,7 @@ fn layer_input(rng: &mut Rng, inp: &Inputs, fits: &[usize]) -> Tensor {
         && prod(fits) <= 1 << 12
         && let Ok(t) = DeviceTensor::full(&inp.dev, fits, 0.25)
     {
-        return Tensor::from_data(t);
+        return Tensor::from_raw(t);
     }
     inp.tany(rng)
 }
@@ -2429,7 +2399,7 @@ fn control(dev: &Device) -> Result<usize> {
         &[2.0, 4.0, 6.0],
     );
     let q = Tensor::parameter(DeviceTensor::from_slice(dev, &[1.0f32, 2.0], &[2, 1])?)?;
-    let ones = Tensor::from_data(DeviceTensor::ones(dev, &[1, 3])?);
+    let ones = Tensor::from_raw(DeviceTensor::ones(dev, &[1, 3])?);
     q.mul(&ones)?.matmul(&ones.t()?)?.sum_all()?.backward()?;
     // sum(q ones ones^T) = 3 (q0 + q1)
     check(
@@ -2437,7 +2407,7 @@ fn control(dev: &Device) -> Result<usize> {
         q.grad().expect("a gradient").to_vec()?,
         &[3.0, 3.0],
     );
-    let t = Tensor::from_data(DeviceTensor::zeros(dev, &[2, 3, 1])?);
+    let t = Tensor::from_raw(DeviceTensor::zeros(dev, &[2, 3, 1])?);
     assert_eq!(t.flatten_from(1)?.shape(), vec![2, 3]);
     n.set(n.get() + 1);
 
@@ -2450,7 +2420,7 @@ fn control(dev: &Device) -> Result<usize> {
         .as_ref()
         .expect("a bias")
         .set_data(&Tensor::from_slice(dev, &[3.0f32], &[1])?)?;
-    let xin = Tensor::from_data(DeviceTensor::from_slice(dev, &[1.0f32, 1.0], &[1, 2])?);
+    let xin = Tensor::from_raw(DeviceTensor::from_slice(dev, &[1.0f32, 1.0], &[1, 2])?);
     check("Linear", lin.forward(&xin)?.to_vec()?, &[6.0]);
     let ln = LayerNorm::new(
         &vs.pp("ln"),
@@ -2460,7 +2430,7 @@ fn control(dev: &Device) -> Result<usize> {
             ..Default::default()
         },
     )?;
-    let rows = Tensor::from_data(DeviceTensor::from_slice(
+    let rows = Tensor::from_raw(DeviceTensor::from_slice(
         dev,
         &[1.0f32, 3.0, -2.0, 0.0],
         &[2, 2],
@@ -2474,18 +2444,18 @@ fn control(dev: &Device) -> Result<usize> {
     conv.weight.set_raw(w.clone())?;
     check(
         "Conv2d",
-        conv.forward(&Tensor::from_data(x.clone()))?.to_vec()?,
+        conv.forward(&Tensor::from_raw(x.clone()))?.to_vec()?,
         &[12.0, 16.0, 24.0, 28.0],
     );
-    let pred = Tensor::from_data(DeviceTensor::from_slice(dev, &[1.0f32, 2.0], &[2])?);
-    let target = Tensor::from_data(DeviceTensor::from_slice(dev, &[3.0f32, 2.0], &[2])?);
+    let pred = Tensor::from_raw(DeviceTensor::from_slice(dev, &[1.0f32, 2.0], &[2])?);
+    let target = Tensor::from_raw(DeviceTensor::from_slice(dev, &[3.0f32, 2.0], &[2])?);
     check(
         "mse",
         loss::mse(&pred, &target, Reduction::Mean)?.to_vec()?,
         &[2.0],
     );
-    let logits = Tensor::from_data(DeviceTensor::zeros(dev, &[1, 2])?);
-    let class = Tensor::from_data(DeviceTensor::from_slice(dev, &[1u32], &[1])?);
+    let logits = Tensor::from_raw(DeviceTensor::zeros(dev, &[1, 2])?);
+    let class = Tensor::from_raw(DeviceTensor::from_slice(dev, &[1u32], &[1])?);
     check(
         "cross_entropy",
         loss::cross_entropy(&logits, &class, &CrossEntropy::default())?.to_vec()?,

@@ -431,7 +431,7 @@ pub fn unknown(case: &Case) -> Error {
 
 /// Uploads host f32 data as a constant tensor.
 pub fn constant(data: &[f32], shape: &[usize]) -> Result<Tensor> {
-    Ok(Tensor::from_data(DeviceTensor::from_slice(
+    Ok(Tensor::from_raw(DeviceTensor::from_slice(
         &dev(),
         data,
         shape,

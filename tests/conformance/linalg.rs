@@ -23,7 +23,7 @@ fn align_columns(got: &DeviceTensor, want: &[f32]) -> Result<Tensor> {
             }
         }
     }
-    Ok(Tensor::from_data(DeviceTensor::from_slice(
+    Ok(Tensor::from_raw(DeviceTensor::from_slice(
         got.device(),
         &g,
         &s,
@@ -33,36 +33,36 @@ fn align_columns(got: &DeviceTensor, want: &[f32]) -> Result<Tensor> {
 fn run(case: &Case) -> Result<Produced> {
     match case.op.as_str() {
         "sym_eig" => {
-            let (w, v) = case.tensor("a")?.data().sym_eig()?;
+            let (w, v) = case.tensor("a")?.raw().sym_eig()?;
             let v = align_columns(&v, &case.values("expect.v")?)?;
             return Ok(vec![
-                ("expect.w".into(), Tensor::from_data(w)),
+                ("expect.w".into(), Tensor::from_raw(w)),
                 ("expect.v".into(), v),
             ]);
         }
         "orthonormalize" => {
-            let q = case.tensor("a")?.data().orthonormalize()?;
+            let q = case.tensor("a")?.raw().orthonormalize()?;
             let q = align_columns(&q, &case.values("expect.q")?)?;
             return Ok(vec![("expect.q".into(), q)]);
         }
         _ => {}
     }
     case.op_outputs(|x| {
-        let d = x[0].data();
+        let d = x[0].raw();
         let y = match case.op.as_str() {
             "cholesky" => d.cholesky_checked()?,
             "tri_solve" => d.tri_solve(
-                &x[1].data(),
+                &x[1].raw(),
                 case.bool_or("lower", true)?,
                 case.bool_or("transpose", false)?,
             )?,
             "tri_inverse" => d.tri_inverse(case.bool_or("lower", true)?)?,
-            "cholesky_solve" => d.cholesky_solve(&x[1].data())?,
+            "cholesky_solve" => d.cholesky_solve(&x[1].raw())?,
             "diagonal" => d.diagonal()?,
             "nonfinite_mask" => d.nonfinite_mask()?,
             _ => return Err(unknown(case)),
         };
-        Ok(vec![Tensor::from_data(y)])
+        Ok(vec![Tensor::from_raw(y)])
     })
 }
 

@@ -233,7 +233,7 @@ fn run_optimizer(case: &Case) -> Result<Produced> {
         for (i, p) in params.iter().enumerate() {
             out.push((
                 format!("expect.step{k}.param{i}"),
-                Tensor::from_data(p.data().deep_clone()?),
+                Tensor::from_raw(p.raw().deep_clone()?),
             ));
         }
         for (name, t) in opt.state() {

@@ -91,7 +91,7 @@ pub fn grad_with(
         .zip(inputs)
         .map(|(g, t)| match g {
             Some(g) => Ok(g),
-            None => Ok(Tensor::from_data(t.data().zeros_like()?)),
+            None => Ok(Tensor::from_raw(t.raw().zeros_like()?)),
         })
         .collect()
 }
@@ -128,7 +128,7 @@ fn seed_grad(op: &'static str, out: &Tensor, grad: Option<&Tensor>) -> Result<Te
                     &out.shape(),
                 ));
             }
-            Ok(Tensor::from_data(out.data().ones_like()?))
+            Ok(Tensor::from_raw(out.raw().ones_like()?))
         }
     }
 }
@@ -231,7 +231,7 @@ fn run(
                 if !inp.requires_grad() {
                     continue;
                 }
-                let ig = check_shape(node.op, ig, &inp.data())?;
+                let ig = check_shape(node.op, ig, &inp.raw())?;
                 accumulate(&mut grads, inp, ig)?;
             }
         }

@@ -1,4 +1,5 @@
-//! Cinder's autograd: [`Tensor`], a [`cinder_device::DeviceTensor`] plus the graph node of
+//! Cinder's autograd: [`Tensor`], the one tensor type users meet: the device crate's raw
+//! [`cinder_device::DeviceTensor`] plus the graph node of
 //! the op that made it, and the backward pass.
 //!
 //! Ops record a node (inputs and a backward rule) when grad mode is on and an input
@@ -10,9 +11,9 @@
 //!
 //! ```no_run
 //! use cinder_autograd::{Tensor, grad};
-//! use cinder_device::{Device, DeviceTensor};
+//! use cinder_device::Device;
 //! let dev = Device::default()?;
-//! let x = Tensor::parameter(DeviceTensor::from_slice(&dev, &[1.0f32, 2.0], &[2])?)?;
+//! let x = Tensor::parameter(Tensor::from_slice(&dev, &[1.0f32, 2.0], &[2])?)?;
 //! let y = x.powf(3.0)?.sum_all()?;                       // sum x^3
 //! let dx = &grad(&[&y], &[&x], true)?[0];                // 3 x^2, with a graph
 //! let d2x = &grad(&[&dx.sum_all()?], &[&x], false)?[0];  // 6 x

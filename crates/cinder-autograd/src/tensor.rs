@@ -73,14 +73,18 @@ impl Tensor {
         }
     }
 
-    /// A leaf tensor holding `data`, not requiring grad.
-    pub fn from_data(data: DeviceTensor) -> Tensor {
+    /// A leaf tensor holding the device crate's raw tensor `data`, not requiring grad (the
+    /// bridge from `cinder::device` for kernel authors; never fails).
+    pub fn from_raw(data: DeviceTensor) -> Tensor {
         Self::make(data, false, None)
     }
 
-    /// A leaf parameter: `data` with `requires_grad` set. Returns [`Error::DtypeMismatch`]
-    /// for a `u32` tensor (only floats have gradients).
-    pub fn parameter(data: DeviceTensor) -> Result<Tensor> {
+    /// A leaf parameter (PyTorch's `nn.Parameter(t)`): a new leaf sharing `data`'s buffer,
+    /// cut from any graph, with `requires_grad` set. `data` is a [`Tensor`] or the device
+    /// crate's raw tensor. Returns [`Error::DtypeMismatch`] for a `u32` tensor (only floats
+    /// have gradients).
+    pub fn parameter(data: impl Into<Tensor>) -> Result<Tensor> {
+        let data = data.into().raw();
         data.expect_dtype("parameter", DType::F32)?;
         Ok(Self::make(data, true, None))
     }
@@ -101,7 +105,7 @@ impl Tensor {
     {
         crate::mode::check_anomaly(op, &data);
         if !needs_graph(inputs) {
-            return Self::from_data(data);
+            return Self::from_raw(data);
         }
         let node = Node {
             op,
@@ -114,18 +118,20 @@ impl Tensor {
     /// Uploads `data` with `shape` as a leaf (no grad). Errors as
     /// [`DeviceTensor::from_slice`].
     pub fn from_slice<T: Element>(device: &Device, data: &[T], shape: &[usize]) -> Result<Tensor> {
-        Ok(Self::from_data(DeviceTensor::from_slice(
+        Ok(Self::from_raw(DeviceTensor::from_slice(
             device, data, shape,
         )?))
     }
 
     /// A shape-`[]` leaf holding `v`. Returns `Err` when the device cannot allocate it.
     pub fn scalar(device: &Device, v: f32) -> Result<Tensor> {
-        Ok(Self::from_data(DeviceTensor::scalar(device, v)?))
+        Ok(Self::from_raw(DeviceTensor::scalar(device, v)?))
     }
 
-    /// The tensor's current data (a cheap handle sharing the buffer).
-    pub fn data(&self) -> DeviceTensor {
+    /// The tensor's current data as the device crate's raw tensor (a cheap handle sharing
+    /// the buffer, with no graph: ops on it are not recorded). For kernel authors; user code
+    /// works on the `Tensor` itself. Never fails.
+    pub fn raw(&self) -> DeviceTensor {
         self.inner
             .data
             .read()
@@ -139,7 +145,7 @@ impl Tensor {
     /// inside one. Returns `Err` when the shape or dtype differs, or the tensor is not a
     /// leaf.
     pub fn set_data(&self, data: &Tensor) -> Result<()> {
-        self.set_raw(data.data())
+        self.set_raw(data.raw())
     }
 
     /// [`Tensor::set_data`] from the device crate's raw tensor (for kernel authors); the same
@@ -163,7 +169,7 @@ impl Tensor {
 
     /// The shape (a copy).
     pub fn shape(&self) -> Vec<usize> {
-        self.data().shape().to_vec()
+        self.raw().shape().to_vec()
     }
     /// Alias of [`Tensor::shape`].
     pub fn dims(&self) -> Vec<usize> {
@@ -171,29 +177,29 @@ impl Tensor {
     }
     /// Number of dimensions.
     pub fn rank(&self) -> usize {
-        self.data().rank()
+        self.raw().rank()
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.data().numel()
+        self.raw().numel()
     }
     /// Element type.
     pub fn dtype(&self) -> DType {
-        self.data().dtype()
+        self.raw().dtype()
     }
     /// The device the data lives on.
     pub fn device(&self) -> Device {
-        self.data().device().clone()
+        self.raw().device().clone()
     }
 
     /// Reads the data back to the host (submits pending work and waits). Returns
     /// [`Error::DtypeMismatch`] when `T` is not the tensor's dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        self.data().to_vec()
+        self.raw().to_vec()
     }
     /// Reads a one-element tensor as an `f32`. Returns `Err` for other sizes or dtypes.
     pub fn to_scalar(&self) -> Result<f32> {
-        self.data().to_scalar()
+        self.raw().to_scalar()
     }
     /// Alias of [`Tensor::to_scalar`], as PyTorch's `item()`; the same errors.
     pub fn item(&self) -> Result<f32> {
@@ -217,7 +223,7 @@ impl Tensor {
             ));
         }
         if requires_grad {
-            self.data().expect_dtype("requires_grad_", DType::F32)?;
+            self.raw().expect_dtype("requires_grad_", DType::F32)?;
         }
         self.inner
             .requires_grad
@@ -238,7 +244,7 @@ impl Tensor {
 
     /// A new leaf sharing this tensor's data, cut from the graph (no grad).
     pub fn detach(&self) -> Tensor {
-        Self::from_data(self.data())
+        Self::from_raw(self.raw())
     }
 
     /// The gradient accumulated into this leaf by backward passes, if any.
@@ -273,7 +279,7 @@ pub(crate) fn needs_graph(inputs: &[&Tensor]) -> bool {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = self.data();
+        let d = self.raw();
         write!(f, "Tensor({:?}, {:?}", d.shape(), d.dtype())?;
         if let Some(op) = self.op_name() {
             write!(f, ", op={op}")?;
@@ -286,6 +292,6 @@ impl std::fmt::Debug for Tensor {
 
 impl From<DeviceTensor> for Tensor {
     fn from(d: DeviceTensor) -> Tensor {
-        Tensor::from_data(d)
+        Tensor::from_raw(d)
     }
 }

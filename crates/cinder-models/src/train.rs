@@ -55,9 +55,9 @@ impl Totals {
     /// Adds a batch: its mean loss and logits against u32 labels.
     fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<()> {
         let b = labels.numel();
-        let l = loss.data().mul_scalar(b as f32)?;
-        let pred = logits.data().argmax_axis(1, false)?.to_dtype(DType::F32)?;
-        let hit = pred.eq(&labels.data().to_dtype(DType::F32)?)?.sum_all()?;
+        let l = loss.raw().mul_scalar(b as f32)?;
+        let pred = logits.raw().argmax_axis(1, false)?.to_dtype(DType::F32)?;
+        let hit = pred.eq(&labels.raw().to_dtype(DType::F32)?)?.sum_all()?;
         self.loss = Some(match self.loss.take() {
             Some(t) => t.add(&l)?,
             None => l,
@@ -126,7 +126,7 @@ pub fn check_finite_state(vs: &VarStore) -> Result<()> {
     let state: Vec<(String, DeviceTensor)> = vs
         .state()
         .into_iter()
-        .map(|(n, t)| (n, t.data()))
+        .map(|(n, t)| (n, t.raw()))
         .filter(|(_, t)| t.dtype() == DType::F32 && t.numel() > 0)
         .collect();
     let mut total: Option<DeviceTensor> = None;
@@ -233,7 +233,7 @@ pub fn evaluate(model: &dyn ModuleT, loader: &DataLoader) -> Result<(Stats, Vec<
             let logits = model.forward_t(x, false)?;
             let loss = cross_entropy(&logits, y, &ce)?;
             totals.add(&loss, &logits, y)?;
-            pending.push(logits.data().argmax_axis(1, false)?);
+            pending.push(logits.raw().argmax_axis(1, false)?);
         }
         Ok(())
     })?;

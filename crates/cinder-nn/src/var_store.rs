@@ -206,24 +206,16 @@ impl Path {
     pub fn var(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         let offset = self.store.next_offset();
         let data = init.tensor(&self.store.device, shape, self.store.seed, offset)?;
-        self.store.register(
-            self.name(leaf),
-            Tensor::parameter(data.data())?,
-            false,
-            None,
-        )
+        self.store
+            .register(self.name(leaf), Tensor::parameter(data.raw())?, false, None)
     }
 
     /// Registers `data` as a trainable parameter `leaf` (weights computed elsewhere): a new
     /// leaf sharing `data`'s buffer, cut from any graph it was in. Returns `Err` when the
     /// name is taken or the data is not f32.
     pub fn var_from(&self, leaf: &str, data: Tensor) -> Result<Tensor> {
-        self.store.register(
-            self.name(leaf),
-            Tensor::parameter(data.data())?,
-            false,
-            None,
-        )
+        self.store
+            .register(self.name(leaf), Tensor::parameter(data.raw())?, false, None)
     }
 
     /// Creates a non-trainable buffer `leaf` holding `data` (saved in checkpoints, never

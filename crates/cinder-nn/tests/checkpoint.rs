@@ -689,7 +689,7 @@ fn var_store_round_trip_and_combined_model_optimizer_file() {
     // The store holds copies: writing the source afterwards does not reach it.
     assert_eq!(m[0].0, "a");
     let a_loaded = bits(&vs3.get("a").unwrap());
-    m[0].1.data().write(&[0.0f32; 4]).unwrap();
+    m[0].1.raw().write(&[0.0f32; 4]).unwrap();
     assert_eq!(bits(&vs3.get("a").unwrap()), a_loaded);
     assert_ne!(a_loaded, [0u32; 4]);
     assert_eq!(

@@ -111,7 +111,7 @@ fn bilinear<K: Kind>(
 
 /// The convolution of `x` with `w` (no bias), recorded with its rule.
 fn conv<K: Kind>(x: &Tensor, w: &Tensor, p: K) -> Result<Tensor> {
-    let y = K::forward(&x.data(), &w.data(), &p)?;
+    let y = K::forward(&x.raw(), &w.raw(), &p)?;
     Ok(bilinear(
         K::NAMES[0],
         y,
@@ -125,7 +125,7 @@ fn conv<K: Kind>(x: &Tensor, w: &Tensor, p: K) -> Result<Tensor> {
 /// The input gradient as an op: `y = A_w^T g`, the adjoint of the convolution in its input,
 /// so `d/dg = conv(G; w)` and `d/dw` is the weight gradient of `conv(G; w)` against `g`.
 fn input_grad<K: Kind>(g: &Tensor, w: &Tensor, shape: &[usize], p: K) -> Result<Tensor> {
-    let y = K::input_grad(&g.data(), &w.data(), shape, &p)?;
+    let y = K::input_grad(&g.raw(), &w.raw(), shape, &p)?;
     Ok(bilinear(
         K::NAMES[1],
         y,
@@ -139,7 +139,7 @@ fn input_grad<K: Kind>(g: &Tensor, w: &Tensor, shape: &[usize], p: K) -> Result<
 /// The weight gradient as an op: `<W', y> = <conv(x; W'), g>`, so `d/dg = conv(x; W')` and
 /// `d/dx` is the convolution's input gradient with `W'`.
 fn weight_grad<K: Kind>(g: &Tensor, x: &Tensor, shape: &[usize], p: K) -> Result<Tensor> {
-    let y = K::weight_grad(&g.data(), &x.data(), shape, &p)?;
+    let y = K::weight_grad(&g.raw(), &x.raw(), shape, &p)?;
     Ok(bilinear(
         K::NAMES[2],
         y,
@@ -180,37 +180,6 @@ impl Tensor {
         add_bias(y, bias, o)
     }
 
-    /// Gradient of [`Tensor::conv2d`] with respect to its input, as an op (differentiable in
-    /// `grad_out` and `weight`). Errors as [`DeviceTensor::conv2d_backward_input`].
-    pub fn conv2d_backward_input(
-        grad_out: &Tensor,
-        weight: &Tensor,
-        input_shape: &[usize],
-        p: &Conv2dParams,
-    ) -> Result<Tensor> {
-        input_grad(grad_out, weight, input_shape, *p)
-    }
-
-    /// Gradient of [`Tensor::conv2d`] with respect to its weight, as an op (differentiable
-    /// in `grad_out` and `input`). Errors as [`DeviceTensor::conv2d_backward_weight`].
-    pub fn conv2d_backward_weight(
-        grad_out: &Tensor,
-        input: &Tensor,
-        weight_shape: &[usize],
-        p: &Conv2dParams,
-    ) -> Result<Tensor> {
-        weight_grad(grad_out, input, weight_shape, *p)
-    }
-
-    /// Gradient of a convolution's bias: `grad_out` summed to `[O]`. Errors as
-    /// [`DeviceTensor::conv2d_backward_bias`].
-    pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
-        if grad_out.rank() != 4 {
-            DeviceTensor::conv2d_backward_bias(&grad_out.data())?;
-        }
-        grad_out.sum_axes(&[0, 2, 3], false)
-    }
-
     /// 2-D transposed convolution of `[N, C_in, H, W]` with `weight`
     /// `[C_in, C_out / groups, KH, KW]` and an optional `bias` `[C_out]`. Errors as
     /// [`DeviceTensor::conv_transpose2d`].
@@ -223,27 +192,5 @@ impl Tensor {
         let y = conv(self, weight, *p)?;
         let o = y.shape()[1];
         add_bias(y, bias, o)
-    }
-
-    /// Gradient of [`Tensor::conv_transpose2d`] with respect to its input, as an op.
-    /// Errors as [`DeviceTensor::conv_transpose2d_backward_input`].
-    pub fn conv_transpose2d_backward_input(
-        grad_out: &Tensor,
-        weight: &Tensor,
-        input_shape: &[usize],
-        p: &ConvTranspose2dParams,
-    ) -> Result<Tensor> {
-        input_grad(grad_out, weight, input_shape, *p)
-    }
-
-    /// Gradient of [`Tensor::conv_transpose2d`] with respect to its weight, as an op.
-    /// Errors as [`DeviceTensor::conv_transpose2d_backward_weight`].
-    pub fn conv_transpose2d_backward_weight(
-        grad_out: &Tensor,
-        input: &Tensor,
-        weight_shape: &[usize],
-        p: &ConvTranspose2dParams,
-    ) -> Result<Tensor> {
-        weight_grad(grad_out, input, weight_shape, *p)
     }
 }

@@ -15,37 +15,37 @@ const GELU_C: f32 = 0.044_715;
 impl Tensor {
     /// A leaf filled with `value`. Errors as [`DeviceTensor::full`].
     pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::full(device, shape, value)?))
+        Ok(Tensor::from_raw(DeviceTensor::full(device, shape, value)?))
     }
     /// A leaf of zeros. Errors as [`DeviceTensor::zeros`].
     pub fn zeros(device: &Device, shape: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::zeros(device, shape)?))
+        Ok(Tensor::from_raw(DeviceTensor::zeros(device, shape)?))
     }
     /// A leaf of ones. Errors as [`DeviceTensor::ones`].
     pub fn ones(device: &Device, shape: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::ones(device, shape)?))
+        Ok(Tensor::from_raw(DeviceTensor::ones(device, shape)?))
     }
     /// Zeros of this tensor's shape (no grad). Errors as [`DeviceTensor::zeros_like`].
     pub fn zeros_like(&self) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().zeros_like()?))
+        Ok(Tensor::from_raw(self.raw().zeros_like()?))
     }
     /// Ones of this tensor's shape (no grad). Errors as [`DeviceTensor::ones_like`].
     pub fn ones_like(&self) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().ones_like()?))
+        Ok(Tensor::from_raw(self.raw().ones_like()?))
     }
 
     /// Applies a unary op with parameters `a`, `b`, recording its backward rule. Ops whose
     /// derivative is zero wherever it exists (`sign`, `relu_mask`, `leaky_relu_grad`, `isnan`) give a
     /// tensor that does not require grad. Returns `Err` for `u32` tensors.
     pub(crate) fn unary(&self, op: UnaryOp, a: f32, b: f32) -> Result<Tensor> {
-        let y = self.data().unary(op, a, b)?;
+        let y = self.raw().unary(op, a, b)?;
         if matches!(
             op,
             UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad | UnaryOp::IsNan
         ) || !needs_graph(&[self])
         {
             crate::mode::check_anomaly(op_name(op), &y);
-            return Ok(Tensor::from_data(y));
+            return Ok(Tensor::from_raw(y));
         }
         Ok(Tensor::from_op(op_name(op), y, &[self], move |c| {
             Ok(vec![Some(unary_backward(op, a, b, c)?)])
@@ -56,10 +56,10 @@ impl Tensor {
     /// summed back to each operand's shape). Comparisons give a tensor that does not require
     /// grad. Returns `Err` when the shapes do not broadcast or for `u32` operands.
     pub(crate) fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
-        let y = self.data().binary(op, &rhs.data())?;
+        let y = self.raw().binary(op, &rhs.raw())?;
         if is_comparison(op) || !needs_graph(&[self, rhs]) {
             crate::mode::check_anomaly(op.name(), &y);
-            return Ok(Tensor::from_data(y));
+            return Ok(Tensor::from_raw(y));
         }
         Ok(Tensor::from_op(op.name(), y, &[self, rhs], move |c| {
             let (ga, gb) = binary_backward(op, c)?;
@@ -85,17 +85,17 @@ impl Tensor {
         ) && needs_graph(&[self])
         {
             // Rare: differentiate through the tensor form.
-            let st = Tensor::scalar(self.data().device(), s)?;
+            let st = Tensor::scalar(self.raw().device(), s)?;
             return if scalar_first {
                 st.binary(op, self)
             } else {
                 self.binary(op, &st)
             };
         }
-        let y = self.data().binary_scalar(op, s, scalar_first)?;
+        let y = self.raw().binary_scalar(op, s, scalar_first)?;
         if is_comparison(op) || !needs_graph(&[self]) {
             crate::mode::check_anomaly(op.name(), &y);
-            return Ok(Tensor::from_data(y));
+            return Ok(Tensor::from_raw(y));
         }
         Ok(Tensor::from_op(op.name(), y, &[self], move |c| {
             let (g, x, y) = (c.grad, c.input(0), c.output);
@@ -109,8 +109,8 @@ impl Tensor {
                 (BinaryOp::Div, true) => g.mul(&y.div(x)?)?.neg()?,
                 (BinaryOp::Pow, false) => g.mul(&x.powf(s - 1.0)?)?.mul_scalar(s)?,
                 (BinaryOp::Pow, true) => g.mul(y)?.mul_scalar(s.ln())?,
-                (BinaryOp::Maximum, _) => g.mul(&extremum_mask(&x.data(), s, true)?)?,
-                (BinaryOp::Minimum, _) => g.mul(&extremum_mask(&x.data(), s, false)?)?,
+                (BinaryOp::Maximum, _) => g.mul(&extremum_mask(&x.raw(), s, true)?)?,
+                (BinaryOp::Minimum, _) => g.mul(&extremum_mask(&x.raw(), s, false)?)?,
                 _ => unreachable!("comparisons and fused backward ops are handled above"),
             };
             Ok(vec![Some(gx)])
@@ -120,7 +120,7 @@ impl Tensor {
     /// This tensor broadcast (copied) to `shape`; backward sums back. Errors as
     /// [`DeviceTensor::broadcast_to`].
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
-        let y = self.data().broadcast_to(shape)?;
+        let y = self.raw().broadcast_to(shape)?;
         Ok(Tensor::from_op("broadcast_to", y, &[self], |c| {
             Ok(vec![Some(c.grad.sum_to_shape(&c.input(0).shape())?)])
         }))
@@ -129,11 +129,11 @@ impl Tensor {
     /// `cond != 0 ? a : b` with broadcasting of all three; `cond` gets no gradient. Errors
     /// as [`DeviceTensor::where_cond`].
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let y = DeviceTensor::where_cond(&cond.data(), &a.data(), &b.data())?;
+        let y = DeviceTensor::where_cond(&cond.raw(), &a.raw(), &b.raw())?;
         Ok(Tensor::from_op("where", y, &[cond, a, b], |c| {
             // Selected, not multiplied by the mask, so an infinite gradient on one side does
             // not become NaN on the other (PyTorch's rule).
-            let cond = Tensor::from_data(c.input(0).data());
+            let cond = Tensor::from_raw(c.input(0).raw());
             let zeros = c.grad.zeros_like()?;
             let ga = Tensor::where_cond(&cond, c.grad, &zeros)?;
             let gb = Tensor::where_cond(&cond, &zeros, c.grad)?;
@@ -204,9 +204,9 @@ impl Tensor {
     }
 
     fn clamp_like(&self, name: &'static str, lo: f32, hi: f32, b: Bounds) -> Result<Tensor> {
-        let y = self.data().clamp(lo, hi)?;
+        let y = self.raw().clamp(lo, hi)?;
         Ok(Tensor::from_op(name, y, &[self], move |c| {
-            let d = c.input(0).data();
+            let d = c.input(0).raw();
             let mask = match b {
                 // !(x <= lo) && !(x >= hi): NaN passes
                 Bounds::Hardtanh => d
@@ -238,7 +238,7 @@ impl Tensor {
             ws[1] = c;
         }
         let wb = weight.reshape(&ws)?;
-        let pos = Tensor::from_data(self.data().gt_scalar(0.0)?);
+        let pos = Tensor::from_raw(self.raw().gt_scalar(0.0)?);
         Tensor::where_cond(&pos, self, &self.mul(&wb)?)
     }
     /// `x^e`. Returns `Err` for `u32` tensors.
@@ -311,7 +311,7 @@ fn op_name(op: UnaryOp) -> &'static str {
 
 /// A constant (no-grad) tensor from device data.
 fn constant(d: DeviceTensor) -> Tensor {
-    Tensor::from_data(d)
+    Tensor::from_raw(d)
 }
 
 /// The share of the gradient `x` gets from `maximum(x, s)` (`max = true`) or `minimum`,
@@ -386,14 +386,14 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         }
         // 1/6 strictly inside (-3, 3), else 0 (NaN included), as PyTorch
         UnaryOp::Hardsigmoid => {
-            let d = x.data();
+            let d = x.raw();
             let inside = d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?;
             g.mul(&constant(inside.mul_scalar(1.0 / 6.0)?))?
         }
         // PyTorch's: 0 at and below -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3 on and
         // at NaN
         UnaryOp::Hardswish => {
-            let d = x.data();
+            let d = x.raw();
             let inside = constant(d.gt_scalar(-3.0)?.mul(&d.lt_scalar(3.0)?)?);
             let outside = constant(d.le_scalar(-3.0)?.rsub_scalar(1.0)?);
             g.mul(&Tensor::where_cond(
@@ -405,14 +405,14 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
         UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
         UnaryOp::Clamp => {
-            let d = x.data();
+            let d = x.raw();
             g.mul(&constant(d.gt_scalar(a)?.mul(&d.lt_scalar(b)?)?))?
         }
         UnaryOp::Powf => g.mul(&x.powf(a - 1.0)?)?.mul_scalar(a)?,
         UnaryOp::Recip => g.mul(&y.square()?)?.neg()?,
         // d/dx (x <= 0 ? a e^x : 1) = x <= 0 ? a e^x : 0
         UnaryOp::EluGrad => {
-            let neg = constant(x.data().le_scalar(0.0)?);
+            let neg = constant(x.raw().le_scalar(0.0)?);
             g.mul(&x.exp()?.mul_scalar(a)?.mul(&neg)?)?
         }
         // gelu'' = phi(x) (2 - x^2)
@@ -454,7 +454,7 @@ fn binary_backward(op: BinaryOp, c: &Ctx) -> Result<Pair> {
         }
         // PyTorch's rule: ties split, the loser gets 0, NaN on either side passes to both
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            let (ma, mb) = extremum_masks(&a.data(), &b.data(), op == BinaryOp::Maximum)?;
+            let (ma, mb) = extremum_masks(&a.raw(), &b.raw(), op == BinaryOp::Maximum)?;
             (Some(g.mul(&ma)?), Some(g.mul(&mb)?))
         }
         // out = g * (x > 0): linear in g, zero derivative in x

@@ -10,11 +10,11 @@ impl Tensor {
     /// `torch.gather` along `axis` with u32 `index` (no grad to the index). Errors as
     /// [`cinder_device::DeviceTensor::gather`].
     pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
-        let idx = index.data();
-        let y = self.data().gather(axis, &idx)?;
+        let idx = index.raw();
+        let y = self.raw().gather(axis, &idx)?;
         Ok(Tensor::from_op("gather", y, &[self], move |c| {
             let zeros = c.input(0).zeros_like()?;
-            let idx = Tensor::from_data(idx.clone());
+            let idx = Tensor::from_raw(idx.clone());
             Ok(vec![Some(zeros.scatter_add(axis, &idx, c.grad)?)])
         }))
     }
@@ -22,12 +22,12 @@ impl Tensor {
     /// `torch.index_select` along `axis` with a 1-D u32 `index`. Errors as
     /// [`cinder_device::DeviceTensor::index_select`].
     pub fn index_select(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
-        let idx = index.data();
-        let d = self.data();
+        let idx = index.raw();
+        let d = self.raw();
         let y = d.index_select(axis, &idx)?;
         let dim = d.shape()[normalize_axis("index_select", axis, d.shape())?];
         Ok(Tensor::from_op("index_select", y, &[self], move |c| {
-            let idx = Tensor::from_data(idx.clone());
+            let idx = Tensor::from_raw(idx.clone());
             Ok(vec![Some(c.grad.index_select_backward(axis, &idx, dim)?)])
         }))
     }
@@ -40,14 +40,14 @@ impl Tensor {
         index: &Tensor,
         dim_size: usize,
     ) -> Result<Tensor> {
-        let idx = index.data();
-        let y = self.data().index_select_backward(axis, &idx, dim_size)?;
+        let idx = index.raw();
+        let y = self.raw().index_select_backward(axis, &idx, dim_size)?;
         Ok(Tensor::from_op(
             "index_select_backward",
             y,
             &[self],
             move |c| {
-                let idx = Tensor::from_data(idx.clone());
+                let idx = Tensor::from_raw(idx.clone());
                 Ok(vec![Some(c.grad.index_select(axis, &idx)?)])
             },
         ))
@@ -57,10 +57,10 @@ impl Tensor {
     /// Gradients reach `self` (unchanged) and `src` (gathered). Errors as
     /// [`cinder_device::DeviceTensor::scatter_add`].
     pub fn scatter_add(&self, axis: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
-        let idx = index.data();
-        let y = self.data().scatter_add(axis, &idx, &src.data())?;
+        let idx = index.raw();
+        let y = self.raw().scatter_add(axis, &idx, &src.raw())?;
         Ok(Tensor::from_op("scatter_add", y, &[self, src], move |c| {
-            let idx = Tensor::from_data(idx.clone());
+            let idx = Tensor::from_raw(idx.clone());
             let gsrc = c
                 .input(1)
                 .requires_grad()
@@ -73,6 +73,6 @@ impl Tensor {
     /// One-hot encoding of u32 labels (f32 0/1, no grad). Errors as
     /// [`cinder_device::DeviceTensor::one_hot`].
     pub fn one_hot(&self, num_classes: usize) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().one_hot(num_classes)?))
+        Ok(Tensor::from_raw(self.raw().one_hot(num_classes)?))
     }
 }

@@ -11,7 +11,7 @@ impl Tensor {
     /// The same data with another shape of equal element count (no copy). Errors as
     /// [`DeviceTensor::reshape`].
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        let d = self.data();
+        let d = self.raw();
         if d.shape() == shape {
             return Ok(self.clone());
         }
@@ -45,7 +45,7 @@ impl Tensor {
     /// A copy in a new buffer (gradient passes unchanged). Returns `Err` when the device
     /// cannot allocate it.
     pub fn deep_clone(&self) -> Result<Tensor> {
-        let y = self.data().deep_clone()?;
+        let y = self.raw().deep_clone()?;
         Ok(Tensor::from_op("deep_clone", y, &[self], |c| {
             Ok(vec![Some(c.grad.clone())])
         }))
@@ -53,7 +53,7 @@ impl Tensor {
 
     /// Dimensions reordered by `dims`. Errors as [`DeviceTensor::permute`].
     pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
-        let y = self.data().permute(dims)?;
+        let y = self.raw().permute(dims)?;
         let mut inv = vec![0; dims.len()];
         for (i, &d) in dims.iter().enumerate() {
             inv[d] = i;
@@ -65,7 +65,7 @@ impl Tensor {
 
     /// Two dimensions swapped. Errors as [`DeviceTensor::transpose`].
     pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor> {
-        let y = self.data().transpose(d0, d1)?;
+        let y = self.raw().transpose(d0, d1)?;
         Ok(Tensor::from_op("transpose", y, &[self], move |c| {
             Ok(vec![Some(c.grad.transpose(d0, d1)?)])
         }))
@@ -79,7 +79,7 @@ impl Tensor {
     /// Elements `start..start + len` along `axis` (a copy); backward pads with zeros.
     /// Errors as [`DeviceTensor::narrow`].
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
-        let d = self.data();
+        let d = self.raw();
         let y = d.narrow(axis, start, len)?;
         let a = normalize_axis("narrow", axis, d.shape())?;
         let dim = d.shape()[a];
@@ -93,7 +93,7 @@ impl Tensor {
     /// Elements `start..end` along `axis`. Errors as [`DeviceTensor::slice`].
     pub fn slice(&self, axis: isize, start: usize, end: usize) -> Result<Tensor> {
         if start > end {
-            self.data().slice(axis, start, end)?;
+            self.raw().slice(axis, start, end)?;
         }
         self.narrow(axis, start, end - start)
     }
@@ -101,7 +101,7 @@ impl Tensor {
     /// Joins tensors along `axis`; backward narrows the gradient back into pieces. Errors
     /// as [`DeviceTensor::concat`].
     pub fn concat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
-        let datas: Vec<DeviceTensor> = tensors.iter().map(|t| t.data()).collect();
+        let datas: Vec<DeviceTensor> = tensors.iter().map(|t| t.raw()).collect();
         let refs: Vec<&DeviceTensor> = datas.iter().collect();
         let y = DeviceTensor::concat(&refs, axis)?;
         let a = normalize_axis("concat", axis, y.shape())?;
@@ -125,7 +125,7 @@ impl Tensor {
     /// Constant padding (`pads` as [`DeviceTensor::pad`]); backward cuts the padding away.
     /// Errors as [`DeviceTensor::pad`].
     pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<Tensor> {
-        let y = self.data().pad(pads, value)?;
+        let y = self.raw().pad(pads, value)?;
         let pads = pads.to_vec();
         Ok(Tensor::from_op("pad", y, &[self], move |c| {
             let shape = c.input(0).shape();
@@ -143,24 +143,24 @@ impl Tensor {
 
     /// `start, start + step, ...` below `end` (no grad). Errors as [`DeviceTensor::arange`].
     pub fn arange(device: &Device, start: f32, end: f32, step: f32) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::arange(
+        Ok(Tensor::from_raw(DeviceTensor::arange(
             device, start, end, step,
         )?))
     }
 
     /// `0..n` as u32 (no grad). Errors as [`DeviceTensor::arange_u32`].
     pub fn arange_u32(device: &Device, n: usize) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::arange_u32(device, n)?))
+        Ok(Tensor::from_raw(DeviceTensor::arange_u32(device, n)?))
     }
 
     /// The `n x m` identity (no grad). Errors as [`DeviceTensor::eye`].
     pub fn eye(device: &Device, n: usize, m: usize) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::eye(device, n, m)?))
+        Ok(Tensor::from_raw(DeviceTensor::eye(device, n, m)?))
     }
 
     /// A cast to `dtype` (no grad: casts cut the graph). Errors as
     /// [`DeviceTensor::to_dtype`].
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().to_dtype(dtype)?))
+        Ok(Tensor::from_raw(self.raw().to_dtype(dtype)?))
     }
 }

@@ -75,8 +75,8 @@ impl Tensor {
             return y.reshape(&shape);
         }
         let y = self
-            .data()
-            .matmul_with(&rhs.data(), trans_a, trans_b, kernel)?;
+            .raw()
+            .matmul_with(&rhs.raw(), trans_a, trans_b, kernel)?;
         Ok(Tensor::from_op("matmul", y, &[self, rhs], move |c| {
             let (g, a, b) = (c.grad, c.input(0), c.input(1));
             // C = op(A) op(B): dA and dB for each combination of flags.

@@ -14,13 +14,13 @@ impl Tensor {
     /// [`DeviceTensor::max_pool2d`].
     pub fn max_pool2d(&self, p: &Pool2dParams) -> Result<(Tensor, Tensor)> {
         let p = *p;
-        let (y, idx) = self.data().max_pool2d(&p)?;
-        let idx_t = Tensor::from_data(idx.clone());
+        let (y, idx) = self.raw().max_pool2d(&p)?;
+        let idx_t = Tensor::from_raw(idx.clone());
         let y = Tensor::from_op("max_pool2d", y, &[self], move |c| {
             let shape = c.input(0).shape();
             Ok(vec![Some(Tensor::max_pool2d_backward(
                 c.grad,
-                &Tensor::from_data(idx.clone()),
+                &Tensor::from_raw(idx.clone()),
                 &shape,
                 &p,
             )?)])
@@ -30,14 +30,14 @@ impl Tensor {
 
     /// Backward of [`Tensor::max_pool2d`] as an op: routes `grad_out` to the recorded
     /// maxima (differentiable in `grad_out`). Errors as [`DeviceTensor::max_pool2d_backward`].
-    pub fn max_pool2d_backward(
+    pub(crate) fn max_pool2d_backward(
         grad_out: &Tensor,
         indices: &Tensor,
         input_shape: &[usize],
         p: &Pool2dParams,
     ) -> Result<Tensor> {
-        let idx = indices.data();
-        let y = DeviceTensor::max_pool2d_backward(&grad_out.data(), &idx, input_shape, p)?;
+        let idx = indices.raw();
+        let y = DeviceTensor::max_pool2d_backward(&grad_out.raw(), &idx, input_shape, p)?;
         Ok(Tensor::from_op(
             "max_pool2d_backward",
             y,
@@ -63,7 +63,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         let p = *p;
         let y = self
-            .data()
+            .raw()
             .avg_pool2d(&p, count_include_pad, divisor_override)?;
         Ok(Tensor::from_op("avg_pool2d", y, &[self], move |c| {
             let shape = c.input(0).shape();
@@ -79,7 +79,7 @@ impl Tensor {
 
     /// Backward of [`Tensor::avg_pool2d`] as an op (its own adjoint is average pooling).
     /// Errors as [`DeviceTensor::avg_pool2d_backward`].
-    pub fn avg_pool2d_backward(
+    pub(crate) fn avg_pool2d_backward(
         grad_out: &Tensor,
         input_shape: &[usize],
         p: &Pool2dParams,
@@ -88,7 +88,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         let p = *p;
         let y = DeviceTensor::avg_pool2d_backward(
-            &grad_out.data(),
+            &grad_out.raw(),
             input_shape,
             &p,
             count_include_pad,
@@ -112,7 +112,7 @@ impl Tensor {
     /// windows (any output size, larger than the input included). Errors as
     /// [`DeviceTensor::adaptive_avg_pool2d`].
     pub fn adaptive_avg_pool2d(&self, output: (usize, usize)) -> Result<Tensor> {
-        let y = self.data().adaptive_avg_pool2d(output)?;
+        let y = self.raw().adaptive_avg_pool2d(output)?;
         Ok(Tensor::from_op("adaptive_avg_pool2d", y, &[self], |c| {
             let shape = c.input(0).shape();
             Ok(vec![Some(Tensor::adaptive_avg_pool2d_backward(
@@ -123,11 +123,11 @@ impl Tensor {
 
     /// Backward of [`Tensor::adaptive_avg_pool2d`] as an op (its adjoint is the adaptive
     /// average pooling itself). Errors as [`DeviceTensor::adaptive_avg_pool2d_backward`].
-    pub fn adaptive_avg_pool2d_backward(
+    pub(crate) fn adaptive_avg_pool2d_backward(
         grad_out: &Tensor,
         input_shape: &[usize],
     ) -> Result<Tensor> {
-        let y = DeviceTensor::adaptive_avg_pool2d_backward(&grad_out.data(), input_shape)?;
+        let y = DeviceTensor::adaptive_avg_pool2d_backward(&grad_out.raw(), input_shape)?;
         Ok(Tensor::from_op(
             "adaptive_avg_pool2d_backward",
             y,
@@ -143,13 +143,13 @@ impl Tensor {
     /// without grad, their indices within the input plane (PyTorch's `return_indices`).
     /// Errors as [`DeviceTensor::adaptive_max_pool2d`].
     pub fn adaptive_max_pool2d(&self, output: (usize, usize)) -> Result<(Tensor, Tensor)> {
-        let (y, idx) = self.data().adaptive_max_pool2d(output)?;
-        let idx_t = Tensor::from_data(idx.clone());
+        let (y, idx) = self.raw().adaptive_max_pool2d(output)?;
+        let idx_t = Tensor::from_raw(idx.clone());
         let y = Tensor::from_op("adaptive_max_pool2d", y, &[self], move |c| {
             let shape = c.input(0).shape();
             Ok(vec![Some(Tensor::adaptive_max_pool2d_backward(
                 c.grad,
-                &Tensor::from_data(idx.clone()),
+                &Tensor::from_raw(idx.clone()),
                 &shape,
             )?)])
         });
@@ -159,13 +159,13 @@ impl Tensor {
     /// Backward of [`Tensor::adaptive_max_pool2d`] as an op: routes `grad_out` to the
     /// recorded maxima (differentiable in `grad_out`). Errors as
     /// [`DeviceTensor::adaptive_max_pool2d_backward`].
-    pub fn adaptive_max_pool2d_backward(
+    pub(crate) fn adaptive_max_pool2d_backward(
         grad_out: &Tensor,
         indices: &Tensor,
         input_shape: &[usize],
     ) -> Result<Tensor> {
-        let idx = indices.data();
-        let y = DeviceTensor::adaptive_max_pool2d_backward(&grad_out.data(), &idx, input_shape)?;
+        let idx = indices.raw();
+        let y = DeviceTensor::adaptive_max_pool2d_backward(&grad_out.raw(), &idx, input_shape)?;
         Ok(Tensor::from_op(
             "adaptive_max_pool2d_backward",
             y,
@@ -188,6 +188,6 @@ fn gather_planes(grad: &Tensor, idx: &DeviceTensor, gs: &[usize]) -> Result<Tens
     let xs = grad.shape();
     let (n, ch) = (gs[0], gs[1]);
     let planes = grad.reshape(&[n, ch, xs[2] * xs[3]])?;
-    let at = Tensor::from_data(idx.reshape(&[n, ch, gs[2] * gs[3]])?);
+    let at = Tensor::from_raw(idx.reshape(&[n, ch, gs[2] * gs[3]])?);
     planes.gather(2, &at)?.reshape(gs)
 }

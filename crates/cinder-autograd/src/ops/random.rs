@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 impl Tensor {
     /// Raw Philox bits, u32. Errors as [`DeviceTensor::random_bits`].
     pub fn random_bits(device: &Device, shape: &[usize], seed: u64, offset: u64) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::random_bits(
+        Ok(Tensor::from_raw(DeviceTensor::random_bits(
             device, shape, seed, offset,
         )?))
     }
@@ -20,7 +20,7 @@ impl Tensor {
         seed: u64,
         offset: u64,
     ) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::rand_uniform(
+        Ok(Tensor::from_raw(DeviceTensor::rand_uniform(
             device, shape, lo, hi, seed, offset,
         )?))
     }
@@ -33,7 +33,7 @@ impl Tensor {
         seed: u64,
         offset: u64,
     ) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::rand_normal(
+        Ok(Tensor::from_raw(DeviceTensor::rand_normal(
             device, shape, mean, std, seed, offset,
         )?))
     }
@@ -45,7 +45,7 @@ impl Tensor {
         seed: u64,
         offset: u64,
     ) -> Result<Tensor> {
-        Ok(Tensor::from_data(DeviceTensor::rand_bernoulli(
+        Ok(Tensor::from_raw(DeviceTensor::rand_bernoulli(
             device, shape, p, seed, offset,
         )?))
     }

@@ -30,8 +30,8 @@ fn out_kept(c: &Ctx, axes: &[usize]) -> Result<Tensor> {
 /// slice's gradient is NaN; over the whole tensor (`max()`) a NaN result is shared by the
 /// NaN elements.
 fn extremum_backward(c: &Ctx, axes: &[usize]) -> Result<Tensor> {
-    let x = c.input(0).data();
-    let y = out_kept(c, axes)?.data();
+    let x = c.input(0).raw();
+    let y = out_kept(c, axes)?.raw();
     let whole = axes.len() == x.rank();
     let mut hit = x.eq(&y)?;
     if whole {
@@ -43,7 +43,7 @@ fn extremum_backward(c: &Ctx, axes: &[usize]) -> Result<Tensor> {
         let ax: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         hit.sum_axes(&ax, true)?
     };
-    let mask = Tensor::from_data(hit.div(&count)?);
+    let mask = Tensor::from_raw(hit.div(&count)?);
     grad_kept(c, axes)?.mul(&mask)
 }
 
@@ -97,7 +97,7 @@ impl Tensor {
         axis: isize,
         f: impl FnOnce(&cinder_device::DeviceTensor) -> Result<cinder_device::DeviceTensor>,
     ) -> Result<Tensor> {
-        let d = self.data();
+        let d = self.raw();
         let y = f(&d)?;
         let ax = normalize_axis(op, axis, d.shape())?;
         Ok(Tensor::from_op(op, y, &[self], move |c| {
@@ -111,7 +111,7 @@ impl Tensor {
         r: Red,
         f: impl FnOnce(&cinder_device::DeviceTensor) -> Result<cinder_device::DeviceTensor>,
     ) -> Result<Tensor> {
-        let y = f(&self.data())?;
+        let y = f(&self.raw())?;
         Ok(Tensor::from_op(op, y, &[self], move |c| {
             let axes = all_axes(c.input(0).rank());
             Ok(vec![Some(reduce_backward(r, c, &axes)?)])
@@ -140,13 +140,13 @@ impl Tensor {
     /// first NaN when there is one) of the maxima along `axis`; the whole gradient goes to
     /// the returned index. Errors as [`cinder_device::DeviceTensor::max_axis`].
     pub fn max_axis(&self, axis: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        let (_, idx) = self.data().max_axis(axis, true)?;
+        let (_, idx) = self.raw().max_axis(axis, true)?;
         self.take_at(axis, idx, keepdim)
     }
     /// PyTorch's `torch.min(x, dim)`: values and indices of the minima along `axis`, the
     /// gradient to the returned index. Errors as [`cinder_device::DeviceTensor::min_axis`].
     pub fn min_axis(&self, axis: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        let (_, idx) = self.data().min_axis(axis, true)?;
+        let (_, idx) = self.raw().min_axis(axis, true)?;
         self.take_at(axis, idx, keepdim)
     }
 
@@ -166,7 +166,7 @@ impl Tensor {
         } else {
             out.remove(a);
         }
-        let idx = Tensor::from_data(idx);
+        let idx = Tensor::from_raw(idx);
         let values = self.gather(a as isize, &idx)?.reshape(&out)?;
         Ok((values, idx.reshape(&out)?))
     }
@@ -187,12 +187,12 @@ impl Tensor {
     /// Index of the max along `axis`, u32, no grad. Errors as
     /// [`cinder_device::DeviceTensor::argmax_axis`].
     pub fn argmax_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().argmax_axis(axis, keepdim)?))
+        Ok(Tensor::from_raw(self.raw().argmax_axis(axis, keepdim)?))
     }
     /// Index of the min along `axis`, u32, no grad. Errors as
     /// [`cinder_device::DeviceTensor::argmin_axis`].
     pub fn argmin_axis(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().argmin_axis(axis, keepdim)?))
+        Ok(Tensor::from_raw(self.raw().argmin_axis(axis, keepdim)?))
     }
 
     /// Sum of every element (shape `[]`). Errors as
@@ -229,17 +229,17 @@ impl Tensor {
     /// Flat index of the largest element, u32, no grad. Returns `Err` for an empty or
     /// `u32` tensor.
     pub fn argmax_all(&self) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().argmax_all()?))
+        Ok(Tensor::from_raw(self.raw().argmax_all()?))
     }
     /// Flat index of the smallest element, u32, no grad. Returns `Err` for an empty or
     /// `u32` tensor.
     pub fn argmin_all(&self) -> Result<Tensor> {
-        Ok(Tensor::from_data(self.data().argmin_all()?))
+        Ok(Tensor::from_raw(self.raw().argmin_all()?))
     }
 
     /// Sum over several axes. Errors as [`cinder_device::DeviceTensor::sum_axes`].
     pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
-        let d = self.data();
+        let d = self.raw();
         let y = d.sum_axes(axes, keepdim)?;
         let ax = axes
             .iter()
@@ -253,7 +253,7 @@ impl Tensor {
     /// Sums down to `shape`, undoing a broadcast; backward broadcasts back. Errors as
     /// [`cinder_device::DeviceTensor::sum_to_shape`].
     pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
-        let d = self.data();
+        let d = self.raw();
         if d.shape() == shape {
             return Ok(self.clone());
         }

@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 impl Tensor {
     /// Softmax along `axis`. Errors as [`cinder_device::DeviceTensor::softmax`].
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
-        let y = self.data().softmax(axis)?;
+        let y = self.raw().softmax(axis)?;
         Ok(Tensor::from_op("softmax", y, &[self], move |c| {
             Ok(vec![Some(c.grad.softmax_backward(c.output, axis)?)])
         }))
@@ -17,7 +17,7 @@ impl Tensor {
     /// Log-softmax along `axis` (stable form). Errors as
     /// [`cinder_device::DeviceTensor::log_softmax`].
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
-        let y = self.data().log_softmax(axis)?;
+        let y = self.raw().log_softmax(axis)?;
         Ok(Tensor::from_op("log_softmax", y, &[self], move |c| {
             Ok(vec![Some(c.grad.log_softmax_backward(c.output, axis)?)])
         }))
@@ -26,7 +26,7 @@ impl Tensor {
     /// Softmax backward `y * (g - sum(g * y))` with `self` = g and `y` the softmax output.
     /// Differentiable in both. Errors as [`cinder_device::DeviceTensor::softmax_backward`].
     pub(crate) fn softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
-        let out = self.data().softmax_backward(&y.data(), axis)?;
+        let out = self.raw().softmax_backward(&y.raw(), axis)?;
         Ok(Tensor::from_op(
             "softmax_backward",
             out,
@@ -48,7 +48,7 @@ impl Tensor {
     /// output. Differentiable in both. Errors as
     /// [`cinder_device::DeviceTensor::log_softmax_backward`].
     pub(crate) fn log_softmax_backward(&self, y: &Tensor, axis: isize) -> Result<Tensor> {
-        let out = self.data().log_softmax_backward(&y.data(), axis)?;
+        let out = self.raw().log_softmax_backward(&y.raw(), axis)?;
         Ok(Tensor::from_op(
             "log_softmax_backward",
             out,

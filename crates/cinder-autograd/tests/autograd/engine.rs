@@ -169,7 +169,7 @@ fn set_data_updates_a_parameter_between_steps() {
 fn from_op_defines_a_custom_op() {
     // A user-defined op: y = 2x with its own rule.
     let x = param(&[1.0, 2.0], &[2]);
-    let y = Tensor::from_op("double", x.data().mul_scalar(2.0).unwrap(), &[&x], |c| {
+    let y = Tensor::from_op("double", x.raw().mul_scalar(2.0).unwrap(), &[&x], |c| {
         Ok(vec![Some(c.grad.mul_scalar(2.0)?)])
     });
     assert_eq!(y.op_name(), Some("double"));
@@ -182,7 +182,7 @@ fn gradcheck_catches_a_wrong_rule() {
     // y = x^2 with the rule 3x instead of 2x: gradcheck must report it.
     let x = rand_param(5, &[4]);
     let wrong = |t: &[Tensor]| {
-        let y = t[0].data().square()?;
+        let y = t[0].raw().square()?;
         Ok(Tensor::from_op("bad_square", y, &[&t[0]], |c| {
             Ok(vec![Some(c.grad.mul(&c.input(0).mul_scalar(3.0)?)?)])
         }))

@@ -1,8 +1,9 @@
 //! Gradchecks of matmul (each transpose flag, batched, shared operand), conv2d and
 //! conv-transpose2d (stride, padding, dilation, bias, groups; direct, grouped-direct and
-//! GEMM paths), their backward ops, and the poolings (max, average, adaptive).
+//! GEMM paths), their backward ops (through grad with create_graph), and the poolings
+//! (max, average, adaptive) with theirs.
 
-use cinder_autograd::Tensor;
+use cinder_autograd::{Tensor, grad};
 use cinder_device::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use cinder_device::ops::pool::Pool2dParams;
 
@@ -96,13 +97,18 @@ fn conv2d_backward_ops_are_differentiable() {
 fn conv2d_backward_ops((xs, ws, p): (Vec<usize>, Vec<usize>, Conv2dParams), seed: u64) {
     let x = rand_param(seed, &xs);
     let w = rand_param(seed + 1, &ws);
-    let g0 = x.data().conv2d(&w.data(), None, &p).unwrap();
+    let g0 = x.raw().conv2d(&w.raw(), None, &p).unwrap();
     let g = rand_param(seed + 2, g0.shape());
+    // The input gradient as a function of (cotangent, weight), and the weight gradient as
+    // one of (cotangent, input), through grad() with create_graph: their own backward
+    // rules are what gradcheck differentiates.
     check(&[&g, &w], |t| {
-        Tensor::conv2d_backward_input(&t[0], &t[1], &xs, &p)
+        let l = x.conv2d(&t[1], None, &p)?.mul(&t[0])?.sum_all()?;
+        Ok(grad(&[&l], &[&x], true)?.remove(0))
     });
     check(&[&g, &x], |t| {
-        Tensor::conv2d_backward_weight(&t[0], &t[1], &ws, &p)
+        let l = t[1].conv2d(&w, None, &p)?.mul(&t[0])?.sum_all()?;
+        Ok(grad(&[&l], &[&w], true)?.remove(0))
     });
 }
 
@@ -187,13 +193,15 @@ fn conv_transpose2d_backward_ops(
 ) {
     let x = rand_param(seed, &xs);
     let w = rand_param(seed + 1, &ws);
-    let g0 = x.data().conv_transpose2d(&w.data(), None, &p).unwrap();
+    let g0 = x.raw().conv_transpose2d(&w.raw(), None, &p).unwrap();
     let g = rand_param(seed + 2, g0.shape());
     check(&[&g, &w], |t| {
-        Tensor::conv_transpose2d_backward_input(&t[0], &t[1], &xs, &p)
+        let l = x.conv_transpose2d(&t[1], None, &p)?.mul(&t[0])?.sum_all()?;
+        Ok(grad(&[&l], &[&x], true)?.remove(0))
     });
     check(&[&g, &x], |t| {
-        Tensor::conv_transpose2d_backward_weight(&t[0], &t[1], &ws, &p)
+        let l = t[1].conv_transpose2d(&w, None, &p)?.mul(&t[0])?.sum_all()?;
+        Ok(grad(&[&l], &[&w], true)?.remove(0))
     });
 }
 
@@ -221,11 +229,12 @@ fn max_pool2d() {
         ceil_mode: false,
     };
     check(&[&x], |t| Ok(t[0].max_pool2d(&p)?.0));
-    // and its backward, linear in the gradient
-    let (y, idx) = x.max_pool2d(&p).unwrap();
+    // and its backward, linear in the cotangent (through grad with create_graph)
+    let (y, _) = x.max_pool2d(&p).unwrap();
     let g = rand_param(131, &y.shape());
-    let xs = x.shape();
-    check(&[&g], |t| Tensor::max_pool2d_backward(&t[0], &idx, &xs, &p));
+    check(&[&g], |t| {
+        input_grad(&x, |x| Ok(x.max_pool2d(&p)?.0), &t[0])
+    });
 }
 
 #[test]
@@ -248,9 +257,8 @@ fn avg_pool2d() {
         check(&[&x], |t| t[0].avg_pool2d(&p, cip, None));
         let y = x.avg_pool2d(&p, cip, None).unwrap();
         let g = rand_param(141, &y.shape());
-        let xs = x.shape();
         check(&[&g], |t| {
-            Tensor::avg_pool2d_backward(&t[0], &xs, &p, cip, None)
+            input_grad(&x, |x| x.avg_pool2d(&p, cip, None), &t[0])
         });
     }
 }
@@ -258,26 +266,37 @@ fn avg_pool2d() {
 #[test]
 fn adaptive_avg_pool2d() {
     let x = rand_param(150, &[2, 2, 5, 7]);
-    let xs = x.shape();
     // windows that do not divide, a larger output, global pooling
     for out in [(3, 4), (7, 9), (1, 1)] {
         check(&[&x], |t| t[0].adaptive_avg_pool2d(out));
         let y = x.adaptive_avg_pool2d(out).unwrap();
         let g = rand_param(151, &y.shape());
-        check(&[&g], |t| Tensor::adaptive_avg_pool2d_backward(&t[0], &xs));
+        check(&[&g], |t| {
+            input_grad(&x, |x| x.adaptive_avg_pool2d(out), &t[0])
+        });
     }
 }
 
 #[test]
 fn adaptive_max_pool2d() {
     let x = param(&distinct(2 * 2 * 5 * 7, 160), &[2, 2, 5, 7]);
-    let xs = x.shape();
     for out in [(3, 4), (7, 9), (1, 1)] {
         check(&[&x], |t| Ok(t[0].adaptive_max_pool2d(out)?.0));
-        let (y, idx) = x.adaptive_max_pool2d(out).unwrap();
+        let (y, _) = x.adaptive_max_pool2d(out).unwrap();
         let g = rand_param(161, &y.shape());
         check(&[&g], |t| {
-            Tensor::adaptive_max_pool2d_backward(&t[0], &idx, &xs)
+            input_grad(&x, |x| Ok(x.adaptive_max_pool2d(out)?.0), &t[0])
         });
     }
+}
+
+/// `d sum(f(x) * g) / dx` as a function of the cotangent `g`, recorded (create_graph), so a
+/// gradcheck in `g` checks the backward op's own rule.
+fn input_grad(
+    x: &Tensor,
+    f: impl Fn(&Tensor) -> cinder_device::Result<Tensor>,
+    g: &Tensor,
+) -> cinder_device::Result<Tensor> {
+    let l = f(x)?.mul(g)?.sum_all()?;
+    Ok(grad(&[&l], &[x], true)?.remove(0))
 }

@@ -171,7 +171,7 @@ fn double_backward(inputs: &[&Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) 
         inputs,
         |t| {
             let y = f(t)?;
-            let w = Tensor::from_data(DeviceTensor::from_slice(
+            let w = Tensor::from_raw(DeviceTensor::from_slice(
                 &y.device(),
                 &uniform(999, y.numel(), -1.0, 1.0),
                 &y.shape(),

@@ -127,7 +127,7 @@ impl GaussianMixture {
         x: &Tensor,
         mut progress: impl FnMut(usize, f32),
     ) -> Result<&mut Self> {
-        let x = &x.data();
+        let x = &x.raw();
         let op = "GaussianMixture::fit";
         let k = self.n_components;
         let bad_f = |v: f32| v < 0.0 || !v.is_finite();
@@ -150,8 +150,8 @@ impl GaussianMixture {
             ));
         }
         let mut km = KMeans::new(k).with_seed(self.seed);
-        km.fit(&Tensor::from_data(x.clone()))?;
-        let resp = km.labels()?.data().one_hot(k)?;
+        km.fit(&Tensor::from_raw(x.clone()))?;
+        let resp = km.labels()?.raw().one_hot(k)?;
         let mut f = self.m_step(x, &resp, d)?;
         // E-step with one readback: (log responsibilities, mean log-likelihood); a failed
         // factorization of the M-step that produced `f` is an error here.
@@ -268,20 +268,20 @@ impl GaussianMixture {
     /// Mixture weights, `[k]`. Returns `Err` before `fit`.
     pub fn weights(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("GaussianMixture::weights")?.weights) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Component means, `[k, d]`. Returns `Err` before `fit`.
     pub fn means(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("GaussianMixture::means")?.means) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Covariances: `[k, d, d]` (full) or `[k, d]` variances (diag), `reg_covar` included.
     /// Returns `Err` before `fit`.
     pub fn covariances(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("GaussianMixture::covariances")?.covariances) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Mean log-likelihood per sample of the parameters after initialization and after
@@ -312,12 +312,12 @@ impl GaussianMixture {
     /// Per-sample log-likelihood `log p(x)`, `[m]`. Returns `Err` before `fit` or when `x`
     /// is not an f32 matrix with the fitted feature count.
     pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             self.weighted_log_prob("GaussianMixture::score_samples", x)?
                 .logsumexp_axis(1, false)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Mean log-likelihood per sample of `x` (read back). Errors as
@@ -329,23 +329,23 @@ impl GaussianMixture {
     /// Posterior probability of each component for every row, `[m, k]` (rows sum to 1).
     /// Errors as [`GaussianMixture::score_samples`].
     pub fn predict_proba(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             self.weighted_log_prob("GaussianMixture::predict_proba", x)?
                 .softmax(1)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// The most probable component of every row, u32 `[m]`. Errors as
     /// [`GaussianMixture::score_samples`].
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             self.weighted_log_prob("GaussianMixture::predict", x)?
                 .argmax_axis(1, false)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Bayesian information criterion on `x`: `-2 n score(x) + n_params ln n`, with
@@ -392,7 +392,7 @@ impl GaussianMixture {
             };
             Ok((x.add(&mu)?, comp))
         };
-        out.map(|(a, b)| (Tensor::from_data(a), Tensor::from_data(b)))
+        out.map(|(a, b)| (Tensor::from_raw(a), Tensor::from_raw(b)))
     }
 }
 

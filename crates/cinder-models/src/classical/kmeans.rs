@@ -95,7 +95,7 @@ impl KMeans {
     /// scikit-learn's `init=array`; one run is made whatever `n_init` says. The shape and
     /// values are checked by `fit` (`Err` on a mismatch or non-finite values).
     pub fn with_init(mut self, centers: Tensor) -> Self {
-        self.init = Some(centers.data());
+        self.init = Some(centers.raw());
         self
     }
 
@@ -122,7 +122,7 @@ impl KMeans {
         x: &Tensor,
         mut progress: impl FnMut(usize, usize, f32),
     ) -> Result<&mut Self> {
-        let x = &x.data();
+        let x = &x.raw();
         let op = "KMeans::fit";
         let k = self.n_clusters;
         if k == 0
@@ -196,7 +196,7 @@ impl KMeans {
     /// The centroids, `[k, d]`. Returns `Err` before `fit`.
     pub fn centers(&self) -> Result<Tensor> {
         let t = { self.fitted("KMeans::centers") };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// The cluster of every training sample (u32 `[n]`). Returns `Err` before `fit`.
@@ -206,7 +206,7 @@ impl KMeans {
                 .as_ref()
                 .ok_or_else(|| Error::invalid("KMeans::labels", "the model is not fitted", &[]))
         };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Sum of squared distances of the training samples to their closest centroid (NaN
@@ -223,33 +223,33 @@ impl KMeans {
     /// The closest centroid of each row of `x` (`[m, d]`), as u32 `[m]`. Returns `Err`
     /// before `fit` or when `x` is not an f32 matrix with the fitted feature count.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let c = self.fitted("KMeans::predict")?;
             check_features("KMeans::predict", x, c.shape()[1])?;
             let x_sq = x.square()?.sum_axis(1, true)?;
             sq_dists(x, &x_sq, c)?.argmin_axis(1, false)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Euclidean distances of each row of `x` to every centroid, `[m, k]`. Errors as
     /// [`KMeans::predict`].
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let c = self.fitted("KMeans::transform")?;
             check_features("KMeans::transform", x, c.shape()[1])?;
             let x_sq = x.square()?.sum_axis(1, true)?;
             sq_dists(x, &x_sq, c)?.sqrt()
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Minus the inertia of `x` against the fitted centroids (scikit-learn's `score`),
     /// read back. Errors as [`KMeans::predict`].
     pub fn score(&self, x: &Tensor) -> Result<f32> {
-        let x = &x.data();
+        let x = &x.raw();
         let c = self.fitted("KMeans::score")?;
         check_features("KMeans::score", x, c.shape()[1])?;
         let x_sq = x.square()?.sum_axis(1, true)?;

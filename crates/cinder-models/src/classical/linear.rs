@@ -58,8 +58,8 @@ impl LinearRegression {
     /// when the normal equations are singular (collinear features or fewer samples than
     /// features with `alpha = 0`; the message suggests ridge or [`lstsq`]).
     pub fn fit(&mut self, x: &Tensor, y: &Tensor) -> Result<&mut Self> {
-        let x = &x.data();
-        let y = &y.data();
+        let x = &x.raw();
+        let y = &y.raw();
         let op = "LinearRegression::fit";
         if self.alpha < 0.0 || !self.alpha.is_finite() {
             return Err(Error::invalid(
@@ -103,7 +103,7 @@ impl LinearRegression {
                 Error::invalid("LinearRegression::coef", "the model is not fitted", &[])
             })
         };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// The intercepts, `[1, t]` (zeros without `fit_intercept`). Returns `Err` before `fit`.
@@ -117,25 +117,25 @@ impl LinearRegression {
                 )
             })
         };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Predictions `x coef + intercept` for `x` (`[m, d]`): `[m]` when fitted on 1-D
     /// targets, `[m, t]` otherwise. Returns `Err` before `fit` or on a feature-count
     /// mismatch.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let coef = self.coef()?;
             let m = check_features("LinearRegression::predict", x, coef.shape()[0])?;
-            let p = x.matmul(&coef.data())?.add(&self.intercept()?.data())?;
+            let p = x.matmul(&coef.raw())?.add(&self.intercept()?.raw())?;
             if self.targets_1d {
                 p.reshape(&[m])
             } else {
                 Ok(p)
             }
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Coefficient of determination R^2 of the predictions for `x` against `y`, averaged
@@ -143,8 +143,8 @@ impl LinearRegression {
     /// mismatch between `y` and the predictions.
     pub fn score(&self, x: &Tensor, y: &Tensor) -> Result<f32> {
         let op = "LinearRegression::score";
-        let pred = self.predict(x)?.data();
-        let y = &y.data();
+        let pred = self.predict(x)?.raw();
+        let y = &y.raw();
         let (p2, _) = targets(op, &pred, pred.shape()[0])?;
         let (y2, _) = targets(op, y, pred.shape()[0])?;
         if y2.shape() != p2.shape() {
@@ -221,8 +221,8 @@ pub struct Lstsq {
 /// finite f32 data of matching rows, when `rcond` is not in `[0, 1)`, or when `d > 256`
 /// (the serial eigen kernel is meant for small systems).
 pub fn lstsq(x: &Tensor, y: &Tensor, rcond: f32) -> Result<Lstsq> {
-    let x = &x.data();
-    let y = &y.data();
+    let x = &x.raw();
+    let y = &y.raw();
     let op = "lstsq";
     let (n, d) = check_data(op, x, 1)?;
     if d > 256 || !(0.0..1.0).contains(&rcond) {
@@ -246,8 +246,8 @@ pub fn lstsq(x: &Tensor, y: &Tensor, rcond: f32) -> Result<Lstsq> {
     let solution = v.matmul(&v.matmul_t(&xty, true, false)?.mul(&inv)?)?;
     let rank = keep.sum_all()?.to_scalar()?.round() as usize;
     Ok(Lstsq {
-        solution: Tensor::from_data(solution),
-        singular_values: Tensor::from_data(sv),
+        solution: Tensor::from_raw(solution),
+        singular_values: Tensor::from_raw(sv),
         rank,
     })
 }
@@ -258,7 +258,7 @@ pub fn lstsq(x: &Tensor, y: &Tensor, rcond: f32) -> Result<Lstsq> {
 /// Returns `Err` when `x` is not an f32 matrix, `degree` is 0, or more than 100,000 columns
 /// would result.
 pub fn polynomial_features(x: &Tensor, degree: usize, include_bias: bool) -> Result<Tensor> {
-    let x = &x.data();
+    let x = &x.raw();
     let out = {
         let op = "polynomial_features";
         x.expect_dtype(op, DType::F32)?;
@@ -315,5 +315,5 @@ pub fn polynomial_features(x: &Tensor, degree: usize, include_bias: bool) -> Res
         }
         Ok(out.expect("degree >= 1"))
     };
-    out.map(Tensor::from_data)
+    out.map(Tensor::from_raw)
 }

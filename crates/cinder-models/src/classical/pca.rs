@@ -132,7 +132,7 @@ impl Pca {
     /// the block's Rayleigh trace (the value already read back for the convergence test);
     /// never called when the covariance is decomposed directly. Errors as [`Pca::fit`].
     pub fn fit_with(&mut self, x: &Tensor, progress: impl FnMut(usize, f32)) -> Result<&mut Self> {
-        let x = &x.data();
+        let x = &x.raw();
         let op = "Pca::fit";
         let (n, d) = check_data(op, x, 2)?;
         let p = self.n_components;
@@ -176,34 +176,34 @@ impl Pca {
     /// (largest-magnitude entry of each positive). Returns `Err` before `fit`.
     pub fn components(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("Pca::components")?.components) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// The per-feature mean, `[1, d]`. Returns `Err` before `fit`.
     pub fn mean(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("Pca::mean")?.mean) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Variance along each component (eigenvalues of the covariance with the `n - 1`
     /// normalization), `[p]`. Returns `Err` before `fit`.
     pub fn explained_variance(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("Pca::explained_variance")?.ev) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Fraction of the total variance along each component, `[p]`. Returns `Err` before
     /// `fit`.
     pub fn explained_variance_ratio(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("Pca::explained_variance_ratio")?.ratio) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Mean of the covariance eigenvalues not kept (scikit-learn's `noise_variance_`; 0
     /// when every component is kept), a scalar tensor. Returns `Err` before `fit`.
     pub fn noise_variance(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("Pca::noise_variance")?.noise_variance) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// Subspace iterations the fit ran (0 when the covariance was decomposed directly).
@@ -216,7 +216,7 @@ impl Pca {
     /// divided by the square root of the explained variance when whitening. Returns `Err`
     /// before `fit` or when `x` is not an f32 matrix with the fitted feature count.
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let f = self.fitted("Pca::transform")?;
             check_features("Pca::transform", x, f.mean.shape()[1])?;
@@ -227,14 +227,14 @@ impl Pca {
                 Ok(z)
             }
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Maps projections `z` (`[m, p]`) back to feature space: `z components + mean` (after
     /// undoing the whitening). Returns `Err` before `fit` or when `z` does not have `p`
     /// columns.
     pub fn inverse_transform(&self, z: &Tensor) -> Result<Tensor> {
-        let z = &z.data();
+        let z = &z.raw();
         let out = {
             let f = self.fitted("Pca::inverse_transform")?;
             check_features("Pca::inverse_transform", z, f.components.shape()[0])?;
@@ -245,7 +245,7 @@ impl Pca {
             };
             z.matmul(&f.components)?.add(&f.mean)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 }
 

@@ -85,7 +85,7 @@ impl ProbabilisticPca {
     /// below `d` or above `n`, when `max_iter` is 0, or when the noise variance comes out
     /// at most 1e-6 of the mean variance (data of rank at most `q`: the model is degenerate).
     pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
-        let x = &x.data();
+        let x = &x.raw();
         let op = "ProbabilisticPca::fit";
         let (n, d) = check_data(op, x, 2)?;
         let q = self.n_components;
@@ -200,13 +200,13 @@ impl ProbabilisticPca {
     /// `Err` before `fit`.
     pub fn loadings(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("ProbabilisticPca::loadings")?.w) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// The mean, `[1, d]`. Returns `Err` before `fit`.
     pub fn mean(&self) -> Result<Tensor> {
         let t = { Ok(&self.fitted("ProbabilisticPca::mean")?.mean) };
-        t.map(|t| Tensor::from_data(t.clone()))
+        t.map(|t| Tensor::from_raw(t.clone()))
     }
 
     /// The noise variance `sigma^2` (read back). Returns `Err` before `fit`.
@@ -227,7 +227,7 @@ impl ProbabilisticPca {
     /// Woodbury identity (only `q x q` systems). Returns `Err` before `fit` or when `x` is
     /// not an f32 matrix with the fitted feature count.
     pub fn score_samples(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let op = "ProbabilisticPca::score_samples";
             let f = self.fitted(op)?;
@@ -249,7 +249,7 @@ impl ProbabilisticPca {
                 .mul_scalar(-0.5)?
                 .reshape(&[m])
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Mean log-likelihood per sample of `x` (read back). Errors as
@@ -261,7 +261,7 @@ impl ProbabilisticPca {
     /// Posterior mean of the latent variables, `M^{-1} W^T (x - mean)`, `[m, q]`. Errors as
     /// [`ProbabilisticPca::score_samples`].
     pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.data();
+        let x = &x.raw();
         let out = {
             let op = "ProbabilisticPca::transform";
             let f = self.fitted(op)?;
@@ -271,7 +271,7 @@ impl ProbabilisticPca {
                 .cholesky_solve(&f.w.matmul_t(&xc, true, true)?)?
                 .t()
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 
     /// Draws `n` samples `W z + mean + sigma eps` (`z`, `eps` standard normal from the
@@ -291,7 +291,7 @@ impl ProbabilisticPca {
                 .add(&f.mean)?
                 .add(&eps.mul(&f.sigma2.sqrt()?)?)
         };
-        out.map(Tensor::from_data)
+        out.map(Tensor::from_raw)
     }
 }
 

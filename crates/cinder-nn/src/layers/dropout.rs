@@ -52,13 +52,13 @@ impl ModuleT for Dropout {
         let n = x.numel() as u64;
         let offset = self.offset.fetch_add(n.max(1), Ordering::Relaxed);
         let keep = DeviceTensor::rand_bernoulli(
-            x.data().device(),
+            x.raw().device(),
             &x.shape(),
             1.0 - self.p,
             self.seed,
             offset,
         )?;
-        let mask = Tensor::from_data(keep.mul_scalar(1.0 / (1.0 - self.p))?);
+        let mask = Tensor::from_raw(keep.mul_scalar(1.0 / (1.0 - self.p))?);
         x.mul(&mask)
     }
 }

@@ -37,7 +37,7 @@ impl Module for Embedding {
     /// past the table gives [`cinder_device::Error::IndexOutOfRange`] at the next readback
     /// (PyTorch raises), checked on the device without a readback here.
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        ids.data().expect_dtype("Embedding", DType::U32)?;
+        ids.raw().expect_dtype("Embedding", DType::U32)?;
         let s = ids.shape();
         let ws = self.weight.shape();
         let [_, dim] = ws[..] else {

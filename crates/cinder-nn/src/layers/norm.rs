@@ -145,7 +145,7 @@ impl BatchNorm {
             return Ok(());
         };
         // u32 -> f32 -> +1 -> u32: exact below 2^24, then it stays at 2^24.
-        let count = nbt.data().to_dtype(DType::F32)?.add_scalar(1.0)?;
+        let count = nbt.raw().to_dtype(DType::F32)?.add_scalar(1.0)?;
         nbt.set_raw(count.to_dtype(DType::U32)?)?;
         let blend = |running: &DeviceTensor, batch: &DeviceTensor| -> Result<DeviceTensor> {
             match self.cfg.momentum {
@@ -157,8 +157,8 @@ impl BatchNorm {
                 }
             }
         };
-        rm.set_raw(blend(&rm.data(), mean)?)?;
-        rv.set_raw(blend(&rv.data(), var_unbiased)?)
+        rm.set_raw(blend(&rm.raw(), mean)?)?;
+        rv.set_raw(blend(&rv.raw(), var_unbiased)?)
     }
 }
 
@@ -205,10 +205,10 @@ impl ModuleT for BatchNorm {
                     no_grad(|| {
                         let c = [self.channels];
                         let bv = var
-                            .data()
+                            .raw()
                             .reshape(&c)?
                             .mul_scalar(m as f32 / (m - 1) as f32)?;
-                        self.update_running(&mean.data().reshape(&c)?, &bv)
+                        self.update_running(&mean.raw().reshape(&c)?, &bv)
                     })?;
                 }
                 (mean, var.add_scalar(self.cfg.eps)?.rsqrt()?)

@@ -21,7 +21,7 @@ use super::{Reduction, same_shape};
 /// next readback or sync. Returns `Err` when the shapes differ or for `u32` tensors.
 pub fn bce(prob: &Tensor, target: &Tensor, r: Reduction) -> Result<Tensor> {
     same_shape("bce", prob, target)?;
-    let (p, t) = (prob.data(), target.data());
+    let (p, t) = (prob.raw(), target.raw());
     // PyTorch raises for these; checked on the device, reported at the next readback
     p.check_range(
         "bce",
@@ -173,7 +173,7 @@ fn pick(
     weight: Option<&Tensor>,
     ignore_index: Option<u32>,
 ) -> Result<Picked> {
-    target.data().expect_dtype(op, DType::U32)?;
+    target.raw().expect_dtype(op, DType::U32)?;
     if target.shape() != l.out {
         return Err(Error::shapes(op, &l.x.shape(), &target.shape()));
     }

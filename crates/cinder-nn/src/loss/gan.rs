@@ -96,7 +96,7 @@ pub fn gradient_penalty(
         return Err(Error::shapes("gradient_penalty", &s, &fake.shape()));
     }
     let dev = real.device();
-    let (r, f) = (real.data(), fake.data());
+    let (r, f) = (real.raw(), fake.raw());
     let x_hat = match kind {
         Penalty::WganGp => {
             let mut es = vec![1; s.len()];

@@ -65,7 +65,7 @@ pub fn smooth_l1(pred: &Tensor, target: &Tensor, beta: f32, r: Reduction) -> Res
 /// `max(var, eps)` in value, with the gradient of the identity: PyTorch clamps `var` in
 /// place under `no_grad`, so its gradient flows as if unclamped.
 fn clamp_min_keep_grad(var: &Tensor, eps: f32) -> Result<Tensor> {
-    let v = var.data().maximum_scalar(eps)?;
+    let v = var.raw().maximum_scalar(eps)?;
     Ok(Tensor::from_op("clamp_min_keep_grad", v, &[var], |c| {
         Ok(vec![Some(c.grad.clone())])
     }))
@@ -121,7 +121,7 @@ pub fn gaussian_nll(
 ) -> Result<Tensor> {
     same_shape("gaussian_nll", input, target)?;
     let var = gaussian_var_shape(&input.shape(), var)?;
-    var.data()
+    var.raw()
         .check_min("gaussian_nll", "var has negative entry/entries", 0.0)?;
     let v = clamp_min_keep_grad(&var, eps)?;
     let mut l = v

@@ -141,7 +141,7 @@ impl Optimizer for Adagrad {
                 let Some(grad) = self.core.params[i].grad() else {
                     continue;
                 };
-                let data = self.core.params[i].data();
+                let data = self.core.params[i].raw();
                 let prep = self.core.prepare(i, &data, &keys)?;
                 let h = AdagradStep {
                     lr: cfg.lr,
@@ -152,7 +152,7 @@ impl Optimizer for Adagrad {
                     maximize: cfg.maximize,
                     step: prep.t,
                 };
-                data.adagrad_step_(&grad.data(), &prep.bufs[0], &h)?;
+                data.adagrad_step_(&grad.raw(), &prep.bufs[0], &h)?;
                 self.core.commit(i, prep, &keys);
             }
         }

@@ -190,7 +190,7 @@ fn adam_step<C: GroupConfig + Copy>(core: &mut Core<C>, parts: impl Fn(&C) -> Pa
             let Some(grad) = core.params[i].grad() else {
                 continue;
             };
-            let data = core.params[i].data();
+            let data = core.params[i].raw();
             let prep = core.prepare(i, &data, &keys)?;
             let h = AdamStep {
                 lr: c.lr,
@@ -204,7 +204,7 @@ fn adam_step<C: GroupConfig + Copy>(core: &mut Core<C>, parts: impl Fn(&C) -> Pa
             };
             let b = &prep.bufs;
             let vmax = if c.amsgrad { b.get(2) } else { None };
-            data.adam_step_(&grad.data(), &b[0], &b[1], vmax, &h)?;
+            data.adam_step_(&grad.raw(), &b[0], &b[1], vmax, &h)?;
             core.commit(i, prep, &keys);
         }
     }

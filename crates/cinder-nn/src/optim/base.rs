@@ -121,7 +121,7 @@ impl<C: GroupConfig> Core<C> {
             check_nonneg(op, &[("lr", g.cfg.lr())]).map_err(|e| in_group(op, gi, e))?;
             let start = params.len();
             for p in g.params {
-                p.data().expect_dtype(op, DType::F32)?;
+                p.raw().expect_dtype(op, DType::F32)?;
                 if let Some(j) = params.iter().position(|q: &Tensor| q.same(&p)) {
                     return Err(Error::invalid(
                         op,

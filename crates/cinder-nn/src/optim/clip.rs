@@ -51,7 +51,7 @@ pub fn clip_grad_norm_with(
     let grads: Vec<(usize, DeviceTensor)> = params
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.grad().map(|g| (i, g.data())))
+        .filter_map(|(i, p)| p.grad().map(|g| (i, g.raw())))
         .collect();
     for (_, g) in &grads {
         g.expect_dtype(op, DType::F32)?;
@@ -85,7 +85,7 @@ pub fn clip_grad_norm_with(
             Some(p) => p.device(),
             None => Device::default()?,
         };
-        return Ok(Tensor::from_data(DeviceTensor::zeros(&device, &[])?));
+        return Ok(Tensor::from_raw(DeviceTensor::zeros(&device, &[])?));
     };
     let (norm, coef) = DeviceTensor::clip_norm_coef(&acc, norm_type, max_norm)?;
     if error_if_nonfinite {
@@ -103,9 +103,9 @@ pub fn clip_grad_norm_with(
     }
     for (i, g) in grads {
         let scaled = g.mul(&coef)?;
-        params[i].set_grad(Some(Tensor::from_data(scaled)));
+        params[i].set_grad(Some(Tensor::from_raw(scaled)));
     }
-    Ok(Tensor::from_data(norm))
+    Ok(Tensor::from_raw(norm))
 }
 
 /// Clamps every gradient elementwise to `[-clip, clip]` (PyTorch's `clip_grad_value_`):
@@ -119,13 +119,13 @@ pub fn clip_grad_value(params: &[Tensor], clip: f32) -> Result<()> {
     let mut clipped = Vec::new();
     for (i, p) in params.iter().enumerate() {
         if let Some(g) = p.grad() {
-            let g = g.data();
+            let g = g.raw();
             g.expect_dtype(op, DType::F32)?;
             clipped.push((i, g.clamp(-clip, clip)?));
         }
     }
     for (i, g) in clipped {
-        params[i].set_grad(Some(Tensor::from_data(g)));
+        params[i].set_grad(Some(Tensor::from_raw(g)));
     }
     Ok(())
 }

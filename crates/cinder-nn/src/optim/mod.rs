@@ -74,12 +74,12 @@ macro_rules! delegate_optimizer_methods {
             self.core
                 .export()
                 .into_iter()
-                .map(|(n, t)| (n, Tensor::from_data(t)))
+                .map(|(n, t)| (n, Tensor::from_raw(t)))
                 .collect()
         }
 
         fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-            let raw: Vec<_> = state.iter().map(|(n, t)| (n.clone(), t.data())).collect();
+            let raw: Vec<_> = state.iter().map(|(n, t)| (n.clone(), t.raw())).collect();
             self.core.import(&raw)
         }
     };

@@ -155,7 +155,7 @@ impl Optimizer for RmsProp {
                 let Some(grad) = self.core.params[i].grad() else {
                     continue;
                 };
-                let data = self.core.params[i].data();
+                let data = self.core.params[i].raw();
                 let prep = self.core.prepare(i, &data, &keys)?;
                 let h = RmspropStep {
                     lr: cfg.lr,
@@ -173,7 +173,7 @@ impl Optimizer for RmsProp {
                 } else {
                     None
                 };
-                data.rmsprop_step_(&grad.data(), &prep.bufs[0], grad_avg, buf, &h)?;
+                data.rmsprop_step_(&grad.raw(), &prep.bufs[0], grad_avg, buf, &h)?;
                 self.core.commit(i, prep, &keys);
             }
         }

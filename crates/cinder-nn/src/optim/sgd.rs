@@ -152,7 +152,7 @@ impl Optimizer for Sgd {
                 let Some(grad) = self.core.params[i].grad() else {
                     continue;
                 };
-                let data = self.core.params[i].data();
+                let data = self.core.params[i].raw();
                 let prep = self.core.prepare(i, &data, &keys)?;
                 let h = SgdStep {
                     lr: cfg.lr,
@@ -164,7 +164,7 @@ impl Optimizer for Sgd {
                     // The momentum buffer starts as the gradient the first time it is used.
                     step: if prep.fresh { 1 } else { prep.t.max(2) },
                 };
-                data.sgd_step_(&grad.data(), prep.bufs.first(), &h)?;
+                data.sgd_step_(&grad.raw(), prep.bufs.first(), &h)?;
                 self.core.commit(i, prep, &keys);
             }
         }

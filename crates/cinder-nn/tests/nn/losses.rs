@@ -449,8 +449,8 @@ fn kl_div_both_target_forms_and_every_reduction() {
     assert!(kl_div(&x, &t(&[0.5; 3], &[3]), KlReduction::Sum, false).is_err());
 
     // gradients: d/dx = -t; d/dt = log t + 1 - x, NaN at t = 0 as PyTorch
-    let xp = Tensor::parameter(x.data()).unwrap();
-    let qp = Tensor::parameter(qt.data()).unwrap();
+    let xp = Tensor::parameter(x.raw()).unwrap();
+    let qp = Tensor::parameter(qt.raw()).unwrap();
     let l = kl_div(&xp, &qp, KlReduction::Sum, false).unwrap();
     let g = grad(&[&l], &[&xp, &qp], false).unwrap();
     let gx = read(&g[0]);
@@ -576,7 +576,7 @@ fn cross_entropy_nd_with_ignore_index_weights_and_smoothing() {
         scalar(&cross_entropy(&zt, &all, &opts(Reduction::Sum)).unwrap()),
         0.0
     );
-    let zp = Tensor::parameter(zt.data()).unwrap();
+    let zp = Tensor::parameter(zt.raw()).unwrap();
     let l = cross_entropy(&zp, &all, &opts(Reduction::Mean)).unwrap();
     let g = read(&grad(&[&l], &[&zp], false).unwrap()[0]);
     assert!(g.iter().all(|&v| v == 0.0), "{g:?}");
@@ -669,8 +669,8 @@ fn cross_entropy_with_probability_targets_and_unbatched_input() {
 fn bce_gradient_at_saturation_is_pytorchs() {
     let p = [0.0f32, 0.0, 1.0, 1.0, 0.3, 1.0];
     let y = [0.0f32, 1.0, 0.0, 1.0, 0.6, 0.25];
-    let pp = Tensor::parameter(t(&p, &[6]).data()).unwrap();
-    let yp = Tensor::parameter(t(&y, &[6]).data()).unwrap();
+    let pp = Tensor::parameter(t(&p, &[6]).raw()).unwrap();
+    let yp = Tensor::parameter(t(&y, &[6]).raw()).unwrap();
     let l = bce(&pp, &yp, Reduction::Sum).unwrap();
     let lv = read(&bce(&pp, &yp, Reduction::None).unwrap());
     assert_eq!(&lv[..4], &[0.0, 100.0, 100.0, 0.0]);
@@ -695,7 +695,7 @@ fn bce_gradient_at_saturation_is_pytorchs() {
     // sigmoid(x) is exactly 1.0 in f32 from x of about 17 on: finite loss, finite gradient
     let x = [17.0f32, 20.0, 100.0, -100.0, -30.0, 2.0];
     let ty = [1.0f32, 0.0, 0.3, 0.7, 1.0, 0.5];
-    let xp = Tensor::parameter(t(&x, &[6]).data()).unwrap();
+    let xp = Tensor::parameter(t(&x, &[6]).raw()).unwrap();
     let l = bce(&xp.sigmoid().unwrap(), &t(&ty, &[6]), Reduction::Sum).unwrap();
     assert!(scalar(&l).is_finite());
     let gx = read(&grad(&[&l], &[&xp], false).unwrap()[0]);
@@ -767,7 +767,7 @@ fn gaussian_nll_keeps_the_gradient_below_eps_and_pytorchs_var_shapes() {
     let y = [0.0f32, 0.5, 1.0, -1.0];
     let v = [1e-6f32, 0.5, 2.0, 1e-4]; // two below eps
     let (xt, yt) = (t(&x, &[2, 2]), t(&y, &[2, 2]));
-    let vp = Tensor::parameter(t(&v, &[2, 2]).data()).unwrap();
+    let vp = Tensor::parameter(t(&v, &[2, 2]).raw()).unwrap();
     let l = gaussian_nll(&xt, &yt, &vp, false, eps, Reduction::Sum).unwrap();
     let g = read(&grad(&[&l], &[&vp], false).unwrap()[0]);
     for i in 0..4 {
