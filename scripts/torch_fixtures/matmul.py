@@ -1,4 +1,5 @@
-"""torch.matmul with broadcast batches, vectors and transposes, and the Linear layer."""
+"""torch.matmul with broadcast batches, vectors and transposes, F.linear (plain and followed
+by relu), and the Linear layer."""
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,25 @@ def build(fam):
                            "scalar": ((), (3,))}.items():
         fam.case(f"matmul_bad_{name}", "matmul", {"a": fam.uniform(*sa), "b": fam.uniform(*sb)},
                  lambda a, b: torch.matmul(a, b), expect_error=True)
+    # F.linear and relu(F.linear) (Cinder fuses both into one product): leading dimensions,
+    # no bias, an empty inner dimension, and pre-activations of both signs.
+    for i, (sx, out, bias) in enumerate([((5, 6), 4, True), ((2, 3, 6), 4, True),
+                                         ((5, 6), 3, False), ((4, 0), 3, True),
+                                         ((1, 6), 1, True)]):
+        x = fam.uniform(*sx)
+        w = fam.uniform(out, sx[-1])
+        inputs = {"x": x, "w": w}
+        if bias:
+            inputs["b"] = fam.uniform(out)
+        fam.case(f"linear_{i}", "linear", inputs,
+                 lambda x, w, b=None: F.linear(x, w, b), atol=1e-5, rtol=1e-5)
+        fam.case(f"linear_relu_{i}", "linear_relu", inputs,
+                 lambda x, w, b=None: torch.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5)
+    fam.case("linear_bad_in", "linear", {"x": fam.uniform(5, 6), "w": fam.uniform(4, 5)},
+             lambda x, w: F.linear(x, w), expect_error=True)
+    fam.case("linear_bad_bias", "linear_relu",
+             {"x": fam.uniform(5, 6), "w": fam.uniform(4, 6), "b": fam.uniform(3)},
+             lambda x, w, b: F.linear(x, w, b), expect_error=True)
     # nn.Linear, loaded by PyTorch's names, on 2-D and 3-D input, with and without bias
     torch.manual_seed(1)
     for bias in (True, False):
@@ -54,4 +74,3 @@ def build(fam):
                 t.update({"bias": lin.bias, "expect.grad.bias": lin.bias.grad})
             fam.custom(f"linear_{int(bias)}_{len(shape)}d", "Linear", t,
                        args={"in": 6, "out": 4, "bias": bias}, atol=1e-5, rtol=1e-5)
-    _ = F

@@ -1,4 +1,4 @@
-//! `torch.matmul` and the Linear layer against `tests/fixtures/matmul.safetensors`.
+//! `torch.matmul`, `F.linear` (plain and fused with relu) and the Linear layer against `tests/fixtures/matmul.safetensors`.
 
 use cinder::Result;
 use cinder::nn::{Linear, Module, VarStore};
@@ -41,6 +41,8 @@ fn run(case: &Case) -> Result<Produced> {
                 case.bool_or("ta", false)?,
                 case.bool_or("tb", false)?,
             )?,
+            "linear" => x[0].linear(&x[1], x.get(2))?,
+            "linear_relu" => x[0].linear_relu(&x[1], x.get(2))?,
             _ => return Err(unknown(case)),
         }])
     })

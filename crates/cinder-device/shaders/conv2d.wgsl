@@ -57,6 +57,11 @@ fn udiv(a: u32, b: u32) -> u32 {
 @group(0) @binding(0) var<storage, read> dx: array<f32>;
 @group(0) @binding(1) var<storage, read> dw: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dy: array<f32>;
+// conv_direct's bias and output: it reads three buffers (the bias is x again when the layer
+// has none, HAS_BIAS false) and fuses the bias add into its store.
+@group(0) @binding(2) var<storage, read> dbias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dyb: array<f32>;
+override HAS_BIAS: bool = false;
 
 // Direct convolution for short reductions (C * KH * KW small): out[n, o, oy, ox] sums
 // x * w over channels and taps. Each invocation computes 8 output channels of one position
@@ -108,7 +113,11 @@ fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < 8u; j++) {
         let o = o0 + j;
         if (o < p.o) {
-            dy[(b * p.o + o) * npos + q] = acc[j];
+            var v = acc[j];
+            if (HAS_BIAS) {
+                v += dbias[o];
+            }
+            dyb[(b * p.o + o) * npos + q] = v;
         }
     }
 }

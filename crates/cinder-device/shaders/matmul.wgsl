@@ -26,10 +26,32 @@ struct P {
 
 var<immediate> p: P;
 
+// The epilogue every kernel applies as it stores an output (fused, so a bias add or a ReLU
+// after a product costs no pass of its own): EPI 0 adds nothing, 1 adds bias[col] (a linear
+// layer's [N] bias), 2 adds bias[row] (a convolution's [O] bias, rows being channels);
+// ACT 0 stores the sum, 1 its ReLU (NaN kept, as the relu op). Without a bias the host binds
+// A again at binding 2; the override constants remove the unused branches.
+override EPI: u32 = 0u;
+override ACT: u32 = 0u;
+
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+fn epilogue(v: f32, row: u32, col: u32) -> f32 {
+    var y = v;
+    if (EPI == 1u) {
+        y = y + bias[col];
+    } else if (EPI == 2u) {
+        y = y + bias[row];
+    }
+    if (ACT == 1u) {
+        y = select(max(y, 0.0), y, is_nan(y));
+    }
+    return y;
+}
 
 // One output element per invocation; the reference path.
 @compute @workgroup_size(16, 16, 1)
@@ -48,7 +70,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
         let bv = select(b[b0 + kk * p.n + col], b[b0 + col * p.k + kk], p.tb != 0u);
         acc = fma(av, bv, acc);
     }
-    c[bi * p.m * p.n + row * p.n + col] = acc;
+    c[bi * p.m * p.n + row * p.n + col] = epilogue(acc, row, col);
 }
 
 fn load_a(a0: u32, row: u32, kk: u32) -> f32 {
@@ -101,7 +123,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 16u; j++) {
             let col = col0 + j;
             if (col < p.n) {
-                c[c0 + row * p.n + col] = acc[i * 4u + j / 4u][j % 4u];
+                c[c0 + row * p.n + col] = epilogue(acc[i * 4u + j / 4u][j % 4u], row, col);
             }
         }
     }
@@ -180,7 +202,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x * 4u + j;
             if (row < p.m && col < p.n) {
-                c[c0 + row * p.n + col] = acc[i * 4u + j];
+                c[c0 + row * p.n + col] = epilogue(acc[i * 4u + j], row, col);
             }
         }
     }

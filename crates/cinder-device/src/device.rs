@@ -9,6 +9,7 @@ use crate::checks::{ERROR_WORD_BYTES, WORDS_PER_SLOT, error_slot};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_PARAMS_BYTES, Params};
 use crate::pool::{Pool, size_class};
+use crate::profile::{self, Clock};
 use crate::tensor::DeviceTensor;
 
 /// Dispatches recorded before the pending commands are submitted without being asked.
@@ -47,7 +48,26 @@ struct Inner {
     /// slot per host thread; a thread's readbacks and syncs read its slot and clear it (see
     /// [`crate::checks`]).
     error_word: wgpu::Buffer,
+    /// Set when `CINDER_PROFILE=1` (see [`crate::profile`]).
+    profiler: Option<Profiler>,
 }
+
+/// What a profiling device needs: timestamp queries where the adapter has them.
+struct Profiler {
+    /// `None`: no timestamp queries, so each dispatch is submitted and waited for alone.
+    queries: Option<TimestampQueries>,
+}
+
+struct TimestampQueries {
+    set: wgpu::QuerySet,
+    /// Where the query set is resolved before being copied to a mappable buffer.
+    resolve: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period_ns: f64,
+}
+
+/// Timestamp pairs one query set holds: the pending commands are submitted when it is full.
+const PROFILED_PER_SUBMIT: u32 = 256;
 
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
@@ -70,6 +90,8 @@ struct State {
     /// Command buffers the device rejected at submit, with its message: tensors they wrote
     /// read back as `Err`, and ops reading them fail.
     failed: HashMap<u64, String>,
+    /// Labels of the profiled dispatches recorded into the current encoder, in query order.
+    profiled: Vec<String>,
 }
 
 /// Memory held by a device's tensors and its pool, in bytes (size-class rounded).
@@ -302,9 +324,15 @@ impl Device {
                 .flatten()
         });
         let limits = adapter.limits();
+        let profiling = profile::enabled();
+        let timestamps = profiling && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut features = wgpu::Features::IMMEDIATES;
+        if timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("cinder"),
-            required_features: wgpu::Features::IMMEDIATES,
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         };
@@ -332,6 +360,25 @@ impl Device {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let profiler = profiling.then(|| {
+            profile::print_at_exit_once();
+            Profiler {
+                queries: timestamps.then(|| TimestampQueries {
+                    set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("profile"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: 2 * PROFILED_PER_SUBMIT,
+                    }),
+                    resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("profile resolve"),
+                        size: 16 * PROFILED_PER_SUBMIT as u64,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    }),
+                    period_ns: queue.get_timestamp_period() as f64,
+                }),
+            }
+        });
         Ok(Device {
             inner: Arc::new(Inner {
                 device,
@@ -351,11 +398,13 @@ impl Device {
                     submits: 0,
                     seq: 1,
                     failed: HashMap::new(),
+                    profiled: Vec::new(),
                 }),
                 pool: Mutex::new(pool),
                 memory_budget,
                 gpu_error,
                 error_word,
+                profiler,
             }),
         })
     }
@@ -685,16 +734,30 @@ impl Device {
                 )));
             }
         }
+        let profiler = self.inner.profiler.as_ref();
+        let started = Instant::now();
+        if profiler.is_some() {
+            // Every profiled dispatch gets a pass of its own (with its timestamps).
+            st.pass = None;
+        }
         if st.pass.is_none() {
+            let at = st.profiled.len() as u32;
             let enc = st.encoder.get_or_insert_with(|| {
                 self.inner
                     .device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
+            let stamps = profiler.and_then(|p| p.queries.as_ref()).map(|q| {
+                wgpu::ComputePassTimestampWrites {
+                    query_set: &q.set,
+                    beginning_of_pass_write_index: Some(2 * at),
+                    end_of_pass_write_index: Some(2 * at + 1),
+                }
+            });
             let pass = enc
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
-                    timestamp_writes: None,
+                    timestamp_writes: stamps,
                 })
                 .forget_lifetime();
             st.pass = Some(pass);
@@ -711,10 +774,87 @@ impl Device {
         }
         st.pending += 1;
         st.dispatches += 1;
+        if let Some(p) = profiler {
+            st.pass = None;
+            if p.queries.is_some() {
+                st.profiled.push(profile::label(kernel));
+                if st.profiled.len() as u32 >= PROFILED_PER_SUBMIT {
+                    self.submit_locked(&mut st);
+                }
+            } else {
+                self.submit_locked(&mut st);
+                let _ = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+                st.in_flight.clear();
+                let wall = started.elapsed().as_secs_f64();
+                profile::record(Clock::WallPerSubmit, &profile::label(kernel), wall);
+            }
+            return Ok(());
+        }
         if st.pending >= MAX_PENDING_DISPATCHES {
             self.submit_locked(&mut st);
         }
         Ok(())
+    }
+
+    /// Before the current encoder is finished: resolves its timestamp queries into a
+    /// mappable buffer (returned with the labels, for [`Device::profile_collect`]).
+    fn profile_resolve(
+        &self,
+        st: &mut State,
+        enc: &mut wgpu::CommandEncoder,
+    ) -> Option<(wgpu::Buffer, Vec<String>)> {
+        let q = self.inner.profiler.as_ref()?.queries.as_ref()?;
+        if st.profiled.is_empty() {
+            return None;
+        }
+        let labels = std::mem::take(&mut st.profiled);
+        let n = labels.len() as u32;
+        let bytes = 16 * n as u64;
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        enc.resolve_query_set(&q.set, 0..2 * n, &q.resolve, 0);
+        enc.copy_buffer_to_buffer(&q.resolve, 0, &staging, 0, bytes);
+        Some((staging, labels))
+    }
+
+    /// After the submit that resolved them: waits for the timestamps and books each
+    /// dispatch's time under its label. A readback that fails loses those figures only.
+    fn profile_collect(&self, resolved: Option<(wgpu::Buffer, Vec<String>)>) {
+        let Some((staging, labels)) = resolved else {
+            return;
+        };
+        let Some(q) = self
+            .inner
+            .profiler
+            .as_ref()
+            .and_then(|p| p.queries.as_ref())
+        else {
+            return;
+        };
+        let done = Arc::new(Mutex::new(None));
+        let d2 = done.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            *lock(&d2) = Some(r);
+        });
+        let deadline = Instant::now() + READBACK_TIMEOUT;
+        while lock(&done).is_none() && Instant::now() < deadline {
+            let _ = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+        if !matches!(*lock(&done), Some(Ok(()))) {
+            return;
+        }
+        if let Ok(view) = staging.get_mapped_range(..) {
+            let ticks: &[u64] = bytemuck::cast_slice(&view[..]);
+            for (i, l) in labels.iter().enumerate() {
+                let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]);
+                profile::record(Clock::Timestamps, l, dt as f64 * q.period_ns * 1e-9);
+            }
+        }
+        staging.unmap();
     }
 
     /// Records a copy of `src`'s data into `dst`'s buffer, in queue order. Returns `Err`
@@ -744,8 +884,12 @@ impl Device {
 
     fn submit_locked(&self, st: &mut State) {
         st.pass = None; // ends the compute pass
-        let Some(enc) = st.encoder.take() else { return };
+        let Some(mut enc) = st.encoder.take() else {
+            return;
+        };
+        let resolved = self.profile_resolve(st, &mut enc);
         let idx = self.inner.queue.submit([enc.finish()]);
+        self.profile_collect(resolved);
         self.note_submit(st);
         st.pending = 0;
         st.uploads = 0;
@@ -847,7 +991,9 @@ impl Device {
                 enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
             }
             enc.copy_buffer_to_buffer(&self.inner.error_word, 0, &staging, size, ERROR_WORD_BYTES);
+            let resolved = self.profile_resolve(&mut st, &mut enc);
             let idx = self.inner.queue.submit([enc.finish()]);
+            self.profile_collect(resolved);
             let this = st.seq;
             self.note_submit(&mut st);
             st.pending = 0;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod kernel;
 pub mod ops;
 mod pool;
+pub mod profile;
 pub mod shape;
 pub mod tensor;
 
@@ -17,6 +18,6 @@ pub use device::{Device, DeviceOptions, DispatchStats, MemoryStats};
 pub use error::{Error, Result};
 pub use kernel::{Kernel, Params};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
-pub use ops::matmul::MatmulKernel;
+pub use ops::matmul::{BiasAxis, Epilogue, MatmulKernel};
 pub use ops::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
 pub use tensor::{DType, DeviceTensor, Element};

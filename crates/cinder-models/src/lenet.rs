@@ -37,8 +37,8 @@ impl Module for LeNet5 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.pool.forward(&self.conv1.forward(x)?.relu()?)?;
         let h = self.pool.forward(&self.conv2.forward(&h)?.relu()?)?;
-        let h = self.fc1.forward(&h.flatten_from(1)?)?.relu()?;
-        let h = self.fc2.forward(&h)?.relu()?;
+        let h = self.fc1.forward_relu(&h.flatten_from(1)?)?;
+        let h = self.fc2.forward_relu(&h)?;
         self.fc3.forward(&h)
     }
 }

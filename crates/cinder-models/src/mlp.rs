@@ -79,9 +79,16 @@ impl ModuleT for Mlp {
         let mut h = x.flatten_from(1)?;
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward_t(&h, train)?;
+            if i < last && self.activation == Activation::Relu {
+                // The bias add and the ReLU run inside the product's kernel.
+                h = l.forward_relu(&h)?;
+            } else {
+                h = l.forward_t(&h, train)?;
+            }
             if i < last {
-                h = self.activation.apply(&h)?;
+                if self.activation != Activation::Relu {
+                    h = self.activation.apply(&h)?;
+                }
                 if let Some(d) = &self.dropout {
                     h = d.forward_t(&h, train)?;
                 }

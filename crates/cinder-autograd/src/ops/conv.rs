@@ -175,9 +175,32 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: &Conv2dParams,
     ) -> Result<Tensor> {
-        let y = conv(self, weight, *p)?;
-        let o = y.shape()[1];
-        add_bias(y, bias, o)
+        let Some(b) = bias else {
+            return conv(self, weight, *p);
+        };
+        let o = weight.shape().first().copied().unwrap_or(0);
+        if b.shape() != [o] {
+            return Err(cinder_device::Error::shapes("conv bias", &b.shape(), &[o]));
+        }
+        // The device adds the bias inside the kernel that computes the product.
+        let y = self.raw().conv2d(&weight.raw(), Some(&b.raw()), p)?;
+        let p = *p;
+        Ok(Tensor::from_op("conv2d", y, &[self, weight, b], move |c| {
+            let (g, x, w, b) = (c.grad, c.input(0), c.input(1), c.input(2));
+            let dx = x
+                .requires_grad()
+                .then(|| input_grad(g, w, &x.shape(), p))
+                .transpose()?;
+            let dw = w
+                .requires_grad()
+                .then(|| weight_grad(g, x, &w.shape(), p))
+                .transpose()?;
+            let db = b
+                .requires_grad()
+                .then(|| g.sum_axes(&[0, 2, 3], false))
+                .transpose()?;
+            Ok(vec![dx, dw, db])
+        }))
     }
 
     /// 2-D transposed convolution of `[N, C_in, H, W]` with `weight`

@@ -3,7 +3,7 @@
 //! transpose flags (no transposed copy), summed over the batch dimensions an operand was
 //! broadcast along.
 
-use cinder_device::{MatmulKernel, Result};
+use cinder_device::{BiasAxis, Epilogue, MatmulKernel, Result};
 
 use crate::tensor::Tensor;
 
@@ -103,5 +103,80 @@ impl Tensor {
                 gb.map(|t| unbatch(t, &b.shape())).transpose()?,
             ])
         }))
+    }
+}
+
+/// `self @ weight^T + bias`, then ReLU when `relu`, as one product with a fused epilogue
+/// (see [`cinder_device::Epilogue`]). The gradient of the ReLU is taken from the output
+/// (`y > 0` exactly where the pre-activation is, NaN passing as in the relu op).
+fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let op = if relu { "linear_relu" } else { "linear" };
+    let s = x.shape();
+    let ws = weight.shape();
+    if ws.len() != 2 || s.is_empty() || s[s.len() - 1] != ws[1] {
+        return Err(cinder_device::Error::shapes(op, &s, &ws));
+    }
+    if let Some(b) = bias
+        && b.shape() != [ws[0]]
+    {
+        return Err(cinder_device::Error::shapes(op, &b.shape(), &[ws[0]]));
+    }
+    let rows = cinder_device::shape::checked_product(op, &s, &s[..s.len() - 1])?;
+    let x2 = x.reshape(&[rows, ws[1]])?;
+    let braw = bias.map(|b| b.raw());
+    let y = x2.raw().matmul_fused(
+        &weight.raw(),
+        false,
+        true,
+        MatmulKernel::Auto,
+        Epilogue {
+            bias: braw.as_ref().map(|b| (b, BiasAxis::Cols)),
+            relu,
+        },
+    )?;
+    let mut inputs = vec![&x2, weight];
+    inputs.extend(bias);
+    let y = Tensor::from_op(op, y, &inputs, move |c| {
+        let g = if relu {
+            c.grad.relu_backward(c.output)?
+        } else {
+            c.grad.clone()
+        };
+        let (x, w) = (c.input(0), c.input(1));
+        let dx = x.requires_grad().then(|| g.matmul(w)).transpose()?;
+        let dw = w
+            .requires_grad()
+            .then(|| g.matmul_t(x, true, false))
+            .transpose()?;
+        let mut grads = vec![dx, dw];
+        if c.inputs.len() > 2 {
+            let db = c.inputs[2]
+                .requires_grad()
+                .then(|| g.sum_axis(0, false))
+                .transpose()?;
+            grads.push(db);
+        }
+        Ok(grads)
+    });
+    let mut out = s[..s.len() - 1].to_vec();
+    out.push(ws[0]);
+    y.reshape(&out)
+}
+
+impl Tensor {
+    /// PyTorch's `torch.nn.functional.linear`: `self @ weight^T + bias` for `self`
+    /// `[..., in]`, `weight` `[out, in]` and `bias` `[out]`, giving `[..., out]`, as one
+    /// product with the bias add fused into its store. Returns `Err` naming the shapes when
+    /// `weight` is not 2-D, `self` is rank 0 or its last dimension is not `in`, or `bias` is
+    /// not `[out]`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        linear(self, weight, bias, false)
+    }
+
+    /// `relu(linear(self, weight, bias))` with the bias add and the ReLU fused into the
+    /// product's store (one kernel forward; the backward masks the gradient once, from the
+    /// output). Errors as [`Tensor::linear`].
+    pub fn linear_relu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        linear(self, weight, bias, true)
     }
 }

@@ -33,6 +33,53 @@ fn batched_matmul_and_shared_operand() {
     check(&[&a, &w1], |t| t[0].matmul_t(&t[1], false, true));
 }
 
+#[test]
+fn linear_and_linear_relu_with_and_without_bias() {
+    // [2, 3, 4] inputs: the leading dimensions fold into the product's rows.
+    let x = rand_param(46, &[2, 3, 4]);
+    let w = rand_param(47, &[5, 4]);
+    let b = rand_param(48, &[5]);
+    check(&[&x, &w, &b], |t| t[0].linear(&t[1], Some(&t[2])));
+    check(&[&x, &w], |t| t[0].linear(&t[1], None));
+    check(&[&x, &w, &b], |t| t[0].linear_relu(&t[1], Some(&t[2])));
+    check(&[&x, &w], |t| t[0].linear_relu(&t[1], None));
+    // Fused and unfused give the same values.
+    let fused = x
+        .linear_relu(&w, Some(&b))
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let plain = x
+        .matmul_t(&w, false, true)
+        .unwrap()
+        .add(&b)
+        .unwrap()
+        .relu()
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    for (f, p) in fused.iter().zip(&plain) {
+        assert!((f - p).abs() <= 1e-5, "{f} vs {p}");
+    }
+    assert!(x.linear(&b, None).is_err());
+    assert!(x.linear(&w, Some(&w)).is_err());
+}
+
+#[test]
+fn linear_second_order_through_create_graph() {
+    // d/dx of sum((dL/dw)^2) where L = sum(relu(linear(x)))^2: the backward's own ops are
+    // differentiated.
+    let x = rand_param(49, &[3, 4]);
+    let w = rand_param(50, &[2, 4]);
+    let b = rand_param(51, &[2]);
+    check(&[&x, &w, &b], |t| {
+        let y = t[0].linear(&t[1], Some(&t[2]))?;
+        let l = y.mul(&y)?.sum_all()?;
+        let g = grad(&[&l], &[&t[1]], true)?;
+        g[0].mul(&g[0])?.sum_all()
+    });
+}
+
 fn conv_cases() -> Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> {
     let p = |s: usize, pad: usize, d: usize| Conv2dParams {
         stride: (s, s),

@@ -24,6 +24,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, MAX_GROUPS_PER_DIM, Params, WORKGROUP_1D};
+use crate::ops::matmul::{BiasAxis, Epilogue, MatmulKernel};
 use crate::tensor::{DType, DeviceTensor};
 
 /// Stride, padding, dilation and groups of a 2-D convolution, as (height, width) pairs.
@@ -89,15 +90,17 @@ pub fn kernels() -> Vec<Kernel> {
     vec![
         k("im2col"),
         k("col2im"),
-        direct(),
+        direct(false),
+        direct(true),
         grouped("conv_direct_grouped"),
         grouped("conv_direct_grouped_t"),
         grouped("conv_direct_grouped_weight"),
     ]
 }
 
-fn direct() -> Kernel {
-    Kernel::new("conv2d", "conv_direct", 2, 1)
+/// The direct kernel, with the bias add fused into its store when `bias`.
+fn direct(bias: bool) -> Kernel {
+    Kernel::new("conv2d", "conv_direct", 3, 1).with_constant("HAS_BIAS", bias as u32 as f64)
 }
 
 fn grouped(entry: &'static str) -> Kernel {
@@ -685,20 +688,30 @@ impl DeviceTensor {
         let xs = rank4(op, self, weight)?;
         let ws = rank4(op, weight, self)?;
         let g = conv_geom(op, xs, ws, p)?;
-        if let Some(b) = bias
-            && b.shape() != [ws[0]]
-        {
-            return Err(Error::shapes(op, b.shape(), &[ws[0]]));
+        if let Some(b) = bias {
+            if b.shape() != [ws[0]] {
+                return Err(Error::shapes(op, b.shape(), &[ws[0]]));
+            }
+            b.expect_dtype(op, DType::F32)?;
         }
         let out_shape = [xs[0], ws[0], g.oh, g.ow];
+        // Whether the bias was added by the kernel that computed the product.
+        let mut fused = false;
         let y = if xs[0] == 0 || ws[0] == 0 {
             DeviceTensor::zeros(self.device(), &out_shape)?
         } else if g.groups == 1 && g.rows() <= DIRECT_MAX_REDUCTION {
             let y = DeviceTensor::uninit_for(op, self.device(), &out_shape, DType::F32)?;
             let groups = grid_3d(op, g.cols(), ws[0].div_ceil(8), xs[0], &xs)?;
             let params = g.params(y.numel(), 0, [0; 4]);
-            self.device()
-                .dispatch(&direct(), &[self, weight], &[&y], &params, groups)?;
+            let b = bias.unwrap_or(self);
+            self.device().dispatch(
+                &direct(bias.is_some()),
+                &[self, weight, b],
+                &[&y],
+                &params,
+                groups,
+            )?;
+            fused = true;
             y
         } else if g.direct_grouped() {
             direct_to_grid(op, self, weight, &g)?
@@ -706,9 +719,14 @@ impl DeviceTensor {
             let per = chunk(op, self.device().max_binding_bytes(), &g, xs[0])?;
             let y = if g.groups == 1 {
                 let w2 = weight.reshape(&[1, ws[0], g.rows()])?;
+                let epilogue = Epilogue {
+                    bias: bias.map(|b| (b, BiasAxis::Rows)),
+                    relu: false,
+                };
+                fused = true;
                 chunked(xs[0], per, |n0, nb| {
                     let cols = im2col(op, self, &g, n0, nb, Cols::Std)?;
-                    w2.matmul(&cols)
+                    w2.matmul_fused(&cols, false, false, MatmulKernel::Auto, epilogue)
                 })?
             } else {
                 let w3 = weight.reshape(&[g.groups, g.og(), g.kg()])?;
@@ -721,8 +739,8 @@ impl DeviceTensor {
             y.reshape(&out_shape)?
         };
         match bias {
-            None => Ok(y),
-            Some(b) => y.add(&b.reshape(&[ws[0], 1, 1])?),
+            Some(b) if !fused => y.add(&b.reshape(&[ws[0], 1, 1])?),
+            _ => Ok(y),
         }
     }
 

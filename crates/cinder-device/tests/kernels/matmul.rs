@@ -197,3 +197,101 @@ fn batches_broadcast_and_vectors_as_in_torch_matmul() {
         Err(Error::ShapeMismatch { op: "matmul", .. })
     ));
 }
+
+/// The fused epilogue (bias along columns or rows, then ReLU) on every kernel, transpose
+/// combination and a batch, against the CPU product plus the same epilogue; NaN passes the
+/// ReLU as the relu op lets it.
+#[test]
+fn fused_epilogue_matches_cpu() {
+    use cinder_device::{BiasAxis, Epilogue};
+    let mut r = rng(11);
+    for &(batch, m, k, n) in &[(1, 3, 5, 7), (2, 17, 33, 9), (3, 65, 31, 130), (1, 9, 0, 4)] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let ash = if ta { [batch, k, m] } else { [batch, m, k] };
+                let bsh = if tb { [batch, n, k] } else { [batch, k, n] };
+                let (a, av) = rand_tensor(&mut r, &ash);
+                let (b, bv) = rand_tensor(&mut r, &bsh);
+                let (cb, cbv) = rand_tensor(&mut r, &[n]);
+                let (mut rb, mut rbv) = rand_tensor(&mut r, &[m]);
+                if m > 2 {
+                    rbv[2] = f32::NAN;
+                    rb = DeviceTensor::from_slice(a.device(), &rbv, &[m]).unwrap();
+                }
+                for (axis, bias, bv_) in [
+                    (None, None, &[][..]),
+                    (Some(BiasAxis::Cols), Some(&cb), &cbv[..]),
+                    (Some(BiasAxis::Rows), Some(&rb), &rbv[..]),
+                ] {
+                    for relu in [false, true] {
+                        let mut want = Vec::new();
+                        for bi in 0..batch {
+                            let c = cpu(
+                                &av[bi * m * k..(bi + 1) * m * k],
+                                &bv[bi * k * n..(bi + 1) * k * n],
+                                m,
+                                k,
+                                n,
+                                ta,
+                                tb,
+                            );
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let mut v = c[i * n + j];
+                                    match axis {
+                                        Some(BiasAxis::Cols) => v += bv_[j],
+                                        Some(BiasAxis::Rows) => v += bv_[i],
+                                        None => {}
+                                    }
+                                    if relu && !v.is_nan() {
+                                        v = v.max(0.0);
+                                    }
+                                    want.push(v);
+                                }
+                            }
+                        }
+                        let e = Epilogue {
+                            bias: bias.map(|t| (t, axis.unwrap())),
+                            relu,
+                        };
+                        for kern in KERNELS {
+                            let c = a.matmul_fused(&b, ta, tb, kern, e).unwrap();
+                            assert_eq!(c.shape(), &[batch, m, n]);
+                            let got = read(&c);
+                            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                                if w.is_nan() {
+                                    assert!(g.is_nan(), "{kern:?} {i}: {g}, want NaN");
+                                } else {
+                                    assert!(
+                                        (g - w).abs() <= 1e-4 + 1e-4 * w.abs(),
+                                        "{kern:?} ta {ta} tb {tb} {axis:?} relu {relu} [{i}]: {g} vs {w}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_epilogue_refuses_a_bias_of_the_wrong_length() {
+    use cinder_device::{BiasAxis, Epilogue};
+    let mut r = rng(12);
+    let (a, _) = rand_tensor(&mut r, &[4, 3]);
+    let (b, _) = rand_tensor(&mut r, &[3, 5]);
+    let (bias, _) = rand_tensor(&mut r, &[4]);
+    for (axis, ok) in [(BiasAxis::Cols, false), (BiasAxis::Rows, true)] {
+        let e = Epilogue {
+            bias: Some((&bias, axis)),
+            relu: false,
+        };
+        let got = a.matmul_fused(&b, false, false, MatmulKernel::Auto, e);
+        assert_eq!(got.is_ok(), ok, "{axis:?}");
+        if let Err(err) = got {
+            assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+        }
+    }
+}

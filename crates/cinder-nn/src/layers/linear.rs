@@ -48,16 +48,19 @@ impl Module for Linear {
         if w.len() != 2 || s.is_empty() || s[s.len() - 1] != w[1] {
             return Err(Error::shapes("Linear", &s, &w));
         }
-        let rows = cinder_device::shape::checked_product("Linear", &s, &s[..s.len() - 1])?;
-        let y = x
-            .reshape(&[rows, w[1]])?
-            .matmul_t(&self.weight, false, true)?;
-        let y = match &self.bias {
-            Some(b) => y.add(b)?,
-            None => y,
-        };
-        let mut out = s[..s.len() - 1].to_vec();
-        out.push(w[0]);
-        y.reshape(&out)
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+impl Linear {
+    /// `relu(self.forward(x))`, with the bias add and the ReLU fused into the product
+    /// ([`Tensor::linear_relu`]). Errors as [`Module::forward`].
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        let s = x.shape();
+        let w = self.weight.shape();
+        if w.len() != 2 || s.is_empty() || s[s.len() - 1] != w[1] {
+            return Err(Error::shapes("Linear", &s, &w));
+        }
+        x.linear_relu(&self.weight, self.bias.as_ref())
     }
 }
