@@ -70,7 +70,7 @@ fn conv(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     // (name, input NCHW, weight OCKK, padding)
-    let cases: [(&str, [usize; 4], [usize; 4], usize); 2] = [
+    let cases: [(&str, [usize; 4], [usize; 4], usize); 6] = [
         (
             "lenet_c1_64x1x28x28_6x5x5_p2",
             [64, 1, 28, 28],
@@ -78,12 +78,38 @@ fn conv(c: &mut Criterion) {
             2,
         ),
         (
+            "lenet_c2_64x6x14x14_16x5x5",
+            [64, 6, 14, 14],
+            [16, 6, 5, 5],
+            0,
+        ),
+        (
             "vgg_8x64x32x32_64x3x3_p1",
             [8, 64, 32, 32],
             [64, 64, 3, 3],
             1,
         ),
+        (
+            "resnet_s1_32x16x32x32_16x3x3_p1",
+            [32, 16, 32, 32],
+            [16, 16, 3, 3],
+            1,
+        ),
+        (
+            "resnet_s2_32x32x16x16_32x3x3_p1",
+            [32, 32, 16, 16],
+            [32, 32, 3, 3],
+            1,
+        ),
+        (
+            "resnet_s3_32x64x8x8_64x3x3_p1",
+            [32, 64, 8, 8],
+            [64, 64, 3, 3],
+            1,
+        ),
     ];
+    // Forward only: CINDER_CONV=im2col or =implicit forces a path (see ops/conv.rs).
+    let forward_only = std::env::var("CINDER_BENCH_FORWARD_ONLY").is_ok();
     for (name, xs, ws, pad) in cases {
         let x = filled(&d, &xs, 3);
         let w = filled(&d, &ws, 4);
@@ -104,6 +130,9 @@ fn conv(c: &mut Criterion) {
                 y
             })
         });
+        if forward_only {
+            continue;
+        }
         g.throughput(Throughput::Elements(2 * flops as u64));
         g.bench_function(BenchmarkId::new("backward", name), |b| {
             b.iter(|| {

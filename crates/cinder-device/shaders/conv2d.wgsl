@@ -389,3 +389,89 @@ fn conv_direct_grouped_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     dy[b * total + e] = acc;
 }
+
+// Implicit-GEMM convolution (groups 1): the product W [O, C*KH*KW] x cols [C*KH*KW, OH*OW]
+// of one image, with each column element computed from the image as it is loaded (no
+// column buffer). Each invocation computes 8 output channels x 16 positions, as
+// matmul_blocked does; the taps are walked channel by channel, row by row, so no index is
+// divided inside the reduction. Out-of-range channels and positions are clamped on load and
+// skipped on store; taps outside the image read as 0. Grid: x over blocks of 16 positions
+// (workgroups of 8), y over blocks of 8 channels (workgroups of 4), z over images. The bias
+// add is fused into the store (HAS_BIAS, bindings as conv_direct).
+@compute @workgroup_size(8, 4, 1)
+fn conv_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let npos = p.oh * p.ow;
+    let col0 = gid.x * 16u;
+    let o0 = gid.y * 8u;
+    let b = gid.z;
+    if (col0 >= npos || o0 >= p.o || b >= p.n) {
+        return;
+    }
+    let red = p.c * p.kh * p.kw;
+    var wrow: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        wrow[i] = min(o0 + i, p.o - 1u) * red;
+    }
+    var iy0: array<i32, 16>;
+    var ix0: array<i32, 16>;
+    for (var j = 0u; j < 16u; j++) {
+        let q = min(col0 + j, npos - 1u);
+        let oy = udiv(q, p.ow);
+        let ox = q - oy * p.ow;
+        iy0[j] = i32(oy * p.sh) - i32(p.ph);
+        ix0[j] = i32(ox * p.sw) - i32(p.pw);
+    }
+    var acc: array<vec4<f32>, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    let h = i32(p.h);
+    let w = i32(p.w);
+    var kk = 0u;
+    for (var ch = 0u; ch < p.c; ch++) {
+        let plane = i32((b * p.c + ch) * p.h);
+        for (var th = 0u; th < p.kh; th++) {
+            let dyo = i32(th * p.dh);
+            for (var tw = 0u; tw < p.kw; tw++) {
+                let dxo = i32(tw * p.dw);
+                var bv: array<f32, 16>;
+                for (var j = 0u; j < 16u; j++) {
+                    let y = iy0[j] + dyo;
+                    let x = ix0[j] + dxo;
+                    let ok = y >= 0 && y < h && x >= 0 && x < w;
+                    let v = dx[select(0u, u32((plane + y) * w + x), ok)];
+                    bv[j] = select(0.0, v, ok);
+                }
+                let b0 = vec4<f32>(bv[0], bv[1], bv[2], bv[3]);
+                let b1 = vec4<f32>(bv[4], bv[5], bv[6], bv[7]);
+                let b2 = vec4<f32>(bv[8], bv[9], bv[10], bv[11]);
+                let b3 = vec4<f32>(bv[12], bv[13], bv[14], bv[15]);
+                for (var i = 0u; i < 8u; i++) {
+                    let av = vec4<f32>(dw[wrow[i] + kk]);
+                    acc[i * 4u] = fma(av, b0, acc[i * 4u]);
+                    acc[i * 4u + 1u] = fma(av, b1, acc[i * 4u + 1u]);
+                    acc[i * 4u + 2u] = fma(av, b2, acc[i * 4u + 2u]);
+                    acc[i * 4u + 3u] = fma(av, b3, acc[i * 4u + 3u]);
+                }
+                kk++;
+            }
+        }
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let o = o0 + i;
+        if (o >= p.o) {
+            break;
+        }
+        var bias = 0.0;
+        if (HAS_BIAS) {
+            bias = dbias[o];
+        }
+        let out = (b * p.o + o) * npos;
+        for (var j = 0u; j < 16u; j++) {
+            let q = col0 + j;
+            if (q < npos) {
+                dyb[out + q] = acc[i * 4u + j / 4u][j % 4u] + bias;
+            }
+        }
+    }
+}

@@ -76,6 +76,10 @@ fn cases() -> Vec<(Sh, Sh, Conv2dParams)> {
         // reductions (C*KH*KW) above 32 take im2col + matmul instead of the direct kernel
         ([2, 4, 9, 7], [5, 4, 3, 3], p((2, 1), (1, 1), (1, 2))),
         ([2, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
+        // at most 32 output channels: the implicit-GEMM kernel (channels and positions not
+        // multiples of its 8 x 16 block, stride, padding, dilation); above 32: im2col
+        ([2, 3, 9, 11], [20, 3, 3, 3], p((2, 1), (1, 2), (1, 2))),
+        ([2, 4, 6, 5], [40, 4, 3, 3], p((1, 1), (1, 1), (1, 1))),
         // grouped, direct kernels ((O/G) * (C/G) <= 16): depthwise, channel multipliers,
         // stride, padding, dilation, a size-1 dimension, widths not multiples of 4
         ([2, 6, 7, 5], [6, 1, 3, 3], gp((1, 1), (1, 1), (1, 1), 6)),
