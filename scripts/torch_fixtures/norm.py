@@ -1,4 +1,4 @@
-"""Normalization layers: F.layer_norm, F.group_norm, F.rms_norm as ops (forward and the
+"""Normalization layers: F.batch_norm, F.layer_norm, F.group_norm, F.rms_norm as ops (forward and the
 gradients of input, weight and bias), and the modules nn.LayerNorm, nn.GroupNorm,
 nn.RMSNorm, nn.BatchNorm1d/2d as custom cases: the runner builds the Cinder layer with
 PyTorch's defaults, loads the PyTorch module's state_dict strictly by name ("state.*"),
@@ -220,7 +220,43 @@ def batch_norm_cases(fam):
     batch_norm_case(fam, "bn1d_eps_1e-3", "1d", 2, [(3, 2)], (2, 2), eps=1e-3)
 
 
+def batch_norm_op_cases(fam):
+    """F.batch_norm as an op: batch statistics (training=True) and running statistics
+    (training=False), with and without weight and bias, on [N, C], [N, C, L] and
+    [N, C, H, W]; a large offset for the variance's cancellation."""
+    for i, (shape, weight, bias) in enumerate([((6, 3), True, True), ((4, 3, 5), True, False),
+                                               ((3, 2, 4, 5), True, True),
+                                               ((5, 4, 3, 3), False, False)]):
+        c = shape[1]
+        x = fam.randn(*shape)
+        inputs = {"x": x, **_affine(fam, (c,), weight, bias)}
+
+        def train(x, weight=None, bias=None):
+            return F.batch_norm(x, None, None, weight, bias, training=True, eps=1e-5)
+        fam.case(f"bn_op_train_{i}", "batch_norm", inputs, train,
+                 args={"training": True, "eps": 1e-5}, **TOL)
+        rm = fam.randn(c, scale=0.3)
+        rv = fam.uniform(c, lo=0.5, hi=2.0)
+        ev = {"x": x, "running_mean": rm, "running_var": rv,
+              **_affine(fam, (c,), weight, bias)}
+
+        def evaluate(x, running_mean, running_var, weight=None, bias=None):
+            return F.batch_norm(x, running_mean, running_var, weight, bias, training=False,
+                                eps=1e-3)
+        fam.case(f"bn_op_eval_{i}", "batch_norm", ev, evaluate,
+                 args={"training": False, "eps": 1e-3},
+                 grad=[k for k in ev if k not in ("running_mean", "running_var")], **TOL)
+    x = fam.randn(8, 2, 3, scale=0.05) + 100.0
+    fam.case("bn_op_large_offset", "batch_norm", {"x": x},
+             lambda x: F.batch_norm(x, None, None, training=True, eps=1e-5),
+             args={"training": True, "eps": 1e-5}, atol=3e-3, rtol=3e-3)
+    fam.case("bn_op_one_value_per_channel", "batch_norm", {"x": fam.randn(1, 3)},
+             lambda x: F.batch_norm(x, None, None, training=True), expect_error=True,
+             args={"training": True, "eps": 1e-5})
+
+
 def build(fam):
+    batch_norm_op_cases(fam)
     layer_norm_cases(fam)
     group_norm_cases(fam)
     rms_norm_cases(fam)

@@ -36,6 +36,13 @@ fn op_case(case: &Case) -> Result<Produced> {
                 let eps = case.args.get("eps").map(|_| case.f32("eps")).transpose()?;
                 rms_norm(&x[0], &case.usizes("normalized_shape")?, w, eps)?
             }
+            "batch_norm" => {
+                let running = input(case, x, "running_mean").zip(input(case, x, "running_var"));
+                if case.bool_or("training", true)? != running.is_none() {
+                    return Err(unknown(case));
+                }
+                x[0].batch_norm(running, w, b, case.f32("eps")?)?.0
+            }
             _ => return Err(unknown(case)),
         }])
     })
@@ -180,7 +187,7 @@ fn batch_norm_case(case: &Case) -> Result<Produced> {
 
 fn run(case: &Case) -> Result<Produced> {
     match case.op.as_str() {
-        "layer_norm" | "group_norm" | "rms_norm" => op_case(case),
+        "batch_norm" | "layer_norm" | "group_norm" | "rms_norm" => op_case(case),
         "LayerNorm" | "GroupNorm" | "RMSNorm" => module_case(case),
         "BatchNorm" => batch_norm_case(case),
         _ => Err(unknown(case)),

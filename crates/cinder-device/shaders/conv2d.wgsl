@@ -475,3 +475,23 @@ fn conv_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 }
+
+// The weight of the input gradient of a stride-1 convolution as a convolution of the grid:
+// dst[c, o, kh, kw] = src[o, c, KH - 1 - kh, KW - 1 - kw] (channels swapped, taps flipped).
+// One element per invocation (weights are small); p.o and p.c are the forward's channels.
+@compute @workgroup_size(WG)
+fn flip_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= p.n) {
+        return;
+    }
+    let kk = p.kh * p.kw;
+    let tap = i % kk;
+    let co = i / kk; // c * O + o
+    let o = co % p.o;
+    let c = co / p.o;
+    let th = tap / p.kw;
+    let tw = tap % p.kw;
+    let flipped = (p.kh - 1u - th) * p.kw + (p.kw - 1u - tw);
+    dst[i] = src[(o * p.c + c) * kk + flipped];
+}

@@ -6,6 +6,7 @@ mod elementwise;
 mod index;
 mod layout;
 mod matmul;
+mod norm;
 mod pool;
 #[cfg(test)]
 mod private_grads;

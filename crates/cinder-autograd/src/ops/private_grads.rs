@@ -118,3 +118,35 @@ fn softmax_backward_helpers_are_differentiable() {
         t[0].log_softmax_backward(&t[1].log_softmax(1)?, 1)
     });
 }
+
+#[test]
+fn channel_affine_is_differentiable_in_every_operand() {
+    let x = param(&uniform(60, 24, -1.0, 1.0), &[2, 3, 4]);
+    let z = param(&uniform(61, 24, -1.0, 1.0), &[2, 3, 4]);
+    let a = param(&uniform(62, 3, -1.0, 1.0), &[3]);
+    let d = param(&uniform(63, 3, -1.0, 1.0), &[3]);
+    let b = param(&uniform(64, 3, -1.0, 1.0), &[3]);
+    check(&[&x, &a, &d], |t| t[0].channel_affine(&t[1], &t[2], None));
+    check(&[&x, &a, &d, &z, &b], |t| {
+        t[0].channel_affine(&t[1], &t[2], Some((&t[3], &t[4])))
+    });
+    // [N, C] (no trailing axes) and the value itself
+    let x2 = param(&uniform(65, 6, -1.0, 1.0), &[2, 3]);
+    check(&[&x2, &a, &d], |t| t[0].channel_affine(&t[1], &t[2], None));
+    let y = x
+        .channel_affine(&a, &d, Some((&z, &b)))
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let (xv, zv) = (x.to_vec::<f32>().unwrap(), z.to_vec::<f32>().unwrap());
+    let (av, dv, bv) = (
+        a.to_vec::<f32>().unwrap(),
+        d.to_vec::<f32>().unwrap(),
+        b.to_vec::<f32>().unwrap(),
+    );
+    for i in 0..24 {
+        let c = (i / 4) % 3;
+        let want = av[c] * xv[i] + bv[c] * zv[i] + dv[c];
+        assert!((y[i] - want).abs() < 1e-5, "{i}: {} vs {want}", y[i]);
+    }
+}

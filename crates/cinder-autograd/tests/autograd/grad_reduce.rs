@@ -1,5 +1,7 @@
-//! Gradchecks of reductions along each axis and over everything, and of softmax /
-//! log-softmax and their backward helpers.
+//! Gradchecks of reductions along each axis and over everything, of softmax /
+//! log-softmax and their backward helpers, and of batch norm (first and second order).
+
+use cinder_autograd::{Tensor, grad};
 
 use crate::common::*;
 
@@ -51,4 +53,62 @@ fn softmax_and_log_softmax_along_each_axis() {
         check(&[&x], |t| t[0].softmax(axis));
         check(&[&x], |t| t[0].log_softmax(axis));
     }
+}
+
+#[test]
+fn batch_norm_training_and_eval_with_and_without_affine() {
+    let x4 = rand_param(70, &[3, 2, 2, 3]);
+    let x2 = rand_param(71, &[5, 2]);
+    let w = rand_param(72, &[2]);
+    let b = rand_param(73, &[2]);
+    let rm = Tensor::from_slice(&x2.device(), &[0.1f32, -0.2], &[2]).unwrap();
+    let rv = Tensor::from_slice(&x2.device(), &[0.5f32, 2.0], &[2]).unwrap();
+    for x in [&x4, &x2] {
+        check(&[x, &w, &b], |t| {
+            Ok(t[0].batch_norm(None, Some(&t[1]), Some(&t[2]), 1e-5)?.0)
+        });
+        check(&[x], |t| Ok(t[0].batch_norm(None, None, None, 1e-5)?.0));
+        check(&[x, &w, &b], |t| {
+            Ok(t[0]
+                .batch_norm(Some((&rm, &rv)), Some(&t[1]), Some(&t[2]), 1e-5)?
+                .0)
+        });
+    }
+    // The statistics it returns: the mean and the biased variance per channel.
+    let (y, stats) = x2.batch_norm(None, None, None, 0.0).unwrap();
+    let (mean, var) = stats.expect("training returns its statistics");
+    let xv = x2.to_vec::<f32>().unwrap();
+    for c in 0..2 {
+        let col: Vec<f32> = (0..5).map(|n| xv[n * 2 + c]).collect();
+        let m = col.iter().sum::<f32>() / 5.0;
+        let v = col.iter().map(|a| (a - m) * (a - m)).sum::<f32>() / 5.0;
+        assert!((mean.to_vec::<f32>().unwrap()[c] - m).abs() < 1e-5);
+        assert!((var.to_vec::<f32>().unwrap()[c] - v).abs() < 1e-5);
+        let yv = y.to_vec::<f32>().unwrap();
+        assert!((yv[c] - (col[0] - m) / v.sqrt()).abs() < 1e-4);
+    }
+    assert!(!mean.requires_grad());
+    // one value per channel cannot be normalized in training
+    let one = rand_param(74, &[1, 2]);
+    assert!(one.batch_norm(None, None, None, 1e-5).is_err());
+    assert!(
+        x2.batch_norm(None, Some(&rm.reshape(&[1, 2]).unwrap()), None, 1e-5)
+            .is_err()
+    );
+}
+
+#[test]
+fn batch_norm_second_order_through_create_graph() {
+    // A gradient penalty through batch norm: the backward's statistics are recomputed with
+    // ops, so the second derivative sees them depend on the input.
+    let x = rand_param(75, &[4, 2, 3]);
+    let w = rand_param(76, &[2]);
+    let b = rand_param(77, &[2]);
+    let c = rand_param(78, &[4, 2, 3]);
+    check(&[&x, &w, &b], |t| {
+        let y = t[0].batch_norm(None, Some(&t[1]), Some(&t[2]), 1e-5)?.0;
+        let l = y.mul(&c)?.mul(&y)?.sum_all()?;
+        let g = grad(&[&l], &[&t[0]], true)?;
+        g[0].mul(&g[0])?.sum_all()
+    });
 }

@@ -11,6 +11,7 @@ pub mod index;
 pub mod layout;
 pub mod linalg;
 pub mod matmul;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod random;
@@ -81,6 +82,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(elementwise::kernels());
     v.extend(reduce::kernels());
     v.extend(softmax::kernels());
+    v.extend(norm::kernels());
     v.extend(matmul::kernels());
     v.extend(conv::kernels());
     v.extend(pool::kernels());

@@ -80,6 +80,11 @@ fn cases() -> Vec<(Sh, Sh, Conv2dParams)> {
         // multiples of its 8 x 16 block, stride, padding, dilation); above 32: im2col
         ([2, 3, 9, 11], [20, 3, 3, 3], p((2, 1), (1, 2), (1, 2))),
         ([2, 4, 6, 5], [40, 4, 3, 3], p((1, 1), (1, 1), (1, 1))),
+        // stride-1 "same" layers (2 * padding = dilation * (K - 1)) of 8 to 32 input
+        // channels: the input gradient is the implicit-GEMM convolution of the grid with the
+        // flipped weight
+        ([2, 9, 8, 7], [6, 9, 3, 3], p((1, 1), (2, 1), (2, 1))),
+        ([2, 8, 9, 9], [3, 8, 5, 5], p((1, 1), (2, 2), (1, 1))),
         // grouped, direct kernels ((O/G) * (C/G) <= 16): depthwise, channel multipliers,
         // stride, padding, dilation, a size-1 dimension, widths not multiples of 4
         ([2, 6, 7, 5], [6, 1, 3, 3], gp((1, 1), (1, 1), (1, 1), 6)),

@@ -178,51 +178,32 @@ impl ModuleT for BatchNorm {
                 &s,
             ));
         }
-        let mut bshape = vec![1; s.len()];
-        bshape[1] = self.channels;
-        let axes: Vec<isize> = (0..s.len() as isize).filter(|&a| a != 1).collect();
         let m = x.numel() / self.channels;
         let running = match (&self.running_mean, &self.running_var) {
             (Some(rm), Some(rv)) if !train => Some((rm, rv)),
             _ => None,
         };
-        let (mean, inv_std) = match running {
-            None => {
-                if m < 2 {
-                    return Err(Error::invalid(
-                        "BatchNorm",
-                        "expected more than one value per channel when training",
-                        &s,
-                    ));
-                }
-                let mean = x.sum_axes(&axes, true)?.mul_scalar(1.0 / m as f32)?;
-                let diff = x.sub(&mean)?;
-                let var = diff
-                    .square()?
-                    .sum_axes(&axes, true)?
-                    .mul_scalar(1.0 / m as f32)?;
-                if train {
-                    no_grad(|| {
-                        let c = [self.channels];
-                        let bv = var
-                            .raw()
-                            .reshape(&c)?
-                            .mul_scalar(m as f32 / (m - 1) as f32)?;
-                        self.update_running(&mean.raw().reshape(&c)?, &bv)
-                    })?;
-                }
-                (mean, var.add_scalar(self.cfg.eps)?.rsqrt()?)
-            }
-            Some((rm, rv)) => {
-                let mean = rm.reshape(&bshape)?;
-                let inv = rv.add_scalar(self.cfg.eps)?.rsqrt()?.reshape(&bshape)?;
-                (mean, inv)
-            }
-        };
-        let y = x.sub(&mean)?.mul(&inv_std)?;
-        match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => y.mul(&w.reshape(&bshape)?)?.add(&b.reshape(&bshape)?),
-            _ => Ok(y),
+        if running.is_none() && m < 2 {
+            return Err(Error::invalid(
+                "BatchNorm",
+                "expected more than one value per channel when training",
+                &s,
+            ));
         }
+        // One fused pass each for the centered square and the normalization; the backward is
+        // two reductions and one pass (cinder_autograd's batch_norm).
+        let (y, stats) = x.batch_norm(
+            running,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.cfg.eps,
+        )?;
+        if let (true, Some((mean, var))) = (train, stats) {
+            no_grad(|| {
+                let bv = var.raw().mul_scalar(m as f32 / (m - 1) as f32)?;
+                self.update_running(&mean.raw(), &bv)
+            })?;
+        }
+        Ok(y)
     }
 }
