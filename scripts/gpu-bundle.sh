@@ -138,6 +138,12 @@ timeout 180 "$bin/bench-train_step" --bench > "$res/bench-train_step.txt" 2>&1
 log "train_step: $(grep -E 'dispatches|thrpt' "$res/bench-train_step.txt" | tr -s ' ' | tr '\n' ';')"
 timeout 150 "$bin/bench-kernels" --bench --warm-up-time 1 --measurement-time 2 > "$res/bench-kernels.txt" 2>&1
 log "kernels bench: exit $?"
+# The convolution paths, each forced, for the per-shape choice on this GPU.
+for path in im2col implicit; do
+    CINDER_CONV=$path timeout 90 "$bin/bench-kernels" --bench --warm-up-time 1 \
+        --measurement-time 2 conv2d/ > "$res/bench-conv-$path.txt" 2>&1
+    log "conv2d rows, CINDER_CONV=$path: exit $?"
+done
 
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
     timeout 120 python3 "$here/torch_step.py" --device cuda --seconds 5 --matmul 1024 2048 4096 \

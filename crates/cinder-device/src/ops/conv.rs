@@ -113,20 +113,22 @@ fn implicit_gemm(bias: bool) -> Kernel {
         .with_workgroup((8, 4, 1))
 }
 
-/// Whether the forward convolution computes its columns inside the product
-/// (`conv_gemm`) rather than writing them out (im2col + matmul): for at most 32 output
-/// channels, where each column element is loaded by at most 4 blocks of 8 channels. Measured
-/// on lavapipe (docs/performance.md): 1.1-1.7x faster for LeNet-5 C2 and ResNet-20's 16- and
-/// 32-channel stages, 1.1-1.2x slower for 64 channels. `CINDER_CONV=im2col` or
-/// `CINDER_CONV=implicit` forces one path (for measuring; read once per process).
-fn use_implicit(g: &Geom) -> bool {
+/// Whether the convolution computes its columns inside the product (`conv_gemm`) rather
+/// than writing them out (im2col + matmul): on CPU adapters, for at most 32 output channels,
+/// where each column element is loaded by at most 4 blocks of 8 channels. Measured on
+/// lavapipe (docs/performance.md): 1.1-1.7x faster for LeNet-5 C2 and ResNet-20's 16- and
+/// 32-channel stages, 1.1-1.2x slower for 64 channels. GPUs keep im2col + the tiled matmul
+/// until the kernel is measured on one (`scripts/gpu-bundle.sh` runs both).
+/// `CINDER_CONV=im2col` or `CINDER_CONV=implicit` forces one path on any adapter (for
+/// measuring; read once per process).
+fn use_implicit(dev: &crate::Device, g: &Geom) -> bool {
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = FORCED.get_or_init(|| match std::env::var("CINDER_CONV").as_deref() {
         Ok("im2col") => Some(false),
         Ok("implicit") => Some(true),
         _ => None,
     });
-    forced.unwrap_or(g.o <= 32)
+    forced.unwrap_or(dev.is_cpu() && g.o <= 32)
 }
 
 /// `conv_gemm` over every image: `[N, O, OH, OW]` with the bias added when given.
@@ -206,7 +208,7 @@ fn input_grad_implicit(
         ow: xs[3],
         ..*g
     };
-    if !use_implicit(&gg) {
+    if !use_implicit(weight.device(), &gg) {
         return Ok(None);
     }
     let n = weight.numel();
@@ -830,7 +832,7 @@ impl DeviceTensor {
             y
         } else if g.direct_grouped() {
             direct_to_grid(op, self, weight, &g)?
-        } else if g.groups == 1 && use_implicit(&g) {
+        } else if g.groups == 1 && use_implicit(self.device(), &g) {
             fused = true;
             conv_implicit(op, self, weight, bias, &g, &out_shape)?
         } else {
