@@ -43,6 +43,9 @@ const LOAD_B_TRANS: &str = "let last = p.n - 1u;
                               b[b0 + min(cc + 2u, last) * p.k + kk], b[b0 + min(cc + 3u, last) * p.k + kk]);
         }";
 
+/// Products of at most this many rows read a transposed B in place; larger ones copy it.
+const TRANS_B_IN_PLACE_ROWS: usize = 16;
+
 /// How the blocked kernel loads B.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LoadB {
@@ -357,16 +360,23 @@ impl DeviceTensor {
         let too_big = || Error::invalid(op, "matrix too large for one dispatch", &out_shape);
         match kernel {
             MatmulKernel::Blocked => {
-                // A transposed B is read in place (strided), not copied first: measured
-                // on lavapipe, no slower than a copy plus vec4 loads for linear layers.
-                let load = if trans_b {
+                // A transposed B is copied once and read as vec4 rows, except for products
+                // of a few rows, which read it in place (strided): per kernel on lavapipe,
+                // the MLP's 128 x 784 x 256 product took 3.96 ms in place against 0.48 ms of
+                // copy and 2.8 ms of product (docs/performance.md).
+                let in_place = trans_b && m <= TRANS_B_IN_PLACE_ROWS;
+                let load = if in_place {
                     LoadB::Trans
                 } else if n % 4 == 0 {
                     LoadB::Vec4
                 } else {
                     LoadB::Scalar
                 };
-                let b = rhs.clone();
+                let b = if trans_b && !in_place {
+                    rhs.transpose(-1, -2)?
+                } else {
+                    rhs.clone()
+                };
                 let k = blocked(trans_a, load, codes);
                 let wg = k.workgroup;
                 let g = (
