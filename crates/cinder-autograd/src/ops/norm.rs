@@ -20,6 +20,26 @@ fn stat_axes(rank: usize) -> Vec<isize> {
     (0..rank as isize).filter(|&a| a != 1).collect()
 }
 
+/// Batch norm's affine map `y = a * x + d` from per-channel statistics: `a = w * inv_std`
+/// (`inv_std` without a weight) and `d = b - mean * a` (`-mean * a` without a bias).
+fn coefficients(
+    mean: &Tensor,
+    inv_std: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let a = match weight {
+        Some(w) => w.mul(inv_std)?,
+        None => inv_std.clone(),
+    };
+    let shift = mean.mul(&a)?.neg()?;
+    let d = match bias {
+        Some(b) => b.add(&shift)?,
+        None => shift,
+    };
+    Ok((a, d))
+}
+
 impl Tensor {
     /// `scale[c] * self + shift[c]` (plus `zscale[c] * z` when `second` is given) along
     /// channel axis 1, one fused pass, differentiable in every operand. Errors as
@@ -96,21 +116,11 @@ impl Tensor {
                 return Err(Error::shapes(op, &v.shape(), &[ch]));
             }
         }
-        let dev = self.device();
-        let ones = || Tensor::full(&dev, &[ch], 1.0);
         if let Some((rm, rv)) = running {
             // Eval: a per-channel affine map whose coefficients carry the gradients of the
             // weight and bias through [C]-sized ops.
             let inv = rv.add_scalar(eps)?.rsqrt()?;
-            let a = match weight {
-                Some(w) => w.mul(&inv)?,
-                None => inv,
-            };
-            let shift = rm.mul(&a)?.neg()?;
-            let d = match bias {
-                Some(b) => b.add(&shift)?,
-                None => shift,
-            };
+            let (a, d) = coefficients(rm, &inv, weight, bias)?;
             return Ok((self.channel_affine(&a, &d, None)?, None));
         }
         let m = self.numel() / ch.max(1);
@@ -123,30 +133,20 @@ impl Tensor {
         }
         let axes = stat_axes(s.len());
         let inv_m = 1.0 / m as f32;
-        // Statistics without a graph: the rule below differentiates through them itself.
-        let (mean, var, inv) = no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
-            let x = Tensor::from_raw(self.raw());
-            let mean = x.sum_axes(&axes, false)?.mul_scalar(inv_m)?;
+        // Statistics and coefficients without a graph: the rule below differentiates through
+        // them itself.
+        let (mean, var, inv, a, d) = no_grad(|| -> Result<_> {
+            let mean = self.sum_axes(&axes, false)?.mul_scalar(inv_m)?;
+            let ones = Tensor::full(&self.device(), &[ch], 1.0)?;
             let centered: DeviceTensor =
-                x.raw()
-                    .channel_affine(&ones()?.raw(), &mean.neg()?.raw(), None, true)?;
+                self.raw()
+                    .channel_affine(&ones.raw(), &mean.neg()?.raw(), None, true)?;
             let var = Tensor::from_raw(centered)
                 .sum_axes(&axes, false)?
                 .mul_scalar(inv_m)?;
             let inv = var.add_scalar(eps)?.rsqrt()?;
-            Ok((mean, var, inv))
-        })?;
-        let (a, d) = no_grad(|| -> Result<(Tensor, Tensor)> {
-            let a = match weight {
-                Some(w) => Tensor::from_raw(w.raw()).mul(&inv)?,
-                None => inv.clone(),
-            };
-            let shift = mean.mul(&a)?.neg()?;
-            let d = match bias {
-                Some(b) => Tensor::from_raw(b.raw()).add(&shift)?,
-                None => shift,
-            };
-            Ok((a, d))
+            let (a, d) = coefficients(&mean, &inv, weight, bias)?;
+            Ok((mean, var, inv, a, d))
         })?;
         let y = self.raw().channel_affine(&a.raw(), &d.raw(), None, false)?;
         let mut inputs = vec![self];

@@ -150,25 +150,22 @@ fn conv_implicit(
             out_shape,
         ));
     }
-    let grid = (
-        cols.div_ceil(16).div_ceil(8),
-        g.o.div_ceil(8).div_ceil(4),
-        out_shape[0],
-    );
-    let max = MAX_GROUPS_PER_DIM as usize;
-    if grid.0 > max || grid.1 > max || grid.2 > max {
-        return Err(Error::invalid(
-            op,
-            "more than 65535 workgroups along one grid dimension",
-            out_shape,
-        ));
-    }
+    // 16 positions x 8 channels per invocation, workgroups of 8 x 4 invocations.
+    let grid = groups_within_limit(
+        op,
+        (
+            cols.div_ceil(16).div_ceil(8),
+            g.o.div_ceil(8).div_ceil(4),
+            out_shape[0],
+        ),
+        out_shape,
+    )?;
     x.device().dispatch(
         &k,
         &[x, w, bias.unwrap_or(x)],
         &[&y],
         &g.params(out_shape[0], 0, [0; 4]),
-        (grid.0 as u32, grid.1 as u32, grid.2 as u32),
+        grid,
     )?;
     Ok(y)
 }
@@ -518,7 +515,15 @@ fn grid_3d(
             shape,
         ));
     }
-    let g = (x.div_ceil(WORKGROUP_1D as usize), y, z);
+    groups_within_limit(op, (x.div_ceil(WORKGROUP_1D as usize), y, z), shape)
+}
+
+/// `g` as a dispatch grid, or `Err` naming `shape` when a dimension passes 65535 workgroups.
+fn groups_within_limit(
+    op: &'static str,
+    g: (usize, usize, usize),
+    shape: &[usize],
+) -> Result<(u32, u32, u32)> {
     let max = MAX_GROUPS_PER_DIM as usize;
     if g.0 > max || g.1 > max || g.2 > max {
         return Err(Error::invalid(

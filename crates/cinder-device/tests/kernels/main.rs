@@ -9,6 +9,7 @@ mod index;
 mod layout;
 mod linalg;
 mod matmul;
+mod norm;
 mod optim;
 mod pool;
 mod random;
