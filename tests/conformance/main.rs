@@ -17,6 +17,7 @@ mod norm;
 mod optim;
 mod pool;
 mod reduce;
+mod rnn;
 mod schedule;
 
 /// Every fixture file has a runner module here (an unread fixture would be a silent skip).

@@ -20,4 +20,5 @@ pub use kernel::{Kernel, Params};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::matmul::{BiasAxis, Epilogue, MatmulKernel};
 pub use ops::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
+pub use ops::rnn::{RnnForward, RnnGrads, RnnMode};
 pub use tensor::{DType, DeviceTensor, Element};

@@ -12,4 +12,5 @@ mod pool;
 mod private_grads;
 mod random;
 mod reduce;
+mod rnn;
 mod softmax;

@@ -16,6 +16,7 @@ pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod rnn;
 pub mod softmax;
 pub mod table;
 
@@ -83,6 +84,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(reduce::kernels());
     v.extend(softmax::kernels());
     v.extend(norm::kernels());
+    v.extend(rnn::kernels());
     v.extend(matmul::kernels());
     v.extend(conv::kernels());
     v.extend(pool::kernels());

@@ -9,6 +9,7 @@ mod layer_norm;
 mod linear;
 mod norm;
 mod pool;
+mod rnn;
 mod sequential;
 
 pub use activation::{
@@ -23,4 +24,5 @@ pub use layer_norm::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig, layer_n
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
+pub use rnn::{Gru, GruCell, Lstm, LstmCell, Rnn, RnnCell, RnnConfig};
 pub use sequential::Sequential;

@@ -6,3 +6,4 @@ mod conv_pool;
 mod layers;
 mod losses;
 mod norms;
+mod recurrent;
