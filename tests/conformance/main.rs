@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod attention;
 mod conv;
 mod elementwise;
 mod index;

@@ -29,6 +29,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("norm", include_str!("../shaders/norm.wgsl")),
     ("rnn", include_str!("../shaders/rnn.wgsl")),
+    ("attention", include_str!("../shaders/attention.wgsl")),
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     ("conv2d", include_str!("../shaders/conv2d.wgsl")),
     ("pool2d", include_str!("../shaders/pool2d.wgsl")),

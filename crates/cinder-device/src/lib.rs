@@ -17,6 +17,7 @@ pub mod tensor;
 pub use device::{Device, DeviceOptions, DispatchStats, MemoryStats};
 pub use error::{Error, Result};
 pub use kernel::{Kernel, Params};
+pub use ops::attention::AttnMask;
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::matmul::{BiasAxis, Epilogue, MatmulKernel};
 pub use ops::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};

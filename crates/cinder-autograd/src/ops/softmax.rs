@@ -64,3 +64,28 @@ impl Tensor {
         ))
     }
 }
+
+impl Tensor {
+    /// Attention's `softmax(scale * self + mask, -1)` in one kernel, with the mask read as
+    /// `mask.1` says and `causal` dropping keys after the query (see
+    /// [`cinder_device::DeviceTensor::masked_softmax`]); a row with every key dropped is
+    /// zeros. Differentiable in `self` (any order; the mask is a constant). Errors as the
+    /// device op.
+    pub fn masked_softmax(
+        &self,
+        mask: Option<(&Tensor, cinder_device::AttnMask)>,
+        causal: bool,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let m = mask.map(|(m, k)| (m.raw(), k));
+        let y = self
+            .raw()
+            .masked_softmax(m.as_ref().map(|(m, k)| (m, *k)), causal, scale)?;
+        Ok(Tensor::from_op("masked_softmax", y, &[self], move |c| {
+            // Dropped keys have y = 0, so the softmax backward gives them no gradient.
+            Ok(vec![Some(
+                c.grad.softmax_backward(c.output, -1)?.mul_scalar(scale)?,
+            )])
+        }))
+    }
+}

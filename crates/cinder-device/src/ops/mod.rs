@@ -4,6 +4,7 @@
 //! [`crate::Kernel`]s it dispatches, and a `kernels()` list of every specialization it can
 //! build, which the naga validation test compiles without an adapter.
 
+pub mod attention;
 pub mod check;
 pub mod conv;
 pub mod elementwise;
@@ -85,6 +86,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(softmax::kernels());
     v.extend(norm::kernels());
     v.extend(rnn::kernels());
+    v.extend(attention::kernels());
     v.extend(matmul::kernels());
     v.extend(conv::kernels());
     v.extend(pool::kernels());

@@ -1,5 +1,6 @@
 //! Every kernel against a plain CPU reference, one module per kernel family.
 
+mod attention;
 mod checks;
 mod common;
 mod conv;
