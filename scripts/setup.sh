@@ -2,7 +2,8 @@
 # Idempotent install of what Cinder needs on a Debian machine with no GPU:
 #   - libvulkan1 and mesa-vulkan-drivers (lavapipe, Mesa's software Vulkan driver); on Debian
 #     bookworm they come from bookworm-backports (Mesa 25: 5-6x faster than bookworm's 22.3.6);
-#   - dataset-fashion-mnist (Fashion-MNIST in /usr/share/datasets/fashion-mnist).
+#   - dataset-fashion-mnist (Fashion-MNIST in /usr/share/datasets/fashion-mnist);
+#   - fortunes (the text corpus of char_lm, in /usr/share/games/fortunes).
 # When not root it prints the commands instead of running them.
 set -euo pipefail
 
@@ -51,6 +52,7 @@ installed_version() {
 need=()
 [ -n "$(installed_version libvulkan1)" ] || need+=(libvulkan1)
 [ -n "$(installed_version dataset-fashion-mnist)" ] || need+=(dataset-fashion-mnist)
+[ -n "$(installed_version fortunes)" ] || need+=(fortunes)
 if [ ${#need[@]} -gt 0 ]; then
   apt_update
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -64,4 +66,5 @@ if [ -z "$mesa" ] || { [ "$codename" = "bookworm" ] && [ "${mesa%%.*}" -lt 25 ] 
 fi
 
 echo "setup: mesa-vulkan-drivers $(installed_version mesa-vulkan-drivers || true)," \
-  "dataset-fashion-mnist $(installed_version dataset-fashion-mnist || true)"
+  "dataset-fashion-mnist $(installed_version dataset-fashion-mnist || true)," \
+  "fortunes $(installed_version fortunes || true)"

@@ -24,9 +24,20 @@ const OPTIM: [&str; 2] = ["--optimizer", "--schedule"];
 fn expected(name: &str) -> Vec<&'static str> {
     let mut v: Vec<&str> = Vec::new();
     let own: &[&str] = match name {
-        "mlp_mnist" | "lenet_mnist" | "vgg_cifar" | "resnet_cifar" => {
+        "mlp_mnist" | "lenet_mnist" | "lstm_mnist" | "vit_mnist" | "vgg_cifar" | "resnet_cifar" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
             &["--test-limit", "--val-fraction", "--patience", "--resume"]
+        }
+        "char_lm" => {
+            v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
+            &[
+                "--arch",
+                "--context",
+                "--steps-per-epoch",
+                "--val-chars",
+                "--sample-len",
+                "--resume",
+            ]
         }
         "autoencoder" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));

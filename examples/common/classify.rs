@@ -315,6 +315,27 @@ pub fn run(
     data: Data,
     augment: Vec<Transform>,
 ) -> anyhow::Result<()> {
+    run_with(name, args, dev, vs, model, data, augment, None)
+}
+
+/// What an example adds after the test evaluation (the best model loaded): it gets the test
+/// loader (normalized, in order) and `--out`, writes its own pictures and returns the keys it
+/// adds to the final metrics.
+pub type Extra<'a> =
+    dyn Fn(&DataLoader, &Path) -> anyhow::Result<Vec<(&'static str, serde_json::Value)>> + 'a;
+
+/// [`run`] with an [`Extra`] step before the final JSON line.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with(
+    name: &str,
+    args: &Args,
+    dev: &Device,
+    vs: &VarStore,
+    model: &dyn ModuleT,
+    data: Data,
+    augment: Vec<Transform>,
+    extra: Option<&Extra>,
+) -> anyhow::Result<()> {
     let out = &args.common.out;
     ensure_dir(out)?;
     let (mean, std) = channel_stats(&data.train);
@@ -473,7 +494,7 @@ pub fn run(
     // The last epoch's training figures, from the history (null when it has none: a
     // checkpoint written before the history was kept).
     let last = history.last().cloned().unwrap_or(serde_json::Value::Null);
-    let metrics = json!({
+    let mut metrics = json!({
         "model": name,
         "test_accuracy": ts.accuracy,
         "test_loss": ts.loss,
@@ -491,6 +512,11 @@ pub fn run(
         "classes": data.classes,
         "history": history,
     });
+    if let Some(extra) = extra {
+        for (k, v) in extra(&test, out)? {
+            metrics[k] = v;
+        }
+    }
     println!(
         "test: loss {:.4}, accuracy {:.4}; misclassified images in {}, curves in {}",
         ts.loss,

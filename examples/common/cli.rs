@@ -76,7 +76,8 @@ pub struct TestLimit {
     pub test_limit: Option<usize>,
 }
 
-/// The classifier examples: `mlp_mnist`, `lenet_mnist`, `vgg_cifar`, `resnet_cifar`.
+/// The classifier examples: `mlp_mnist`, `lenet_mnist`, `lstm_mnist`, `vit_mnist`,
+/// `vgg_cifar`, `resnet_cifar`.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct Classifier {
     #[command(flatten)]
@@ -94,6 +95,37 @@ pub struct Classifier {
     /// stop early).
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
+    /// Continue from last.safetensors in --out, along its stored schedule (--epochs may then
+    /// be left out).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `char_lm`.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct CharLm {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    /// Model: lstm (one layer of 256 units) or transformer (4 pre-norm causal layers of
+    /// width 128, 4 heads).
+    #[arg(long, default_value = "lstm", value_parser = ["lstm", "transformer"])]
+    pub arch: String,
+    /// Characters per training window, and the context of sampling (at least 2).
+    #[arg(long, default_value_t = 64, value_parser = at_least_two)]
+    pub context: usize,
+    /// Training steps (batches of random windows) per epoch, at least 1.
+    #[arg(long = "steps-per-epoch", default_value_t = 300, value_parser = at_least_one)]
+    pub steps_per_epoch: usize,
+    /// Validation characters scored after each epoch (at least 1; all of them when fewer).
+    #[arg(long = "val-chars", default_value_t = 100_000, value_parser = at_least_one)]
+    pub val_chars: usize,
+    /// Characters of each printed sample, at least 1.
+    #[arg(long = "sample-len", default_value_t = 300, value_parser = at_least_one)]
+    pub sample_len: usize,
     /// Continue from last.safetensors in --out, along its stored schedule (--epochs may then
     /// be left out).
     #[arg(long)]
@@ -228,9 +260,12 @@ pub struct DeviceInfo {
 }
 
 /// Every example, by name.
-pub const EXAMPLES: [&str; 10] = [
+pub const EXAMPLES: [&str; 13] = [
     "mlp_mnist",
     "lenet_mnist",
+    "lstm_mnist",
+    "vit_mnist",
+    "char_lm",
     "vgg_cifar",
     "resnet_cifar",
     "autoencoder",
@@ -255,6 +290,15 @@ pub fn command(name: &str) -> Command {
             "Trains an MLP (784-256-128-10, ReLU, dropout 0.2) on Fashion-MNIST.",
         ),
         "lenet_mnist" => (Classifier::command(), "Trains LeNet-5 on Fashion-MNIST."),
+        "lstm_mnist" => (
+            Classifier::command(),
+            "Trains an LSTM that reads Fashion-MNIST images row by row (28 steps of 28 pixels).",
+        ),
+        "vit_mnist" => (
+            Classifier::command(),
+            "Trains a small Vision Transformer (7x7 patches, 4 layers, width 64, 4 heads) on \
+             Fashion-MNIST and draws its attention maps.",
+        ),
         "vgg_cifar" => (
             Classifier::command(),
             "Trains VGG-11 with batch norm on CIFAR-10 (random crops and flips).",
@@ -262,6 +306,11 @@ pub fn command(name: &str) -> Command {
         "resnet_cifar" => (
             Classifier::command(),
             "Trains ResNet-20 on CIFAR-10 (random crops and flips).",
+        ),
+        "char_lm" => (
+            CharLm::command(),
+            "Trains a character-level language model (LSTM or Transformer) on the fortunes \
+             Debian ships; reports validation bits per character and prints samples.",
         ),
         "autoencoder" => (
             Autoencoder::command(),
@@ -299,6 +348,18 @@ pub fn command(name: &str) -> Command {
     cmd = match name {
         "lenet_mnist" => cmd.mut_arg("lr", |a| a.default_value("2e-3")),
         "gan" => cmd.mut_arg("lr", |a| a.default_value("5e-4")),
+        "char_lm" => cmd
+            .mut_arg("lr", |a| a.default_value("2e-3"))
+            .mut_arg("batch_size", |a| a.default_value("32"))
+            .mut_arg("data", |a| {
+                a.help(
+                    "Directory of fortune files (default: $CINDER_TEXT, then \
+                     /usr/share/games/fortunes from Debian's fortunes package)",
+                )
+            })
+            .mut_arg("limit", |a| {
+                a.help("Use only the first N characters of the training text (N at least 1)")
+            }),
         "vgg_cifar" | "resnet_cifar" => cmd.mut_arg("data", |a| a.help(CIFAR_DATA)),
         "unsupervised" => cmd.mut_arg("limit", |a| {
             a.default_value(UNSUPERVISED_LIMIT.to_string()).help(
@@ -362,6 +423,16 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         .map_err(|e| format!("`{s}` is not a whole number: {e}"))?;
     if n == 0 {
         return Err("must be at least 1 (0 would train or measure nothing)".into());
+    }
+    Ok(n)
+}
+
+/// Parses a count that must be at least 2 (`--context`: a window of one character predicts
+/// nothing from anything).
+fn at_least_two(s: &str) -> Result<usize, String> {
+    let n = at_least_one(s)?;
+    if n < 2 {
+        return Err("must be at least 2".into());
     }
     Ok(n)
 }

@@ -2,22 +2,28 @@
 #![warn(missing_docs)]
 
 pub mod autoencoder;
+pub mod char_lm;
 pub mod classical;
 pub mod gan;
 mod halving;
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;
+pub mod sequence;
 pub mod siamese;
 pub mod train;
 pub mod vae;
 pub mod vgg;
+pub mod vit;
 
 pub use autoencoder::{AeArch, AeConfig, Autoencoder, Noise};
+pub use char_lm::{CharArch, CharLm, CharLmConfig};
 pub use gan::{Discriminator, GanArch, GanConfig, GanTrainer, Generator, Objective, Regularizer};
 pub use lenet::LeNet5;
 pub use mlp::{Activation, Mlp};
 pub use resnet::{BasicBlock, ResNet};
+pub use sequence::RowLstm;
 pub use siamese::{PairSampler, Siamese, knn_accuracy};
 pub use vae::{Likelihood, Vae, VaeArch, VaeConfig};
 pub use vgg::{VGG11, VGG16, Vgg, VggItem};
+pub use vit::{VisionTransformer, VitConfig};

@@ -261,30 +261,17 @@ impl MultiheadAttention {
                 x.transpose(0, 1)
             }
         };
-        let same_qkv = query.same(key) && key.same(value);
         let (q_in, k_in, v_in) = (to_bf(query)?, to_bf(key)?, to_bf(value)?);
         let (b, l, s) = (q_in.shape()[0], q_in.shape()[1], k_in.shape()[1]);
         if k_in.shape()[0] != b || v_in.shape()[..2] != k_in.shape()[..2] {
             return Err(Error::shapes(op, &k_in.shape(), &v_in.shape()));
         }
-        let h = self.num_heads;
-        let hd = e / h;
-        let (q, k, v) = if same_qkv {
-            // One product for all three projections, then one permute.
-            let qkv = q_in
-                .linear(&self.in_proj_weight, self.in_proj_bias.as_ref())?
-                .reshape(&[b, l, 3, h, hd])?
-                .permute(&[2, 0, 3, 1, 4])?;
-            let part =
-                |i: usize| -> Result<Tensor> { qkv.narrow(0, i, 1)?.reshape(&[b, h, l, hd]) };
-            (part(0)?, part(1)?, part(2)?)
-        } else {
-            (
-                self.heads(&self.project(&q_in, 0)?)?,
-                self.heads(&self.project(&k_in, 1)?)?,
-                self.heads(&self.project(&v_in, 2)?)?,
-            )
-        };
+        let hd = e / self.num_heads;
+        // Three products on row blocks of in_proj_weight: splitting one [.., 3E] product
+        // instead would pad each part's gradient back to the whole in backward.
+        let q = self.heads(&self.project(&q_in, 0)?)?;
+        let k = self.heads(&self.project(&k_in, 1)?)?;
+        let v = self.heads(&self.project(&v_in, 2)?)?;
         let mask = self.merged_mask(args, b, l, s, unbatched)?;
         let scores = q.matmul_t(&k, false, true)?;
         let w = scores.masked_softmax(
