@@ -6,15 +6,11 @@
 use super::common::*;
 use cinder_device::{AttnMask, DeviceTensor};
 
-/// `shape` the scores' shape, `mask` a function of (row dims, key) giving Some(additive) /
-/// keep flag.
-fn cpu(
-    x: &[f32],
-    shape: &[usize],
-    scale: f32,
-    causal: bool,
-    keep_add: &dyn Fn(&[usize], usize) -> (bool, f32),
-) -> Vec<f32> {
+/// Whether key `k` of the row with multi-index `idx` takes part, and what is added to it.
+type MaskAt<'a> = &'a dyn Fn(&[usize], usize) -> (bool, f32);
+
+/// The reference: `shape` the scores' shape, `keep_add` the mask.
+fn cpu(x: &[f32], shape: &[usize], scale: f32, causal: bool, keep_add: MaskAt) -> Vec<f32> {
     let len = shape[shape.len() - 1];
     let lq = shape[shape.len() - 2];
     let rows = x.len() / len;
