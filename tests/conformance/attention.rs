@@ -12,29 +12,6 @@ use cinder::{DType, Result, Tensor};
 
 use crate::harness::{Case, Produced, dev, run_family, unknown};
 
-fn load_state(case: &Case, vs: &VarStore) -> Result<()> {
-    let d = dev();
-    let state = case
-        .tensors
-        .iter()
-        .filter_map(|(k, t)| k.strip_prefix("state.").map(|n| (n.to_string(), t)))
-        .map(|(n, t)| Ok((n, t.to_device(&d)?)))
-        .collect::<Result<Vec<(String, Tensor)>>>()?;
-    vs.load_state(&state, true).map(|_| ())
-}
-
-/// The gradients of every parameter of the store the case has a key for.
-fn param_grads(case: &Case, vs: &VarStore) -> Produced {
-    vs.named_parameters()
-        .into_iter()
-        .filter_map(|(name, p)| {
-            let key = format!("expect.grad.{}", name.trim_start_matches("m."));
-            case.has(&key)
-                .then(|| (key, p.grad().expect("a parameter's gradient")))
-        })
-        .collect()
-}
-
 /// A mask stored as 0/1 integers, as u32; a float mask as it is.
 fn mask(case: &Case, key: &str) -> Result<Option<Tensor>> {
     if !case.has(key) {
@@ -91,7 +68,7 @@ fn mha_case(case: &Case) -> Result<Produced> {
         case.usize("num_heads")?,
         cfg,
     )?;
-    load_state(case, &vs)?;
+    case.load_state(&vs)?;
     let q = case.param("q")?;
     let cross = case.bool_or("cross", false)?;
     let (k, v) = if cross {
@@ -125,7 +102,7 @@ fn mha_case(case: &Case) -> Result<Produced> {
         got.push(("expect.grad.k".into(), k.grad().expect("k's gradient")));
         got.push(("expect.grad.v".into(), v.grad().expect("v's gradient")));
     }
-    got.extend(param_grads(case, &vs));
+    got.extend(case.param_grads(&vs, "m."));
     Ok(got)
 }
 
@@ -154,11 +131,11 @@ fn encoder_case(case: &Case) -> Result<Produced> {
             case.usize("num_layers")?,
             case.bool_or("final_norm", false)?,
         )?;
-        load_state(case, &vs)?;
+        case.load_state(&vs)?;
         m.forward(&x, masks, true)?
     } else {
         let m = TransformerEncoderLayer::new(&vs.pp("m"), cfg)?;
-        load_state(case, &vs)?;
+        case.load_state(&vs)?;
         m.forward(&x, masks, true)?
     };
     y.mul(&case.tensor("cot")?)?.sum_all()?.backward()?;
@@ -166,7 +143,7 @@ fn encoder_case(case: &Case) -> Result<Produced> {
         ("expect.out".to_string(), y),
         ("expect.grad.x".to_string(), x.grad().expect("x's gradient")),
     ];
-    got.extend(param_grads(case, &vs));
+    got.extend(case.param_grads(&vs, "m."));
     Ok(got)
 }
 

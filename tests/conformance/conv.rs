@@ -65,13 +65,7 @@ fn layer(case: &Case) -> Result<Produced> {
             .bias(bias);
         Box::new(Conv2d::new(&path, cin, cout, k, cfg)?)
     };
-    let state = case
-        .tensors
-        .iter()
-        .filter_map(|(k, t)| k.strip_prefix("state.").map(|name| (name, t)))
-        .map(|(name, t)| Ok((name.to_string(), t.to_device(&dev())?)))
-        .collect::<Result<Vec<_>>>()?;
-    vs.load_state(&state, true)?;
+    case.load_state(&vs)?;
     let x = case.param("x")?;
     let y = module.forward(&x)?;
     y.mul(&case.tensor("cot")?)?.sum_all()?.backward()?;

@@ -72,6 +72,36 @@ impl Case {
         self.host(key)?.to_device(&dev())?.requires_grad_(true)
     }
 
+    /// Loads the case's `state.*` tensors into `vs` strictly (every name, shape and dtype
+    /// must match PyTorch's `state_dict`, the layer having been built in `vs` first).
+    pub fn load_state(&self, vs: &cinder::nn::VarStore) -> Result<()> {
+        let state = self
+            .tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix("state.").map(|n| (n.to_string(), t)))
+            .map(|(n, t)| Ok((n, t.to_device(&dev())?)))
+            .collect::<Result<Vec<(String, Tensor)>>>()?;
+        vs.load_state(&state, true).map(|_| ())
+    }
+
+    /// `(expect.grad.<name>, gradient)` for every parameter of `vs` (its name without
+    /// `prefix`) the case has an expected gradient for. Panics on a parameter without a
+    /// gradient: a backward that did not reach it.
+    pub fn param_grads(&self, vs: &cinder::nn::VarStore, prefix: &str) -> Produced {
+        vs.named_parameters()
+            .into_iter()
+            .filter_map(|(name, p)| {
+                let key = format!("expect.grad.{}", name.strip_prefix(prefix).unwrap_or(&name));
+                self.has(&key).then(|| {
+                    (
+                        key,
+                        p.grad().unwrap_or_else(|| panic!("{name} has no gradient")),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// True when the case has a tensor `key`.
     pub fn has(&self, key: &str) -> bool {
         self.tensors.contains_key(key)

@@ -48,19 +48,6 @@ fn op_case(case: &Case) -> Result<Produced> {
     })
 }
 
-/// A store holding the case's `state.*` tensors, loaded strictly after `build` made the
-/// layer: every name, shape and dtype must match PyTorch's `state_dict`.
-fn load_state(case: &Case, vs: &VarStore) -> Result<()> {
-    let d = dev();
-    let state = case
-        .tensors
-        .iter()
-        .filter_map(|(k, t)| k.strip_prefix("state.").map(|n| (n.to_string(), t)))
-        .map(|(n, t)| Ok((n, t.to_device(&d)?)))
-        .collect::<Result<Vec<(String, Tensor)>>>()?;
-    vs.load_state(&state, true).map(|_| ())
-}
-
 /// Forward `x` (a parameter) through `m`, backward `sum(out * cot)`; the output, the input
 /// gradient and each named parameter's gradient under `expect.*` keys with `suffix`.
 fn forward_backward(
@@ -135,7 +122,7 @@ fn module_case(case: &Case) -> Result<Produced> {
         }
         _ => return Err(unknown(case)),
     };
-    load_state(case, &vs)?;
+    case.load_state(&vs)?;
     forward_backward(
         m.as_ref(),
         true,
@@ -163,7 +150,7 @@ fn batch_norm_case(case: &Case) -> Result<Produced> {
         "1d" => BatchNorm::new_1d(&vs.pp("bn"), c, cfg)?,
         _ => BatchNorm::new_2d(&vs.pp("bn"), c, cfg)?,
     };
-    load_state(case, &vs)?;
+    case.load_state(&vs)?;
     let mut got = Vec::new();
     for i in 0..case.usize("steps")? {
         got.extend(forward_backward(

@@ -8,17 +8,6 @@ use cinder::{Result, Tensor};
 
 use crate::harness::{Case, Produced, dev, run_family, unknown};
 
-fn load_state(case: &Case, vs: &VarStore) -> Result<()> {
-    let d = dev();
-    let state = case
-        .tensors
-        .iter()
-        .filter_map(|(k, t)| k.strip_prefix("state.").map(|n| (n.to_string(), t)))
-        .map(|(n, t)| Ok((n, t.to_device(&d)?)))
-        .collect::<Result<Vec<(String, Tensor)>>>()?;
-    vs.load_state(&state, true).map(|_| ())
-}
-
 fn relu(case: &Case) -> Result<bool> {
     Ok(match case.args.get("nonlinearity") {
         Some(_) => case.str("nonlinearity")? == "relu",
@@ -56,12 +45,7 @@ fn grads(
             ));
         }
     }
-    for (name, p) in vs.named_parameters() {
-        let key = format!("expect.grad.{}", name.trim_start_matches("m."));
-        if case.has(&key) {
-            got.push((key, p.grad().expect("a parameter's gradient")));
-        }
-    }
+    got.extend(case.param_grads(vs, "m."));
     got
 }
 
@@ -96,19 +80,19 @@ fn sequence_case(case: &Case) -> Result<Produced> {
     let (out, h_n, c_n) = match case.op.as_str() {
         "RNN" => {
             let m = Rnn::new(&path, f, h, relu(case)?, cfg)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             let (y, hn) = m.forward(&x, h0.as_ref(), lens, true)?;
             (y, hn, None)
         }
         "GRU" => {
             let m = Gru::new(&path, f, h, cfg)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             let (y, hn) = m.forward(&x, h0.as_ref(), lens, true)?;
             (y, hn, None)
         }
         "LSTM" => {
             let m = Lstm::new(&path, f, h, cfg)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             let (y, (hn, cn)) = m.forward(&x, h0.as_ref().zip(c0.as_ref()), lens, true)?;
             (y, hn, Some(cn))
         }
@@ -144,17 +128,17 @@ fn cell_case(case: &Case) -> Result<Produced> {
     let (hy, cy) = match case.op.as_str() {
         "RNNCell" => {
             let m = RnnCell::new(&path, f, h, bias, relu(case)?)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             (m.forward(&x, h0.as_ref())?, None)
         }
         "GRUCell" => {
             let m = GruCell::new(&path, f, h, bias)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             (m.forward(&x, h0.as_ref())?, None)
         }
         "LSTMCell" => {
             let m = LstmCell::new(&path, f, h, bias)?;
-            load_state(case, &vs)?;
+            case.load_state(&vs)?;
             let (hy, cy) = m.forward(&x, h0.as_ref().zip(c0.as_ref()))?;
             (hy, Some(cy))
         }

@@ -37,3 +37,15 @@ fn min_nan(a: f32, b: f32) -> f32 {
 fn clamp_nan(x: f32, lo: f32, hi: f32) -> f32 {
     return select(min(max(x, lo), hi), x + lo + hi, is_nan(x) || is_nan(lo) || is_nan(hi));
 }
+
+// Sigmoid and tanh that stay finite for any finite input (exp of a non-positive number
+// only), shared by the elementwise ops and the recurrent gates.
+fn sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+fn tanh_stable(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}

@@ -35,16 +35,6 @@ struct P {
 
 var<immediate> p: P;
 
-fn sig(x: f32) -> f32 {
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-
-fn tanh_s(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
 // Save blocks of gate values before the previous h.
 fn save_gates() -> u32 {
     if (MODE >= 2u) {
@@ -95,21 +85,21 @@ fn rnn_step(
     if (MODE == 2u) {
         let cp = cs[idx];
         save[sv + sg + h + j] = cp;
-        let ig = sig(xw[xo + j] + hh[ho + j]);
-        let fg = sig(xw[xo + h + j] + hh[ho + h + j]);
-        let gg = tanh_s(xw[xo + 2u * h + j] + hh[ho + 2u * h + j]);
-        let og = sig(xw[xo + 3u * h + j] + hh[ho + 3u * h + j]);
+        let ig = sigmoid(xw[xo + j] + hh[ho + j]);
+        let fg = sigmoid(xw[xo + h + j] + hh[ho + h + j]);
+        let gg = tanh_stable(xw[xo + 2u * h + j] + hh[ho + 2u * h + j]);
+        let og = sigmoid(xw[xo + 3u * h + j] + hh[ho + 3u * h + j]);
         cn = fg * cp + ig * gg;
-        hn = og * tanh_s(cn);
+        hn = og * tanh_stable(cn);
         save[sv + j] = ig;
         save[sv + h + j] = fg;
         save[sv + 2u * h + j] = gg;
         save[sv + 3u * h + j] = og;
     } else if (MODE == 3u) {
-        let rg = sig(xw[xo + j] + hh[ho + j]);
-        let zg = sig(xw[xo + h + j] + hh[ho + h + j]);
+        let rg = sigmoid(xw[xo + j] + hh[ho + j]);
+        let zg = sigmoid(xw[xo + h + j] + hh[ho + h + j]);
         let hnn = hh[ho + 2u * h + j];
-        let ng = tanh_s(xw[xo + 2u * h + j] + rg * hnn);
+        let ng = tanh_stable(xw[xo + 2u * h + j] + rg * hnn);
         hn = (1.0 - zg) * ng + zg * hp;
         save[sv + j] = rg;
         save[sv + h + j] = zg;
@@ -120,7 +110,7 @@ fn rnn_step(
         if (MODE == 1u) {
             hn = select(max(pre, 0.0), pre, is_nan(pre));
         } else {
-            hn = tanh_s(pre);
+            hn = tanh_stable(pre);
         }
         save[sv + j] = hn;
     }
@@ -190,7 +180,7 @@ fn rnn_step_backward(
         let gg = bsave[sv + 2u * h + j];
         let og = bsave[sv + 3u * h + j];
         let cp = bsave[sv + sg + h + j];
-        let tc = tanh_s(fg * cp + ig * gg);
+        let tc = tanh_stable(fg * cp + ig * gg);
         let d_o = dh * tc * og * (1.0 - og);
         let dct = dc[idx] + dh * og * (1.0 - tc * tc);
         let d_i = dct * gg * ig * (1.0 - ig);

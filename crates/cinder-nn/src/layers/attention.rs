@@ -17,6 +17,7 @@ use cinder_device::{AttnMask, DType, Error, Result};
 
 use crate::init::Init;
 use crate::layers::Linear;
+use crate::layers::dropout::dropout;
 use crate::var_store::Path;
 
 /// The options of [`scaled_dot_product_attention`], PyTorch's defaults by `Default`.
@@ -33,18 +34,6 @@ pub struct SdpaOptions {
     pub seed: u64,
     /// See `seed`.
     pub offset: u64,
-}
-
-/// Drops weights with probability `p` and scales the rest by `1 / (1 - p)`.
-fn dropout(w: &Tensor, p: f32, seed: u64, offset: u64) -> Result<Tensor> {
-    if p <= 0.0 {
-        return Ok(w.clone());
-    }
-    if p >= 1.0 {
-        return w.mul_scalar(0.0);
-    }
-    let keep = Tensor::rand_bernoulli(&w.device(), &w.shape(), 1.0 - p, seed, offset)?;
-    w.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
 }
 
 /// `F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)`:
@@ -287,7 +276,7 @@ impl MultiheadAttention {
             w
         };
         let y = w.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape(&[b, l, e])?;
-        let y = self.out_proj_forward(&y)?;
+        let y = crate::module::Module::forward(&self.out_proj, &y)?;
         let y = if unbatched {
             y.reshape(&[l, e])?
         } else if self.cfg.batch_first {
@@ -313,10 +302,6 @@ impl MultiheadAttention {
             })
             .transpose()?;
         Ok((y, weights))
-    }
-
-    fn out_proj_forward(&self, y: &Tensor) -> Result<Tensor> {
-        y.linear(&self.out_proj.weight, self.out_proj.bias.as_ref())
     }
 
     /// One mask for the scores `[B, heads, L, S]` from `attn_mask` and `key_padding_mask`:

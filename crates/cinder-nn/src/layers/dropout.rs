@@ -51,14 +51,20 @@ impl ModuleT for Dropout {
         }
         let n = x.numel() as u64;
         let offset = self.offset.fetch_add(n.max(1), Ordering::Relaxed);
-        let keep = DeviceTensor::rand_bernoulli(
-            x.raw().device(),
-            &x.shape(),
-            1.0 - self.p,
-            self.seed,
-            offset,
-        )?;
-        let mask = Tensor::from_raw(keep.mul_scalar(1.0 / (1.0 - self.p))?);
-        x.mul(&mask)
+        dropout(x, self.p, self.seed, offset)
     }
+}
+
+/// `x * mask / (1 - p)` with `mask ~ Bernoulli(1 - p)` drawn from the device's generator at
+/// `(seed, offset)`; `x` itself for `p <= 0`, zeros for `p >= 1` (what [`Dropout`] and
+/// attention's dropout apply). Returns `Err` for a `u32` input.
+pub(crate) fn dropout(x: &Tensor, p: f32, seed: u64, offset: u64) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    if p >= 1.0 {
+        return x.mul_scalar(0.0);
+    }
+    let keep = DeviceTensor::rand_bernoulli(x.raw().device(), &x.shape(), 1.0 - p, seed, offset)?;
+    x.mul(&Tensor::from_raw(keep.mul_scalar(1.0 / (1.0 - p))?))
 }

@@ -16,7 +16,7 @@
 //! changes a result.
 
 use cinder_autograd::Tensor;
-use cinder_device::{DType, DeviceTensor, Error, Result, RnnMode};
+use cinder_device::{DeviceTensor, Error, Result, RnnMode};
 
 use crate::init::Init;
 use crate::layers::Dropout;
@@ -306,9 +306,7 @@ impl Stack {
                 l.iter().map(|&n| n as u32).collect()
             }
         };
-        let d = DeviceTensor::from_slice(&dev, &v, &[b])?;
-        d.expect_dtype(self.op, DType::U32)?;
-        Ok(d)
+        DeviceTensor::from_slice(&dev, &v, &[b])
     }
 }
 
