@@ -3,6 +3,7 @@
 
 mod conv;
 mod elementwise;
+mod gradient;
 mod index;
 mod layout;
 mod matmul;

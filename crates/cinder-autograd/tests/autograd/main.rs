@@ -9,5 +9,6 @@ mod grad_elementwise;
 mod grad_layout;
 mod grad_matmul;
 mod grad_reduce;
+mod grad_reverse;
 mod learning;
 mod second_order;
