@@ -344,3 +344,30 @@ def build(fam):
     regression_cases(fam)
     gaussian_cases(fam)
     metric_cases(fam)
+    style_cases(fam)
+
+
+def gram(x):
+    """The Gram matrix as the PyTorch neural-style tutorial computes it, per image."""
+    f = x
+    if f.dim() == 3:
+        c, h, w = f.shape
+        m = f.reshape(c, h * w)
+        return m @ m.T / (c * h * w)
+    n, c, h, w = f.shape
+    m = f.reshape(n, c, h * w)
+    return torch.bmm(m, m.transpose(1, 2)) / (c * h * w)
+
+
+def style_cases(fam):
+    fam.case("gram_matrix_batched", "gram_matrix", {"x": fam.randn(2, 3, 4, 5)}, gram, **TOL)
+    fam.case("gram_matrix_one_map", "gram_matrix", {"x": fam.randn(4, 3, 3)}, gram, **TOL)
+    fam.case("gram_matrix_bad_rank", "gram_matrix", {"x": fam.randn(3, 4)},
+             gram, expect_error=True)
+    f, t = fam.randn(2, 3, 4, 4), fam.randn(2, 3, 3)
+    reductions(fam, "style_loss", "style_loss", {"x": f, "t": t},
+               lambda reduction, x, t: F.mse_loss(gram(x), t, reduction=reduction))
+    t1 = fam.randn(3, 3)
+    fam.case("style_loss_one_target", "style_loss", {"x": f, "t": t1},
+             lambda x, t: F.mse_loss(gram(x), t.expand(2, 3, 3)), args={"reduction": "mean"},
+             **TOL)

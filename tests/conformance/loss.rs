@@ -1,12 +1,13 @@
 //! Losses against `tests/fixtures/loss.safetensors`: every reduction, class weights, label
 //! smoothing, probability targets, `ignore_index` (an all-ignored batch, an ignored index
 //! beyond the classes), N-d inputs, and the edge values (p of exactly 0 and 1, saturated
-//! sigmoids and logits, ties at hinges and kinks), forward and gradients.
+//! sigmoids and logits, ties at hinges and kinks), the Gram matrix and style loss of
+//! neural style transfer, forward and gradients.
 
 use cinder::nn::loss::{
     CrossEntropy, KlReduction, Nll, Reduction, TripletMargin, bce, bce_with_logits,
-    cosine_embedding, cross_entropy, gaussian_nll, huber, kl_div, l1, margin_ranking, mse, nll,
-    smooth_l1, triplet_margin,
+    cosine_embedding, cross_entropy, gaussian_nll, gram_matrix, huber, kl_div, l1, margin_ranking,
+    mse, nll, smooth_l1, style_loss, triplet_margin,
 };
 use cinder::{Error, Result, Tensor};
 
@@ -53,6 +54,9 @@ fn ignore_index(case: &Case) -> Result<Option<u32>> {
 }
 
 fn run(case: &Case) -> Result<Produced> {
+    if case.op == "gram_matrix" {
+        return case.op_outputs(|x| Ok(vec![gram_matrix(&x[0])?]));
+    }
     case.op_outputs(|x| {
         let r = reduction_or_kl(case)?;
         let get = |name: &str| input(case, x, name);
@@ -103,6 +107,7 @@ fn run(case: &Case) -> Result<Produced> {
             }
             "cosine_embedding" => cosine_embedding(&x[0], &x[1], &x[2], case.f32("margin")?, r.0)?,
             "margin_ranking" => margin_ranking(&x[0], &x[1], &x[2], case.f32("margin")?, r.0)?,
+            "style_loss" => style_loss(&x[0], &x[1], r.0)?,
             _ => return Err(unknown(case)),
         }])
     })

@@ -6,6 +6,7 @@ mod classification;
 mod gan;
 mod metric;
 mod regression;
+mod style;
 
 pub use classification::{CrossEntropy, Nll, bce, bce_with_logits, cross_entropy, nll};
 pub use gan::{GanLoss, Penalty, gradient_penalty};
@@ -13,6 +14,7 @@ pub use metric::{TripletMargin, contrastive, cosine_embedding, margin_ranking, t
 pub use regression::{
     KlReduction, gaussian_nll, huber, kl_div, kl_div_gaussian, l1, mse, smooth_l1,
 };
+pub use style::{gram_matrix, style_loss};
 
 use cinder_autograd::Tensor;
 use cinder_device::{Error, Result};
