@@ -9,7 +9,9 @@ use cinder_data::mnist::{self, Split};
 use cinder_data::{DataLoader, Dataset, Transform};
 use cinder_device::Device;
 use cinder_models::train::{evaluate, train_epoch};
-use cinder_models::{Activation, LeNet5, Mlp, ResNet, VGG11, VGG16, Vgg};
+use cinder_models::{
+    Activation, AlexNet, AlexNetConfig, AlexNetVariant, LeNet5, Mlp, ResNet, VGG11, VGG16, Vgg,
+};
 use cinder_nn::checkpoint::{self, take_prefix, with_prefix};
 use cinder_nn::loss::{CrossEntropy, cross_entropy};
 use cinder_nn::optim::{Adam, AdamConfig, Optimizer};
@@ -147,6 +149,88 @@ fn vgg_shapes_gradients_and_overfit() {
     let m = Vgg::new(&vs.root(), VGG11, 3, 10, true, 16).unwrap();
     let (first, last) = overfit(&m, &vs, 40, 3e-3);
     assert!(last < 0.1 * first, "VGG-11 loss {first} -> {last}");
+}
+
+/// torchvision's `alexnet(num_classes=1000).state_dict()` names and shapes, with the two
+/// hidden widths (4096 there) as `h`.
+fn torchvision_alexnet(h: usize) -> Vec<(String, Vec<usize>)> {
+    let mut v = vec![];
+    for (i, shape) in [
+        (0, vec![64, 3, 11, 11]),
+        (3, vec![192, 64, 5, 5]),
+        (6, vec![384, 192, 3, 3]),
+        (8, vec![256, 384, 3, 3]),
+        (10, vec![256, 256, 3, 3]),
+    ] {
+        v.push((format!("features.{i}.bias"), vec![shape[0]]));
+        v.push((format!("features.{i}.weight"), shape));
+    }
+    for (i, out, inp) in [(1, h, 9216), (4, h, h), (6, 1000, h)] {
+        v.push((format!("classifier.{i}.bias"), vec![out]));
+        v.push((format!("classifier.{i}.weight"), vec![out, inp]));
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn alexnet_has_torchvision_names_shapes_and_overfits() {
+    let _serial = serial();
+    let dev = dev();
+    // the full widths but hidden 64: torchvision's 9216 x 4096 classifier.1 (151 MB) is
+    // past lavapipe's 128 MiB binding
+    let vs = VarStore::new(&dev, 5);
+    let cfg = AlexNetConfig {
+        hidden: 64,
+        ..AlexNetConfig::torchvision(1000)
+    };
+    let m = AlexNet::new(&vs.root(), &cfg, 0).unwrap();
+    let mut got: Vec<(String, Vec<usize>)> = vs
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.shape()))
+        .collect();
+    got.sort();
+    assert_eq!(got, torchvision_alexnet(64));
+    let x = Tensor::rand_normal(&dev, &[1, 3, 224, 224], 0.0, 1.0, 5, 0).unwrap();
+    assert_eq!(m.features(&x).unwrap().shape(), vec![1, 256, 6, 6]);
+    assert_eq!(m.forward_t(&x, false).unwrap().shape(), vec![1, 1000]);
+    // too small for the three pools, and the wrong channel count: errors, not panics
+    let tiny = Tensor::rand_normal(&dev, &[1, 3, 20, 20], 0.0, 1.0, 5, 1).unwrap();
+    assert!(m.forward_t(&tiny, false).is_err());
+    let gray = Tensor::rand_normal(&dev, &[1, 1, 224, 224], 0.0, 1.0, 5, 2).unwrap();
+    assert!(m.forward_t(&gray, false).is_err());
+    let bad = AlexNetConfig {
+        width_div: 512,
+        ..AlexNetConfig::cifar(10)
+    };
+    assert!(AlexNet::new(&vs.pp("bad"), &bad, 0).is_err());
+
+    // the 32x32 variant: the same names, and it learns
+    let vs = VarStore::new(&dev, 6);
+    let cfg = AlexNetConfig {
+        hidden: 128,
+        width_div: 4,
+        dropout: 0.0,
+        ..AlexNetConfig::cifar(10)
+    };
+    assert_eq!(cfg.variant, AlexNetVariant::Cifar);
+    let m = AlexNet::new(&vs.root(), &cfg, 0).unwrap();
+    assert!(vs.get("classifier.6.weight").is_some());
+    let x = Tensor::rand_normal(&dev, &[2, 3, 32, 32], 0.0, 1.0, 6, 0).unwrap();
+    assert_eq!(m.features(&x).unwrap().shape(), vec![2, 64, 2, 2]);
+    m.forward_t(&x, true)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, p) in vs.named_parameters() {
+        let g = p.grad().unwrap_or_else(|| panic!("{name} has no gradient"));
+        assert_eq!(g.shape(), p.shape(), "{name}");
+    }
+    let (first, last) = overfit(&m, &vs, 60, 1e-3);
+    assert!(last < 0.1 * first, "AlexNet (32x32) loss {first} -> {last}");
 }
 
 #[test]
