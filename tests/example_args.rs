@@ -24,7 +24,8 @@ const OPTIM: [&str; 2] = ["--optimizer", "--schedule"];
 fn expected(name: &str) -> Vec<&'static str> {
     let mut v: Vec<&str> = Vec::new();
     let own: &[&str] = match name {
-        "mlp_mnist" | "lenet_mnist" | "lstm_mnist" | "vit_mnist" | "vgg_cifar" | "resnet_cifar" => {
+        "mlp_mnist" | "lenet_mnist" | "lstm_mnist" | "vit_mnist" | "vgg_cifar"
+        | "alexnet_cifar" | "resnet_cifar" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
             &["--test-limit", "--val-fraction", "--patience", "--resume"]
         }
@@ -68,6 +69,23 @@ fn expected(name: &str) -> Vec<&'static str> {
         "siamese" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
             &["--test-limit", "--latent"]
+        }
+        "dann" => {
+            v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
+            &["--test-limit", "--target", "--noise", "--contrast"]
+        }
+        "style_transfer" => {
+            v.extend(COMMON);
+            &[
+                "--weights",
+                "--content",
+                "--style",
+                "--size",
+                "--steps",
+                "--lr",
+                "--style-weight",
+                "--pretrain-steps",
+            ]
         }
         "unsupervised" => {
             v.extend(COMMON);
@@ -285,6 +303,18 @@ fn accepted_values_and_defaults() {
     let u = cli::try_parse::<cli::Unsupervised>("unsupervised", &[]).unwrap();
     assert_eq!((u.limit(), u.k, u.components), (UNSUPERVISED_LIMIT, 10, 50));
     assert_eq!(u.common.out, PathBuf::from("out/unsupervised"));
+    let a = cli::try_parse::<cli::Dann>("dann", &[]).unwrap();
+    assert_eq!(
+        (a.train.lr, a.optim.optimizer.as_str(), a.target.as_str()),
+        (1e-2, "sgd", "texture")
+    );
+    assert!(cli::try_parse::<cli::Dann>("dann", &["--contrast", "1.5"]).is_err());
+    let t = cli::try_parse::<cli::StyleTransfer>("style_transfer", &[]).unwrap();
+    assert_eq!(
+        (t.size, t.steps, t.pretrain_steps, t.style_weight),
+        (64, 300, 400, None)
+    );
+    assert!(cli::try_parse::<cli::StyleTransfer>("style_transfer", &["--size", "8"]).is_err());
     let d = cli::try_parse::<cli::DeviceInfo>("device_info", &[]).unwrap();
     assert_eq!(d.n, 512);
     let help = cli::command("vgg_cifar").render_long_help().to_string();

@@ -77,7 +77,7 @@ pub struct TestLimit {
 }
 
 /// The classifier examples: `mlp_mnist`, `lenet_mnist`, `lstm_mnist`, `vit_mnist`,
-/// `vgg_cifar`, `resnet_cifar`.
+/// `vgg_cifar`, `alexnet_cifar`, `resnet_cifar`.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct Classifier {
     #[command(flatten)]
@@ -225,6 +225,66 @@ pub struct Siamese {
     pub latent: usize,
 }
 
+/// `dann`: domain adaptation from Fashion-MNIST to a shifted copy of it.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Dann {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub train: Train,
+    #[command(flatten)]
+    pub optim: Optim,
+    #[command(flatten)]
+    pub test: TestLimit,
+    /// Target domain: texture (MNIST-M's construction in grey: |image - texture patch|),
+    /// background (the image over a texture patch at --contrast) or inverted (255 - image,
+    /// plus Gaussian noise of --noise).
+    #[arg(long, default_value = "texture", value_parser = ["texture", "background", "inverted"])]
+    pub target: String,
+    /// The inverted target's noise: standard deviation in units of the full range (a
+    /// finite number, at least 0).
+    #[arg(long, default_value_t = 0.1, value_parser = non_negative)]
+    pub noise: f32,
+    /// The background target's texture contrast, in [0, 1] (0: the source itself).
+    #[arg(long, default_value_t = 1.0, value_parser = unit_interval)]
+    pub contrast: f32,
+}
+
+/// `style_transfer`: neural style transfer with Gram matrices.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct StyleTransfer {
+    #[command(flatten)]
+    pub common: Common,
+    /// A torchvision VGG-16 state dict as safetensors (only features.* is read), or this
+    /// example's own fashion_vgg11.safetensors; without it, a VGG-11 is first trained on
+    /// Fashion-MNIST (--pretrain-steps).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Content image (PNG; default: the first Fashion-MNIST test image).
+    #[arg(long)]
+    pub content: Option<PathBuf>,
+    /// Style image (PNG; default: a generated pattern of diagonal stripes).
+    #[arg(long)]
+    pub style: Option<PathBuf>,
+    /// Side of the square images, in pixels (at least 16).
+    #[arg(long, default_value_t = 64, value_parser = at_least_sixteen)]
+    pub size: usize,
+    /// Adam steps on the image's pixels, at least 1.
+    #[arg(long, default_value_t = 300, value_parser = at_least_one)]
+    pub steps: usize,
+    /// Adam's learning rate on the pixels (in [0, 1]), a finite number >= 0.
+    #[arg(long, default_value = "0.02", value_parser = non_negative)]
+    pub lr: f32,
+    /// Weight of the style loss against the content loss's 1 (default: 1e6 for VGG-16,
+    /// 1e5 for the Fashion-MNIST VGG-11), a finite number >= 0.
+    #[arg(long = "style-weight", value_parser = non_negative)]
+    pub style_weight: Option<f32>,
+    /// Batches of 64 Fashion-MNIST images the VGG-11 is trained for when no --weights is
+    /// given, at least 1.
+    #[arg(long = "pretrain-steps", default_value_t = 400, value_parser = at_least_one)]
+    pub pretrain_steps: usize,
+}
+
 /// `unsupervised`: PCA, k-means, a Gaussian mixture and probabilistic PCA.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct Unsupervised {
@@ -260,18 +320,21 @@ pub struct DeviceInfo {
 }
 
 /// Every example, by name.
-pub const EXAMPLES: [&str; 13] = [
+pub const EXAMPLES: [&str; 16] = [
     "mlp_mnist",
     "lenet_mnist",
     "lstm_mnist",
     "vit_mnist",
     "char_lm",
     "vgg_cifar",
+    "alexnet_cifar",
     "resnet_cifar",
     "autoencoder",
     "vae",
     "gan",
     "siamese",
+    "dann",
+    "style_transfer",
     "unsupervised",
     "device_info",
 ];
@@ -303,6 +366,11 @@ pub fn command(name: &str) -> Command {
             Classifier::command(),
             "Trains VGG-11 with batch norm on CIFAR-10 (random crops and flips).",
         ),
+        "alexnet_cifar" => (
+            Classifier::command(),
+            "Trains AlexNet's 32x32 variant (torchvision's names and widths) on CIFAR-10 \
+             (random crops and flips).",
+        ),
         "resnet_cifar" => (
             Classifier::command(),
             "Trains ResNet-20 on CIFAR-10 (random crops and flips).",
@@ -326,6 +394,18 @@ pub fn command(name: &str) -> Command {
             Siamese::command(),
             "Trains a Siamese network on Fashion-MNIST pairs (contrastive loss).",
         ),
+        "dann" => (
+            Dann::command(),
+            "Domain adaptation by gradient reversal (DANN) from Fashion-MNIST to a shifted \
+             copy (textured or inverted); reports target accuracy beside source-only \
+             training.",
+        ),
+        "style_transfer" => (
+            StyleTransfer::command(),
+            "Neural style transfer with Gram matrices: optimizes an image's pixels to match \
+             a content image's features and a style image's Gram matrices (torchvision \
+             VGG-16 weights, or a VGG-11 trained here on Fashion-MNIST).",
+        ),
         "unsupervised" => (
             Unsupervised::command(),
             "PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.",
@@ -348,6 +428,10 @@ pub fn command(name: &str) -> Command {
     cmd = match name {
         "lenet_mnist" => cmd.mut_arg("lr", |a| a.default_value("2e-3")),
         "gan" => cmd.mut_arg("lr", |a| a.default_value("5e-4")),
+        // the paper's SGD with momentum at 0.01
+        "dann" => cmd
+            .mut_arg("lr", |a| a.default_value("1e-2"))
+            .mut_arg("optimizer", |a| a.default_value("sgd")),
         "char_lm" => cmd
             .mut_arg("lr", |a| a.default_value("2e-3"))
             .mut_arg("batch_size", |a| a.default_value("32"))
@@ -360,7 +444,9 @@ pub fn command(name: &str) -> Command {
             .mut_arg("limit", |a| {
                 a.help("Use only the first N characters of the training text (N at least 1)")
             }),
-        "vgg_cifar" | "resnet_cifar" => cmd.mut_arg("data", |a| a.help(CIFAR_DATA)),
+        "vgg_cifar" | "alexnet_cifar" | "resnet_cifar" => {
+            cmd.mut_arg("data", |a| a.help(CIFAR_DATA))
+        }
         "unsupervised" => cmd.mut_arg("limit", |a| {
             a.default_value(UNSUPERVISED_LIMIT.to_string()).help(
                 "Use the first N training images (at least 1; at most about 40,000 on \
@@ -437,6 +523,16 @@ fn at_least_two(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// Parses a size that must be at least 16 (`style_transfer --size`: smaller images leave
+/// the deeper feature maps empty after the pools).
+fn at_least_sixteen(s: &str) -> Result<usize, String> {
+    let n = at_least_one(s)?;
+    if n < 16 {
+        return Err("must be at least 16".into());
+    }
+    Ok(n)
+}
+
 /// Parses `--val-fraction`: a number strictly between 0 and 1 (0 leaves no validation
 /// images to select the best model on, 1 no training images).
 fn open_fraction(s: &str) -> Result<f32, String> {
@@ -460,6 +556,17 @@ fn non_negative(s: &str) -> Result<f32, String> {
         .map_err(|e| format!("`{s}` is not a number: {e}"))?;
     if !(f.is_finite() && f >= 0.0) {
         return Err("must be a finite number, at least 0".into());
+    }
+    Ok(f)
+}
+
+/// Parses a number in [0, 1] (`dann --contrast`).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let f: f32 = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(0.0..=1.0).contains(&f) {
+        return Err("must be in [0, 1]".into());
     }
     Ok(f)
 }

@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
+pub mod shift;
 pub mod text;
 pub mod transform;
 

@@ -65,6 +65,9 @@ enum Layer {
 /// model; larger for quick tests).
 pub struct Vgg {
     layers: Vec<Layer>,
+    /// torchvision's `features` index of each layer's output: the ReLU after a
+    /// convolution (and batch norm), or the pool.
+    outputs: Vec<usize>,
     classifier: Linear,
 }
 
@@ -90,6 +93,7 @@ impl Vgg {
         }
         let f = path.pp("features");
         let mut layers = Vec::new();
+        let mut outputs = Vec::new();
         let mut ch = in_channels;
         let mut idx = 0;
         for item in cfg {
@@ -115,17 +119,71 @@ impl Vgg {
                         })
                         .transpose()?;
                     idx += if batch_norm { 3 } else { 2 };
+                    outputs.push(idx - 1);
                     layers.push(Layer::Conv(conv, bn));
                     ch = out;
                 }
                 VggItem::Pool => {
                     layers.push(Layer::Pool(MaxPool2d::new(2)));
+                    outputs.push(idx);
                     idx += 1;
                 }
             }
         }
         let classifier = Linear::new(&path.pp("classifier"), ch, classes, true)?;
-        Ok(Vgg { layers, classifier })
+        Ok(Vgg {
+            layers,
+            outputs,
+            classifier,
+        })
+    }
+
+    /// The feature maps at torchvision's `features` indices `taps` (each the index of a
+    /// ReLU, as `relu1_1` = 1, `relu2_1` = 6, `relu3_1` = 11, `relu4_1` = 18, `relu4_2` = 20,
+    /// `relu5_1` = 25 in VGG-16 without batch norm, or of a pool), in the order of `taps`;
+    /// the layers past the deepest tap are not run. Any input of at least 1x1 after the
+    /// pools it passes works (the classifier is not used). Returns `Err` when a tap is not
+    /// the output index of a ReLU or pool, or the input does not fit the layers.
+    pub fn feature_maps(&self, x: &Tensor, train: bool, taps: &[usize]) -> Result<Vec<Tensor>> {
+        if let Some(&t) = taps.iter().find(|t| !self.outputs.contains(t)) {
+            return Err(Error::invalid(
+                "Vgg::feature_maps",
+                format!(
+                    "{t} is not a ReLU or pool index of `features` (those are {:?})",
+                    self.outputs
+                ),
+                &[t],
+            ));
+        }
+        let deepest = taps.iter().copied().max().unwrap_or(0);
+        let mut found: Vec<Option<Tensor>> = vec![None; taps.len()];
+        let mut h = x.clone();
+        for (l, &at) in self.layers.iter().zip(&self.outputs) {
+            if at > deepest || taps.is_empty() {
+                break;
+            }
+            h = self.layer(l, &h, train)?;
+            for (k, &t) in taps.iter().enumerate() {
+                if t == at {
+                    found[k] = Some(h.clone());
+                }
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    fn layer(&self, l: &Layer, h: &Tensor, train: bool) -> Result<Tensor> {
+        match l {
+            Layer::Conv(c, bn) => {
+                let y = c.forward_t(h, train)?;
+                let y = match bn {
+                    Some(bn) => bn.forward_t(&y, train)?,
+                    None => y,
+                };
+                y.relu()
+            }
+            Layer::Pool(p) => p.forward_t(h, train),
+        }
     }
 }
 
@@ -134,17 +192,7 @@ impl ModuleT for Vgg {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {
-            h = match l {
-                Layer::Conv(c, bn) => {
-                    let y = c.forward_t(&h, train)?;
-                    let y = match bn {
-                        Some(bn) => bn.forward_t(&y, train)?,
-                        None => y,
-                    };
-                    y.relu()?
-                }
-                Layer::Pool(p) => p.forward_t(&h, train)?,
-            };
+            h = self.layer(l, &h, train)?;
         }
         self.classifier.forward_t(&h.flatten_from(1)?, train)
     }
