@@ -27,6 +27,7 @@ use cinder::models::{Dann, dann_lambda};
 use cinder::nn::VarStore;
 use cinder::nn::schedule::LrScheduler;
 use cinder::prelude::*;
+use common::classify::channel_stats;
 use common::generative::{first_images, load, loader, save_grid};
 use common::plot::{Panel, Series, curves, scatter};
 use common::{cli, ensure_dir, finish, optimizer, progress, schedule};
@@ -52,17 +53,10 @@ struct Domains {
     target_stats: (f32, f32),
 }
 
-/// The mean and standard deviation of `d`'s pixels in `[0, 1]`.
+/// The mean and standard deviation of `d`'s pixels in `[0, 1]` (one channel).
 fn stats(d: &Dataset) -> (f32, f32) {
-    let n = d.images().len().max(1) as f64;
-    let mean = d.images().iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
-    let var = d
-        .images()
-        .iter()
-        .map(|&p| (p as f64 / 255.0 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean as f32, (var.sqrt() as f32).max(1e-6))
+    let (m, s) = channel_stats(d);
+    (m[0], s[0])
 }
 
 /// Batches of `d` standardized by `(mean, std)`, shuffled when `seed` is given.

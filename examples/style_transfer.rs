@@ -49,7 +49,8 @@ struct Net {
     what: String,
 }
 
-/// Reads a PNG as `channels` planes in `[0, 1]`, resized (bilinear) to `size` x `size`.
+/// Reads a PNG as `channels` planes in `[0, 1]` (grey from colour by the Rec. 601 weights,
+/// colour from grey by repetition), resized to `size` x `size`.
 fn read_png(path: &Path, channels: usize, size: usize) -> anyhow::Result<Vec<f32>> {
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
     let f = std::fs::File::open(path).map_err(|e| err(&e))?;
@@ -64,52 +65,38 @@ fn read_png(path: &Path, channels: usize, size: usize) -> anyhow::Result<Vec<f32
     let info = r.next_frame(&mut buf).map_err(|e| err(&e))?;
     let (w, h) = (info.width as usize, info.height as usize);
     let src_c = info.color_type.samples();
-    let px = |x: usize, y: usize, c: usize| -> f32 {
-        let p = &buf[(y * w + x) * src_c..];
-        let v = match (src_c, channels) {
-            (1 | 2, _) => p[0],
-            (_, 1) => ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8,
-            _ => p[c.min(2)],
-        };
-        v as f32 / 255.0
-    };
-    let mut out = vec![0f32; channels * size * size];
+    let mut out = Vec::with_capacity(channels * size * size);
     for c in 0..channels {
-        for y in 0..size {
-            for x in 0..size {
-                let fy =
-                    ((y as f32 + 0.5) * h as f32 / size as f32 - 0.5).clamp(0.0, (h - 1) as f32);
-                let fx =
-                    ((x as f32 + 0.5) * w as f32 / size as f32 - 0.5).clamp(0.0, (w - 1) as f32);
-                let (y0, x0) = (fy as usize, fx as usize);
-                let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-                let (ty, tx) = (fy - y0 as f32, fx - x0 as f32);
-                let top = px(x0, y0, c) * (1.0 - tx) + px(x1, y0, c) * tx;
-                let bot = px(x0, y1, c) * (1.0 - tx) + px(x1, y1, c) * tx;
-                out[(c * size + y) * size + x] = top * (1.0 - ty) + bot * ty;
-            }
-        }
+        let plane: Vec<f32> = buf[..w * h * src_c]
+            .chunks_exact(src_c)
+            .map(|p| {
+                let v = match (src_c, channels) {
+                    (1 | 2, _) => p[0] as u32,
+                    (_, 1) => (p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000,
+                    _ => p[c.min(2)] as u32,
+                };
+                v as f32 / 255.0
+            })
+            .collect();
+        out.extend(resize(&plane, h, w, size));
     }
     Ok(out)
 }
 
-/// Resizes one `[side, side]` grey image (bilinear) and repeats it over `channels`.
-fn resize_grey(img: &[f32], side: usize, channels: usize, size: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(channels * size * size);
-    for _ in 0..channels {
-        for y in 0..size {
-            for x in 0..size {
-                let s = side as f32 / size as f32;
-                let fy = ((y as f32 + 0.5) * s - 0.5).clamp(0.0, (side - 1) as f32);
-                let fx = ((x as f32 + 0.5) * s - 0.5).clamp(0.0, (side - 1) as f32);
-                let (y0, x0) = (fy as usize, fx as usize);
-                let (y1, x1) = ((y0 + 1).min(side - 1), (x0 + 1).min(side - 1));
-                let (ty, tx) = (fy - y0 as f32, fx - x0 as f32);
-                let at = |yy: usize, xx: usize| img[yy * side + xx];
-                let top = at(y0, x0) * (1.0 - tx) + at(y0, x1) * tx;
-                let bot = at(y1, x0) * (1.0 - tx) + at(y1, x1) * tx;
-                out.push(top * (1.0 - ty) + bot * ty);
-            }
+/// One `[h, w]` plane resized bilinearly (pixel centres aligned) to `size` x `size`.
+fn resize(img: &[f32], h: usize, w: usize, size: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(size * size);
+    for y in 0..size {
+        for x in 0..size {
+            let fy = ((y as f32 + 0.5) * h as f32 / size as f32 - 0.5).clamp(0.0, (h - 1) as f32);
+            let fx = ((x as f32 + 0.5) * w as f32 / size as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+            let (y0, x0) = (fy as usize, fx as usize);
+            let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+            let (ty, tx) = (fy - y0 as f32, fx - x0 as f32);
+            let at = |yy: usize, xx: usize| img[yy * w + xx];
+            let top = at(y0, x0) * (1.0 - tx) + at(y0, x1) * tx;
+            let bot = at(y1, x0) * (1.0 - tx) + at(y1, x1) * tx;
+            out.push(top * (1.0 - ty) + bot * ty);
         }
     }
     out
@@ -291,7 +278,7 @@ fn main() -> anyhow::Result<()> {
         None => {
             let (_, test) = load(&args.common, Some(1))?;
             let img: Vec<f32> = test.image(0).iter().map(|&p| p as f32 / 255.0).collect();
-            resize_grey(&img, 28, c, size)
+            resize(&img, 28, 28, size).repeat(c)
         }
     };
     let style = match &args.style {

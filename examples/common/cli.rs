@@ -397,7 +397,7 @@ pub fn command(name: &str) -> Command {
         "dann" => (
             Dann::command(),
             "Domain adaptation by gradient reversal (DANN) from Fashion-MNIST to a shifted \
-             copy (textured or inverted); reports target accuracy beside source-only \
+             copy (texture, background or inverted); reports target accuracy beside source-only \
              training.",
         ),
         "style_transfer" => (

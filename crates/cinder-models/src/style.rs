@@ -60,6 +60,8 @@ pub struct StyleTransfer<'a> {
     content_targets: Vec<Tensor>,
     style_grams: Vec<Tensor>,
     image: Tensor,
+    /// `cfg.normalize` as `[1, C, 1, 1]` tensors (mean, 1 / std), uploaded once.
+    norm: Option<(Tensor, Tensor)>,
 }
 
 impl<'a> StyleTransfer<'a> {
@@ -97,8 +99,21 @@ impl<'a> StyleTransfer<'a> {
                 "normalization needs one mean and one positive std per channel",
             ));
         }
+        let dev = content.device();
+        let c = content.shape()[1];
+        let norm = match &cfg.normalize {
+            Some((m, sd)) => {
+                let inv: Vec<f32> = sd.iter().map(|v| 1.0 / v).collect();
+                Some((
+                    Tensor::from_slice(&dev, m, &[1, c, 1, 1])?,
+                    Tensor::from_slice(&dev, &inv, &[1, c, 1, 1])?,
+                ))
+            }
+            None => None,
+        };
         let mut st = StyleTransfer {
             net,
+            norm,
             cfg,
             content_targets: vec![],
             style_grams: vec![],
@@ -117,15 +132,8 @@ impl<'a> StyleTransfer<'a> {
     }
 
     fn features(&self, x: &Tensor, taps: &[usize]) -> Result<Vec<Tensor>> {
-        let x = match &self.cfg.normalize {
-            Some((m, s)) => {
-                let c = m.len();
-                let dev = x.device();
-                let mean = Tensor::from_slice(&dev, m, &[1, c, 1, 1])?;
-                let inv: Vec<f32> = s.iter().map(|v| 1.0 / v).collect();
-                let inv = Tensor::from_slice(&dev, &inv, &[1, c, 1, 1])?;
-                x.sub(&mean)?.mul(&inv)?
-            }
+        let x = match &self.norm {
+            Some((mean, inv)) => x.sub(mean)?.mul(inv)?,
             None => x.clone(),
         };
         self.net.feature_maps(&x, false, taps)

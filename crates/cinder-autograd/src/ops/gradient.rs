@@ -22,13 +22,7 @@ impl Tensor {
                 d.shape(),
             ));
         }
-        if d.dtype() != cinder_device::DType::F32 {
-            return Err(Error::invalid(
-                "grad_reverse",
-                format!("needs an f32 tensor, got {:?}", d.dtype()),
-                d.shape(),
-            ));
-        }
+        d.expect_dtype("grad_reverse", cinder_device::DType::F32)?;
         Ok(Tensor::from_op("grad_reverse", d, &[self], move |c| {
             Ok(vec![Some(c.grad.mul_scalar(-lambda)?)])
         }))
