@@ -63,6 +63,8 @@ fn expected(name: &str) -> Vec<&'static str> {
                 "--loss",
                 "--conditional",
                 "--latent",
+                "--gamma",
+                "--lambda-k",
                 "--classifier",
             ]
         }
@@ -230,7 +232,11 @@ fn values_that_would_measure_nothing_are_refused() {
             &["--arch", "dcgan"],
             "possible values: mlp, conv",
         ),
-        ("gan", &["--arch", "conv"], "possible values: mlp, dcgan"),
+        (
+            "gan",
+            &["--arch", "conv"],
+            "possible values: mlp, dcgan, infogan",
+        ),
         ("gan", &["--loss", "l2"], "[possible values: minimax,"),
         ("siamese", &["--latent", "0"], "must be at least 1"),
         ("unsupervised", &["--k", "0"], "must be at least 1"),

@@ -190,21 +190,32 @@ pub struct Gan {
     pub common: Common,
     #[command(flatten)]
     pub train: Train,
-    /// Architecture: mlp or dcgan.
-    #[arg(long, default_value = "mlp", value_parser = ["mlp", "dcgan"])]
+    /// Architecture: mlp, dcgan, or infogan (the DCGAN with a 10-way categorical code, two
+    /// continuous codes and a Q head on the discriminator).
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "dcgan", "infogan"])]
     pub arch: String,
-    /// Loss: minimax, nonsaturating, wgan (weight clipping), wgan-gp, lsgan or hinge.
+    /// Loss: minimax, nonsaturating, wgan (weight clipping), wgan-gp, lsgan, hinge, dragan
+    /// (non-saturating with DRAGAN's penalty) or began (an autoencoder discriminator with
+    /// the k_t balance). InfoGAN takes minimax, nonsaturating, lsgan or hinge.
     #[arg(long, default_value = "nonsaturating", value_parser =
-        ["minimax", "nonsaturating", "wgan", "wgan-gp", "lsgan", "hinge"])]
+        ["minimax", "nonsaturating", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "began"])]
     pub loss: String,
-    /// Conditional GAN (a label embedding concatenated to z and to D's input).
+    /// Conditional GAN (a label embedding concatenated to z and to D's input; not with
+    /// infogan).
     #[arg(long)]
     pub conditional: bool,
-    /// Width of z, at least 1.
+    /// Width of z (of the noise part for infogan), at least 1.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub latent: usize,
+    /// BEGAN's diversity ratio gamma, in (0, 1].
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f32,
+    /// BEGAN's learning rate of the balance k_t.
+    #[arg(long = "lambda-k", default_value_t = 0.001)]
+    pub lambda_k: f32,
     /// A LeNet-5 checkpoint (lenet_mnist's best.safetensors) that labels generated
-    /// samples, for the class coverage and the conditional GAN's class accuracy.
+    /// samples, for the class coverage, the conditional GAN's class accuracy and the
+    /// purity of InfoGAN's categorical code on generated images.
     #[arg(long)]
     pub classifier: Option<PathBuf>,
 }

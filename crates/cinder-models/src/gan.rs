@@ -2,8 +2,9 @@
 //! discriminator, transposed convolutions with batch norm in the generator, `N(0, 0.02)`
 //! initialization), optionally conditional (a label embedding concatenated to `z` and to
 //! the discriminator's input), and one training step with a selectable loss (minimax,
-//! non-saturating, WGAN with weight clipping, WGAN-GP, LSGAN, hinge) and `n_critic`
-//! discriminator steps per generator step.
+//! non-saturating, WGAN with weight clipping, WGAN-GP, LSGAN, hinge, DRAGAN) and `n_critic`
+//! discriminator steps per generator step. BEGAN is in [`crate::began`], InfoGAN in
+//! [`crate::infogan`].
 
 use cinder_autograd::{Tensor, no_grad};
 use cinder_device::{Error, Result};
@@ -49,7 +50,7 @@ pub struct GanConfig {
 }
 
 impl GanConfig {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let [c, h, w] = self.image;
         let bad_conv =
             matches!(self.arch, GanArch::Dcgan { width } if width == 0 || h % 4 != 0 || w % 4 != 0);
@@ -239,9 +240,26 @@ impl Discriminator {
         })
     }
 
-    /// Scores `[N]` of images `x` (with `labels` for a conditional GAN). Returns `Err` for
-    /// images of another shape or missing, unexpected or misshaped labels.
+    /// Scores `[N]` of images `x` (with `labels` for a conditional GAN): [`Self::score`] of
+    /// [`Self::features`]. Returns `Err` for images of another shape or missing,
+    /// unexpected or misshaped labels.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        self.score(&self.features(x, labels, train)?, train)
+    }
+
+    /// Width of [`Self::features`]' rows: `h` for the MLP, `2w (H/4) (W/4)` for the DCGAN.
+    pub fn feature_width(&self) -> usize {
+        let [_, h, w] = self.cfg.image;
+        match self.cfg.arch {
+            GanArch::Mlp { hidden } => hidden,
+            GanArch::Dcgan { width } => 2 * width * (h / 4) * (w / 4),
+        }
+    }
+
+    /// Everything before the last linear layer, flattened to `[N, feature_width]`: the
+    /// trunk an InfoGAN's Q head shares. Returns `Err` for images of another shape or
+    /// missing, unexpected or misshaped labels.
+    pub fn features(&self, x: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
         let s = x.shape();
         if s.len() != 4 || s[1..] != self.cfg.image {
             return Err(Error::shapes("Discriminator", &s, &self.cfg.image));
@@ -249,19 +267,16 @@ impl Discriminator {
         let n = s[0];
         check_labels("Discriminator", &self.cfg, n, labels)?;
         let [_, h, w] = self.cfg.image;
-        let out = match self.cfg.arch {
+        match self.cfg.arch {
             GanArch::Mlp { .. } => {
                 let mut y = x.flatten_from(1)?;
                 if let (Some(e), Some(l)) = (&self.embed, labels) {
                     y = Tensor::concat(&[&y, &e.forward_t(l, train)?], 1)?;
                 }
-                for (i, l) in self.fcs.iter().enumerate() {
-                    y = l.forward_t(&y, train)?;
-                    if i + 1 < self.fcs.len() {
-                        y = y.leaky_relu(0.2)?;
-                    }
+                for l in &self.fcs[..self.fcs.len() - 1] {
+                    y = l.forward_t(&y, train)?.leaky_relu(0.2)?;
                 }
-                y
+                Ok(y)
             }
             GanArch::Dcgan { .. } => {
                 let mut y = x.clone();
@@ -272,10 +287,24 @@ impl Discriminator {
                 for c in &self.convs {
                     y = c.forward_t(&y, train)?.leaky_relu(0.2)?;
                 }
-                self.fcs[0].forward_t(&y.flatten_from(1)?, train)?
+                y.flatten_from(1)
             }
-        };
-        out.reshape(&[n])
+        }
+    }
+
+    /// Scores `[N]` from [`Self::features`]' output `[N, feature_width]`. Returns `Err` for
+    /// features of another width.
+    pub fn score(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        let s = features.shape();
+        if s.len() != 2 || s[1] != self.feature_width() {
+            return Err(Error::shapes(
+                "Discriminator::score",
+                &s,
+                &[self.feature_width()],
+            ));
+        }
+        let out = self.fcs[self.fcs.len() - 1].forward_t(features, train)?;
+        out.reshape(&[s[0]])
     }
 }
 
@@ -316,6 +345,14 @@ pub enum Regularizer {
     Clip(f32),
     /// Add `lambda * gradient_penalty` (WGAN-GP, lambda = 10) to the critic's loss.
     GradientPenalty(f32),
+    /// Add `lambda * gradient_penalty` with DRAGAN's perturbation of the real data,
+    /// `x + c std(x) u` (Kodali et al.: lambda = 10, c = 0.5), to the critic's loss.
+    Dragan {
+        /// Weight of the penalty.
+        lambda: f32,
+        /// Scale of the perturbation relative to the batch's standard deviation.
+        c: f32,
+    },
 }
 
 /// A named loss and regularizer pair, as the examples' `--loss` selects it.
@@ -329,7 +366,9 @@ pub struct Objective {
 
 impl Objective {
     /// `minimax`, `nonsaturating` (or `ns`), `wgan` (weight clipping at 0.01), `wgan-gp`
-    /// (lambda 10), `lsgan`, `hinge`. Returns `Err` naming the choices for anything else.
+    /// (lambda 10), `lsgan`, `hinge`, `dragan` (the non-saturating loss with DRAGAN's
+    /// penalty, lambda 10, c 0.5). BEGAN is not an `Objective`: its critic is an
+    /// autoencoder ([`crate::began`]). Returns `Err` naming the choices for anything else.
     pub fn parse(name: &str) -> Result<Objective> {
         let (loss, reg) = match name {
             "minimax" => (GanLoss::Minimax, Regularizer::None),
@@ -338,11 +377,18 @@ impl Objective {
             "wgan-gp" => (GanLoss::Wgan, Regularizer::GradientPenalty(10.0)),
             "lsgan" => (GanLoss::Lsgan, Regularizer::None),
             "hinge" => (GanLoss::Hinge, Regularizer::None),
+            "dragan" => (
+                GanLoss::NonSaturating,
+                Regularizer::Dragan {
+                    lambda: 10.0,
+                    c: 0.5,
+                },
+            ),
             _ => {
                 return Err(Error::invalid(
                     "Objective",
                     format!(
-                        "unknown GAN loss {name:?} (minimax, nonsaturating, wgan, wgan-gp, lsgan, hinge)"
+                        "unknown GAN loss {name:?} (minimax, nonsaturating, wgan, wgan-gp, lsgan, hinge, dragan)"
                     ),
                     &[],
                 ));
@@ -403,12 +449,17 @@ impl GanTrainer {
         let d_fake = d.forward(&fake, labels, true)?;
         let mut d_loss = self.objective.loss.d_loss(&d_real, &d_fake)?;
         let mut penalty = None;
-        if let Regularizer::GradientPenalty(lambda) = self.objective.reg {
+        let penalty_kind = match self.objective.reg {
+            Regularizer::GradientPenalty(lambda) => Some((lambda, Penalty::WganGp)),
+            Regularizer::Dragan { lambda, c } => Some((lambda, Penalty::Dragan { c })),
+            _ => None,
+        };
+        if let Some((lambda, kind)) = penalty_kind {
             let gp = gradient_penalty(
                 |x: &Tensor| d.forward(x, labels, true),
                 real,
                 &fake,
-                Penalty::WganGp,
+                kind,
                 self.seed,
                 4 * step + 1,
             )?;

@@ -3,11 +3,13 @@
 
 pub mod alexnet;
 pub mod autoencoder;
+pub mod began;
 pub mod char_lm;
 pub mod classical;
 pub mod dann;
 pub mod gan;
 mod halving;
+pub mod infogan;
 pub mod lenet;
 pub mod mlp;
 pub mod resnet;
@@ -21,9 +23,11 @@ pub mod vit;
 
 pub use alexnet::{AlexNet, AlexNetConfig, AlexNetVariant};
 pub use autoencoder::{AeArch, AeConfig, Autoencoder, Noise};
+pub use began::{BeganDiscriminator, BeganStep, BeganTrainer};
 pub use char_lm::{CharArch, CharLm, CharLmConfig};
 pub use dann::{Dann, DannLoss, dann_lambda};
 pub use gan::{Discriminator, GanArch, GanConfig, GanTrainer, Generator, Objective, Regularizer};
+pub use infogan::{Codes, InfoGanConfig, InfoGanStep, InfoGanTrainer, QHead, purity};
 pub use lenet::LeNet5;
 pub use mlp::{Activation, Mlp};
 pub use resnet::{BasicBlock, ResNet};

@@ -412,6 +412,7 @@ fn conditional_dcgan_init_and_one_step_of_every_objective() {
         "wgan-gp",
         "lsgan",
         "hinge",
+        "dragan",
     ] {
         let (gvs, dvs) = (VarStore::new(&dev, 7), VarStore::new(&dev, 8));
         let g = Generator::new(&gvs.root(), cfg.clone()).unwrap();
@@ -457,7 +458,11 @@ fn conditional_dcgan_init_and_one_step_of_every_objective() {
             gl.is_finite() && s1.d_loss.item().unwrap().is_finite(),
             "{name}"
         );
-        assert_eq!(s1.penalty.is_some(), name == "wgan-gp", "{name}");
+        assert_eq!(
+            s1.penalty.is_some(),
+            name == "wgan-gp" || name == "dragan",
+            "{name}"
+        );
         if let Regularizer::Clip(c) = obj.reg {
             for p in dvs.parameters() {
                 let v = p.to_vec::<f32>().unwrap();
@@ -471,6 +476,10 @@ fn conditional_dcgan_init_and_one_step_of_every_objective() {
         assert_eq!(out.shape(), [16, 1, 28, 28]);
     }
     assert!(Objective::parse("wasserstein").is_err());
+    assert!(
+        Objective::parse("began").is_err(),
+        "BEGAN has its own trainer"
+    );
 }
 
 #[test]
