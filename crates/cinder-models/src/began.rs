@@ -10,7 +10,7 @@ use cinder_device::{Error, Result};
 use cinder_nn::optim::Optimizer;
 use cinder_nn::{Conv2d, ConvTranspose2d, Embedding, Linear, ModuleT, Path};
 
-use crate::gan::{GanArch, GanConfig, Generator};
+use crate::gan::{GanArch, GanConfig, Generator, check_labels};
 
 /// BEGAN's discriminator: an autoencoder of images `[N, C, H, W]` (and labels when
 /// conditional: the encoder takes them as the DCGAN discriminator does, an embedding
@@ -141,20 +141,7 @@ impl BeganDiscriminator {
             return Err(Error::shapes("BeganDiscriminator", &s, &self.cfg.image));
         }
         let n = s[0];
-        match (self.cfg.classes, labels) {
-            (None, None) => {}
-            (Some(_), Some(l)) if l.shape() == [n] => {}
-            (Some(_), Some(l)) => {
-                return Err(Error::shapes("BeganDiscriminator", &l.shape(), &[n]));
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "BeganDiscriminator",
-                    "labels are required by a conditional BEGAN and refused by an unconditional one",
-                    &[n],
-                ));
-            }
-        }
+        check_labels("BeganDiscriminator", &self.cfg, n, labels)?;
         let [c, h, w] = self.cfg.image;
         let mut code = match self.cfg.arch {
             GanArch::Mlp { .. } => {

@@ -67,7 +67,7 @@ impl GanConfig {
     }
 }
 
-fn check_labels(
+pub(crate) fn check_labels(
     op: &'static str,
     cfg: &GanConfig,
     n: usize,
