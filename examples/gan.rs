@@ -1,4 +1,4 @@
-//! Trains a GAN on Fashion-MNIST: `--arch mlp|dcgan|infogan`, `--loss minimax|
+//! Trains a GAN on Fashion-MNIST: `--arch mlp|dcgan|infogan|infogan-mlp`, `--loss minimax|
 //! nonsaturating|wgan|wgan-gp|lsgan|hinge|dragan|began` (5 critic steps per generator step
 //! for the two WGANs, 1 otherwise) and `--conditional` (a label embedding concatenated to z
 //! and to D's input).
@@ -15,7 +15,7 @@
 //!   perturbed real data (lambda 10, c 0.5).
 //! - `--arch infogan`: the DCGAN with a 10-way categorical code and two continuous codes
 //!   (`--latent` is the noise width), a Q head on the discriminator and the mutual-
-//!   information term. It reports the purity of the categorical code against the true
+//!   information term (`infogan-mlp`: the same on the MLP GAN). It reports the purity of the categorical code against the true
 //!   labels on real test images inferred by Q, and, with `--classifier`, on generated
 //!   images labelled by LeNet-5.
 //!
@@ -67,16 +67,16 @@ fn main() -> anyhow::Result<()> {
     let (out, seed, epochs) = (&args.common.out, args.common.seed, args.train.epochs());
     ensure_dir(out)?;
     let dev = Device::default()?;
-    let infogan = args.arch == "infogan";
+    let infogan = args.arch.starts_with("infogan");
     let began = args.loss == "began";
     if infogan && args.conditional {
         anyhow::bail!(
-            "--arch infogan is unconditional: its categorical code takes the labels' place"
+            "--arch infogan and infogan-mlp are unconditional: its categorical code takes the labels' place"
         );
     }
     if infogan && !["minimax", "nonsaturating", "lsgan", "hinge"].contains(&args.loss.as_str()) {
         anyhow::bail!(
-            "--arch infogan takes --loss minimax, nonsaturating, lsgan or hinge, not {}",
+            "--arch infogan and infogan-mlp take --loss minimax, nonsaturating, lsgan or hinge, not {}",
             args.loss
         );
     }
@@ -85,9 +85,9 @@ fn main() -> anyhow::Result<()> {
     let (mean, std) = channel_stats(&train);
     let image = train.image_shape();
     let arch = match args.arch.as_str() {
-        "mlp" => GanArch::Mlp { hidden: 256 },
+        "mlp" | "infogan-mlp" => GanArch::Mlp { hidden: 256 },
         "dcgan" | "infogan" => GanArch::Dcgan { width: 32 },
-        a => anyhow::bail!("unknown --arch {a} (mlp, dcgan or infogan)"),
+        a => anyhow::bail!("unknown --arch {a} (mlp, dcgan, infogan or infogan-mlp)"),
     };
     let info_cfg = InfoGanConfig {
         noise: args.latent,

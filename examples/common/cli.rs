@@ -190,9 +190,10 @@ pub struct Gan {
     pub common: Common,
     #[command(flatten)]
     pub train: Train,
-    /// Architecture: mlp, dcgan, or infogan (the DCGAN with a 10-way categorical code, two
-    /// continuous codes and a Q head on the discriminator).
-    #[arg(long, default_value = "mlp", value_parser = ["mlp", "dcgan", "infogan"])]
+    /// Architecture: mlp, dcgan, infogan (the DCGAN with a 10-way categorical code, two
+    /// continuous codes and a Q head on the discriminator) or infogan-mlp (the same codes
+    /// and Q head on the MLP GAN).
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "dcgan", "infogan", "infogan-mlp"])]
     pub arch: String,
     /// Loss: minimax, nonsaturating, wgan (weight clipping), wgan-gp, lsgan, hinge, dragan
     /// (non-saturating with DRAGAN's penalty) or began (an autoencoder discriminator with
