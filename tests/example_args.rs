@@ -56,6 +56,16 @@ fn expected(name: &str) -> Vec<&'static str> {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
             &["--test-limit", "--arch", "--latent"]
         }
+        "flow" => {
+            v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
+            &[
+                "--test-limit",
+                "--hidden",
+                "--blocks",
+                "--couplings",
+                "--scales",
+            ]
+        }
         "gan" => {
             v.extend(COMMON.iter().chain(&TRAIN));
             &[
@@ -304,6 +314,10 @@ fn accepted_values_and_defaults() {
     );
     let v = cli::try_parse::<cli::Vae>("vae", &["--arch", "conv"]).unwrap();
     assert_eq!((v.latent, v.arch.as_str()), (20, "conv"));
+    let f = cli::try_parse::<cli::Flow>("flow", &[]).unwrap();
+    assert_eq!((f.hidden, f.blocks, f.couplings, f.scales), (16, 1, 3, 2));
+    assert_eq!(f.common.out, PathBuf::from("out/flow"));
+    assert!(cli::try_parse::<cli::Flow>("flow", &["--scales", "4"]).is_err());
     let s = cli::try_parse::<cli::Siamese>("siamese", &[]).unwrap();
     assert_eq!(s.latent, 2);
     let u = cli::try_parse::<cli::Unsupervised>("unsupervised", &[]).unwrap();
