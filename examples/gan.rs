@@ -69,6 +69,9 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::default()?;
     let infogan = args.arch.starts_with("infogan");
     let began = args.loss == "began";
+    if !began && (args.gamma.is_some() || args.lambda_k.is_some()) {
+        anyhow::bail!("--gamma and --lambda-k are BEGAN's: they need --loss began");
+    }
     if infogan && args.conditional {
         anyhow::bail!(
             "--arch infogan and infogan-mlp are unconditional: its categorical code takes the labels' place"
@@ -120,7 +123,12 @@ fn main() -> anyhow::Result<()> {
     let mut critic = if began {
         let d = BeganDiscriminator::new(&dvs.root(), cfg.clone(), 64)?;
         Critic::Began(
-            BeganTrainer::new(&dev, args.gamma, args.lambda_k, trainer_seed)?,
+            BeganTrainer::new(
+                &dev,
+                args.gamma.unwrap_or(0.5),
+                args.lambda_k.unwrap_or(0.001),
+                trainer_seed,
+            )?,
             d,
         )
     } else if infogan {

@@ -233,12 +233,12 @@ pub struct Gan {
     /// Width of z (of the noise part for infogan), at least 1.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub latent: usize,
-    /// BEGAN's diversity ratio gamma, in (0, 1].
-    #[arg(long, default_value_t = 0.5)]
-    pub gamma: f32,
-    /// BEGAN's learning rate of the balance k_t.
-    #[arg(long = "lambda-k", default_value_t = 0.001)]
-    pub lambda_k: f32,
+    /// BEGAN's diversity ratio gamma, in (0, 1] (only with --loss began) [default: 0.5].
+    #[arg(long)]
+    pub gamma: Option<f32>,
+    /// BEGAN's learning rate of the balance k_t (only with --loss began) [default: 0.001].
+    #[arg(long = "lambda-k")]
+    pub lambda_k: Option<f32>,
     /// A LeNet-5 checkpoint (lenet_mnist's best.safetensors) that labels generated
     /// samples, for the class coverage, the conditional GAN's class accuracy and the
     /// purity of InfoGAN's categorical code on generated images.
