@@ -302,7 +302,7 @@ fn main() -> anyhow::Result<()> {
     let dann = train(&args, &dev, &dom, true)?;
     let domains = [
         "source (Fashion-MNIST)".to_string(),
-        "target (inverted + noise)".to_string(),
+        format!("target ({})", args.target),
     ];
     let n_pic = dom.source_test.len().min(PICTURE_IMAGES);
     let colours: Vec<u8> = (0..2 * n_pic).map(|i| (i >= n_pic) as u8).collect();
