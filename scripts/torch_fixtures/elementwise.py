@@ -83,6 +83,19 @@ def build(fam):
         fam.case(f"{name}_random", name, {"x": x}, call(fn, args), args=args, **tol)
         fam.case(f"{name}_edges", name, {"x": edges}, call(fn, args), args=args, **tol)
         fam.case(f"{name}_empty", name, {"x": torch.zeros(0, 3)}, call(fn, args), args=args)
+    # log Gamma and digamma: positive and negative arguments (away from the poles), the
+    # edge values (the poles themselves, +-0, +-inf, NaN)
+    poles = [float(-i) for i in range(0, 8)]
+    for name, fn in (("lgamma", torch.lgamma), ("digamma", torch.digamma)):
+        x = fam.uniform(4, 7, lo=0.1, hi=12.0)
+        fam.case(f"{name}_random", name, {"x": x}, fn, atol=2e-5, rtol=1e-4)
+        x = fam.away_from(3, 5, points=poles, gap=0.05, lo=-6.0, hi=-0.1)
+        fam.case(f"{name}_negative", name, {"x": x}, fn, atol=1e-4, rtol=1e-3)
+        # digamma's gradient (trigamma) at the poles is +inf in Cinder and a large finite
+        # number from PyTorch's f32 sin(pi x) there, so its edge case compares the values only
+        fam.case(f"{name}_edges", name, {"x": edges}, fn, atol=2e-5, rtol=1e-4,
+                 grad=[] if name == "digamma" else None)
+        fam.case(f"{name}_empty", name, {"x": torch.zeros(0, 3)}, fn)
     # PyTorch's float32 CPU GELU gives NaN at +inf (its float64 gives the limit, +inf)
     fam.deviate("gelu_edges", "out0", EDGES.index(INF), INF,
                 "PyTorch's f32 CPU gelu(+inf) is NaN, an artifact of its vectorized erf; its "

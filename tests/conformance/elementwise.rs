@@ -82,6 +82,8 @@ fn unary(case: &Case, x: &Tensor) -> Result<Tensor> {
         "sign" => x.sign(),
         "isnan" => x.isnan(),
         "affine" => x.affine(case.f32("a")?, case.f32("b")?),
+        "lgamma" => x.lgamma(),
+        "digamma" => x.digamma(),
         "broadcast_to" => x.broadcast_to(&case.usizes("shape")?),
         _ => Err(unknown(case)),
     }

@@ -104,6 +104,117 @@ fn sign_nan(x: f32) -> f32 {
     return select(sign(x), 0.0, is_nan(x));
 }
 
+const PI: f32 = 3.14159265358979;
+fn pos_inf() -> f32 {
+    return bitcast<f32>(0x7f800000u);
+}
+
+fn qnan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// log|Gamma(x)| for x >= 0.5, finite: the recurrence up to x >= 10 (as one product, at most
+// 10 factors below 2e10), then Stirling's series.
+fn lgamma_pos(x0: f32) -> f32 {
+    var x = x0;
+    var prod = 1.0;
+    for (var i = 0u; i < 10u && x < 10.0; i++) {
+        prod *= x;
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    let series = (1.0 / 12.0 - z * (1.0 / 360.0 - z * (1.0 / 1260.0))) / x;
+    return (x - 0.5) * log(x) - x + 0.91893853320467274 + series - log(prod);
+}
+
+// log|Gamma(x)| as torch.lgamma: +inf at the poles (0, negative integers) and at +-inf;
+// reflection below 0.5 (for x < 0 only: small positive x go through the recurrence).
+fn lgamma(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    if (is_inf(x) || (x <= 0.0 && x == trunc(x))) {
+        return pos_inf();
+    }
+    if (x < 0.0) {
+        let s = abs(sin(PI * (x - trunc(x))));
+        return log(PI / s) - lgamma_pos(1.0 - x);
+    }
+    if (x < 0.5) {
+        return lgamma_pos(x + 1.0) - log(x);
+    }
+    return lgamma_pos(x);
+}
+
+// digamma for finite x > 0 (PyTorch's calc_digamma: the recurrence up to x >= 10, then
+// the asymptotic series).
+fn digamma_pos(x0: f32) -> f32 {
+    var x = x0;
+    var r = 0.0;
+    for (var i = 0u; i < 10u && x < 10.0; i++) {
+        r -= 1.0 / x;
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    let tail = z * (1.0 / 12.0 - z * (1.0 / 120.0 - z * (1.0 / 252.0 - z * (1.0 / 240.0))));
+    return r + log(x) - 0.5 / x - tail;
+}
+
+// digamma as torch.digamma: -inf at +0, +inf at -0, NaN at negative integers and -inf,
+// +inf at +inf; reflection psi(x) = psi(1 - x) - pi / tan(pi x) below 0.
+fn digamma(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    if (x == 0.0) {
+        return select(-pos_inf(), pos_inf(), (bitcast<u32>(x) & 0x80000000u) != 0u);
+    }
+    if (is_inf(x)) {
+        return select(qnan(), pos_inf(), x > 0.0);
+    }
+    if (x < 0.0) {
+        if (x == trunc(x)) {
+            return qnan();
+        }
+        return digamma_pos(1.0 - x) - PI / tan(PI * (x - trunc(x)));
+    }
+    return digamma_pos(x);
+}
+
+// trigamma for finite x >= 0.5.
+fn trigamma_pos(x0: f32) -> f32 {
+    var x = x0;
+    var r = 0.0;
+    for (var i = 0u; i < 10u && x < 10.0; i++) {
+        r += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    return r + (1.0 + 0.5 / x + z * (1.0 / 6.0 - z * (1.0 / 30.0 - z * (1.0 / 42.0)))) / x;
+}
+
+// trigamma as torch.polygamma(1, x): +inf at 0 and the negative integers, 0 at +inf, NaN at
+// -inf; reflection psi'(x) = pi^2 / sin^2(pi x) - psi'(1 - x) below 0.5.
+fn trigamma(x: f32) -> f32 {
+    if (is_nan(x) || (is_inf(x) && x < 0.0)) {
+        return qnan();
+    }
+    if (is_inf(x)) {
+        return 0.0;
+    }
+    if (x <= 0.0 && x == trunc(x)) {
+        return pos_inf();
+    }
+    if (x < 0.5) {
+        if (x > 0.0) {
+            return trigamma_pos(x + 1.0) + 1.0 / (x * x);
+        }
+        let s = sin(PI * (x - trunc(x)));
+        return PI * PI / (s * s) - trigamma_pos(1.0 - x);
+    }
+    return trigamma_pos(x);
+}
+
 fn b2f(c: bool) -> f32 {
     return select(0.0, 1.0, c);
 }

@@ -306,6 +306,9 @@ fn op_name(op: UnaryOp) -> &'static str {
         UnaryOp::Sign => "sign",
         UnaryOp::IsNan => "isnan",
         UnaryOp::Affine => "affine",
+        UnaryOp::Lgamma => "lgamma",
+        UnaryOp::Digamma => "digamma",
+        UnaryOp::Trigamma => "trigamma",
     }
 }
 
@@ -425,6 +428,16 @@ fn unary_backward(op: UnaryOp, a: f32, b: f32, c: &Ctx) -> Result<Tensor> {
         UnaryOp::SigmoidGradFromOutput => g.mul(&x.affine(-2.0, 1.0)?)?,
         UnaryOp::TanhGradFromOutput => g.mul(x)?.mul_scalar(-2.0)?,
         UnaryOp::Affine => g.mul_scalar(a)?,
+        UnaryOp::Lgamma => g.mul(&x.digamma()?)?,
+        UnaryOp::Digamma => g.mul(&x.trigamma()?)?,
+        // polygamma(2, x) is not an op: the third derivative of log Gamma is refused
+        UnaryOp::Trigamma => {
+            return Err(cinder_device::Error::invalid(
+                "trigamma backward",
+                "the derivative of trigamma (polygamma(2, x)) is not implemented",
+                &x.shape(),
+            ));
+        }
         UnaryOp::Sign | UnaryOp::ReluMask | UnaryOp::LeakyReluGrad | UnaryOp::IsNan => {
             unreachable!("no node is recorded for ops with zero derivative")
         }

@@ -10,7 +10,7 @@ use crate::common::*;
 #[test]
 fn unary_ops() {
     type Op = fn(&Tensor) -> cinder_device::Result<Tensor>;
-    let ops: [(&str, Op, f32, f32); 21] = [
+    let ops: [(&str, Op, f32, f32); 23] = [
         ("neg", Tensor::neg, -1.0, 1.0),
         ("abs", Tensor::abs, -1.0, 1.0),
         ("exp", Tensor::exp, -1.0, 1.0),
@@ -32,6 +32,8 @@ fn unary_ops() {
         ("square", Tensor::square, -1.0, 1.0),
         ("recip", Tensor::recip, 0.5, 2.0),
         ("powf", |x| x.powf(2.5), 0.5, 2.0),
+        ("lgamma", Tensor::lgamma, 0.5, 2.0),
+        ("digamma", Tensor::digamma, 0.5, 2.0),
     ];
     for (i, (name, f, lo, hi)) in ops.into_iter().enumerate() {
         let v: Vec<f32> = if lo < 0.0 {

@@ -77,11 +77,18 @@ pub enum UnaryOp {
     IsNan,
     /// `a * x + b` (affine, used for scaling and shifting)
     Affine,
+    /// `log |Gamma(x)|` (`+inf` at 0, the negative integers and `+-inf`), as `torch.lgamma`
+    Lgamma,
+    /// digamma `psi(x) = d/dx log Gamma(x)` (`-inf` at +0, `+inf` at -0, NaN at the negative
+    /// integers and `-inf`), as `torch.digamma`
+    Digamma,
+    /// trigamma `psi'(x)`, digamma's derivative, as `torch.polygamma(1, x)`
+    Trigamma,
 }
 
 impl UnaryOp {
     /// Every unary op.
-    pub const ALL: [UnaryOp; 33] = [
+    pub const ALL: [UnaryOp; 36] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Exp,
@@ -115,6 +122,9 @@ impl UnaryOp {
         UnaryOp::Sign,
         UnaryOp::IsNan,
         UnaryOp::Affine,
+        UnaryOp::Lgamma,
+        UnaryOp::Digamma,
+        UnaryOp::Trigamma,
     ];
 
     /// The WGSL expression of the op in `x`, `a`, `b`.
@@ -153,6 +163,9 @@ impl UnaryOp {
             UnaryOp::Sign => "sign_nan(x)",
             UnaryOp::IsNan => "b2f(is_nan(x))",
             UnaryOp::Affine => "a * x + b",
+            UnaryOp::Lgamma => "lgamma(x)",
+            UnaryOp::Digamma => "digamma(x)",
+            UnaryOp::Trigamma => "trigamma(x)",
         }
     }
 
@@ -244,6 +257,9 @@ impl UnaryOp {
                 }
             }
             UnaryOp::Affine => a * x + b,
+            UnaryOp::Lgamma => lgamma_f64(x as f64) as f32,
+            UnaryOp::Digamma => digamma_f64(x as f64) as f32,
+            UnaryOp::Trigamma => trigamma_f64(x as f64) as f32,
         }
     }
 }
@@ -273,6 +289,93 @@ pub fn clamp_nan(x: f32, lo: f32, hi: f32) -> f32 {
     } else {
         x.max(lo).min(hi)
     }
+}
+
+/// `log |Gamma(x)|` in f64 (reference for [`UnaryOp::Lgamma`]): `+inf` at the poles (0 and
+/// the negative integers) and at `+-inf`; the recurrence up to `x >= 10`, then Stirling's
+/// series; reflection below 0.
+pub fn lgamma_f64(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x.is_nan() {
+        return x;
+    }
+    if x.is_infinite() || (x <= 0.0 && x == x.trunc()) {
+        return f64::INFINITY;
+    }
+    if x < 0.0 {
+        let s = (PI * (x - x.trunc())).sin().abs();
+        return (PI / s).ln() - lgamma_f64(1.0 - x);
+    }
+    let (mut x, mut shift) = (x, 0.0);
+    while x < 10.0 {
+        shift += x.ln();
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    let series = (1.0 / 12.0 - z * (1.0 / 360.0 - z * (1.0 / 1260.0 - z / 1680.0))) / x;
+    (x - 0.5) * x.ln() - x + 0.5 * (2.0 * PI).ln() + series - shift
+}
+
+/// Digamma in f64 (reference for [`UnaryOp::Digamma`]), PyTorch's conventions: `-inf` at +0,
+/// `+inf` at -0, NaN at the negative integers and `-inf`.
+pub fn digamma_f64(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x.is_nan() {
+        return x;
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        };
+    }
+    if x < 0.0 {
+        if x == x.trunc() {
+            return f64::NAN;
+        }
+        return digamma_f64(1.0 - x) - PI / (PI * (x - x.trunc())).tan();
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    let (mut x, mut r) = (x, 0.0);
+    while x < 10.0 {
+        r -= 1.0 / x;
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    let tail = z
+        * (1.0 / 12.0
+            - z * (1.0 / 120.0 - z * (1.0 / 252.0 - z * (1.0 / 240.0 - z * (1.0 / 132.0)))));
+    r + x.ln() - 0.5 / x - tail
+}
+
+/// Trigamma in f64 (reference for [`UnaryOp::Trigamma`]): `+inf` at 0 and the negative
+/// integers, 0 at `+inf`, NaN at `-inf`.
+pub fn trigamma_f64(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x.is_nan() || x == f64::NEG_INFINITY {
+        return f64::NAN;
+    }
+    if x.is_infinite() {
+        return 0.0;
+    }
+    if x <= 0.0 && x == x.trunc() {
+        return f64::INFINITY;
+    }
+    if x < 0.5 {
+        let s = (PI * (x - x.trunc())).sin();
+        return PI * PI / (s * s) - trigamma_f64(1.0 - x);
+    }
+    let (mut x, mut r) = (x, 0.0);
+    while x < 10.0 {
+        r += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    r + (1.0 + 1.0 / (2.0 * x) + z * (1.0 / 6.0 - z * (1.0 / 30.0 - z * (1.0 / 42.0 - z / 30.0))))
+        / x
 }
 
 /// erf in f64 (Abramowitz & Stegun 7.1.26 refined by one Newton step would be overkill:

@@ -64,6 +64,13 @@ macro_rules! unary_op_table {
                 recip => Recip,
                 /// Sign (-1, 0, 1; 0 at NaN), no grad; `Err` for `u32` tensors.
                 sign => Sign,
+                /// `log |Gamma(x)|` as `torch.lgamma` (`+inf` at 0, the negative integers and
+                /// `+-inf`; gradient `digamma(x)`); `Err` for `u32` tensors.
+                lgamma => Lgamma,
+                /// Digamma `psi(x)` as `torch.digamma` (`-inf` at +0, NaN at the negative
+                /// integers; gradient `trigamma(x)`, which has no gradient itself); `Err` for
+                /// `u32` tensors.
+                digamma => Digamma,
             }
             $backward fn {
                 /// `x <= 0 ? 0 : 1`, relu's derivative (1 at NaN), no grad; `Err` for `u32`
@@ -76,6 +83,9 @@ macro_rules! unary_op_table {
                 sigmoid_grad_from_output => SigmoidGradFromOutput,
                 /// `1 - y^2` from a tanh output y (differentiable); `Err` for `u32` tensors.
                 tanh_grad_from_output => TanhGradFromOutput,
+                /// Trigamma `psi'(x)`, digamma's derivative (its own backward returns `Err`:
+                /// no third derivative of `log Gamma`); `Err` for `u32` tensors.
+                trigamma => Trigamma,
             }
             $($($extra)*)?
         }
