@@ -4,6 +4,7 @@
 //! GPU works.
 #![warn(missing_docs)]
 
+pub mod bow;
 pub mod cifar;
 pub mod dataset;
 pub mod idx;

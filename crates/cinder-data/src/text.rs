@@ -55,6 +55,18 @@ pub fn clean(raw: &[u8]) -> String {
 /// Returns [`Error::Io`] naming the path when the directory or a file cannot be read, and
 /// `Err` when it holds no fortune file.
 pub fn read_fortunes(dir: &Path) -> Result<Vec<TextFile>> {
+    Ok(read_fortunes_raw(dir)?
+        .into_iter()
+        .map(|(name, raw)| TextFile {
+            name,
+            text: clean(&raw),
+        })
+        .collect())
+}
+
+/// The fortune files of `dir` as [`read_fortunes`] selects them, `(name, raw bytes)`,
+/// sorted by name, not cleaned. Errors as [`read_fortunes`].
+pub fn read_fortunes_raw(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let io = |path: &Path, source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -69,10 +81,7 @@ pub fn read_fortunes(dir: &Path) -> Result<Vec<TextFile>> {
             continue;
         }
         let raw = std::fs::read(&path).map_err(|e| io(&path, e))?;
-        files.push(TextFile {
-            name: e.file_name().to_string_lossy().into_owned(),
-            text: clean(&raw),
-        });
+        files.push((e.file_name().to_string_lossy().into_owned(), raw));
     }
     if files.is_empty() {
         return Err(Error::invalid(
@@ -84,7 +93,7 @@ pub fn read_fortunes(dir: &Path) -> Result<Vec<TextFile>> {
             &[],
         ));
     }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
 
