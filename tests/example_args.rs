@@ -103,6 +103,10 @@ fn expected(name: &str) -> Vec<&'static str> {
             v.extend(COMMON);
             &["--k", "--components", "--n-init", "--gmm-iter"]
         }
+        "topics" => {
+            v.extend(COMMON);
+            &["--k", "--iter", "--vocab", "--method"]
+        }
         "device_info" => &["--n"],
         other => panic!("no expected flags for {other}"),
     };

@@ -348,6 +348,25 @@ impl Unsupervised {
     }
 }
 
+/// `topics`: pLSA and LDA on the fortunes.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Topics {
+    #[command(flatten)]
+    pub common: Common,
+    /// Topics (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    pub k: usize,
+    /// EM iterations of both methods (at least 1; 10 is scikit-learn's LDA default).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    pub iter: usize,
+    /// Vocabulary size: the most frequent terms kept (max_features, at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    pub vocab: usize,
+    /// Which models to fit: plsa, lda or both.
+    #[arg(long, default_value = "both", value_parser = ["plsa", "lda", "both"])]
+    pub method: String,
+}
+
 /// `device_info`.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct DeviceInfo {
@@ -357,7 +376,7 @@ pub struct DeviceInfo {
 }
 
 /// Every example, by name.
-pub const EXAMPLES: [&str; 17] = [
+pub const EXAMPLES: [&str; 18] = [
     "mlp_mnist",
     "lenet_mnist",
     "lstm_mnist",
@@ -374,6 +393,7 @@ pub const EXAMPLES: [&str; 17] = [
     "dann",
     "style_transfer",
     "unsupervised",
+    "topics",
     "device_info",
 ];
 
@@ -454,6 +474,11 @@ pub fn command(name: &str) -> Command {
             Unsupervised::command(),
             "PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.",
         ),
+        "topics" => (
+            Topics::command(),
+            "Topic models on the fortunes Debian ships: pLSA by EM and LDA by batch \
+             variational Bayes; prints each topic's top words and the held-out perplexity.",
+        ),
         "device_info" => (
             DeviceInfo::command(),
             "Prints the adapter Cinder picked, its limits, and a matmul check with GFLOP/s.",
@@ -487,6 +512,16 @@ pub fn command(name: &str) -> Command {
             })
             .mut_arg("limit", |a| {
                 a.help("Use only the first N characters of the training text (N at least 1)")
+            }),
+        "topics" => cmd
+            .mut_arg("data", |a| {
+                a.help(
+                    "Directory of fortune files (default: $CINDER_TEXT, then \
+                     /usr/share/games/fortunes from Debian's fortunes package)",
+                )
+            })
+            .mut_arg("limit", |a| {
+                a.help("Use at most N fortunes, every (total / N)-th one (N at least 1)")
             }),
         "vgg_cifar" | "alexnet_cifar" | "resnet_cifar" => {
             cmd.mut_arg("data", |a| a.help(CIFAR_DATA))

@@ -1,6 +1,6 @@
 //! Classical unsupervised learning (and least squares) as GPU pipelines: k-means, Gaussian
-//! mixtures by EM, PCA, probabilistic PCA and linear regression, shaped like scikit-learn
-//! (`fit`, `predict`, `transform`, `score`).
+//! mixtures by EM, PCA, probabilistic PCA, linear regression and topic models (pLSA, LDA),
+//! shaped like scikit-learn (`fit`, `predict`, `transform`, `score`).
 //!
 //! Everything heavy runs on the device through [`DeviceTensor`] ops (matmuls, reductions,
 //! the `linalg` kernels); no autograd is involved. Inside an iteration nothing is read back
@@ -13,12 +13,14 @@ pub mod kmeans;
 pub mod linear;
 pub mod pca;
 pub mod ppca;
+pub mod topics;
 
 pub use gmm::{CovarianceType, GaussianMixture};
 pub use kmeans::KMeans;
 pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
 pub use pca::Pca;
 pub use ppca::{PpcaMethod, ProbabilisticPca};
+pub use topics::{LatentDirichletAllocation, Plsa};
 
 use cinder_device::{DType, DeviceTensor, Error, Result};
 

@@ -6,3 +6,4 @@ mod kmeans;
 mod linear;
 mod pca;
 mod ppca;
+mod topics;
