@@ -74,11 +74,11 @@ fn gamma_functions_match_f64_at_edges() {
     }
     // known values
     let d = read(&tensor(&[1.0, 0.5, 10.0], &[3]).digamma().unwrap());
-    assert_close(&d, &[-0.5772157, -1.9635100, 2.2517526], 1e-6, 1e-6);
+    assert_close(&d, &[-0.5772157, -1.96351, 2.2517526], 1e-6, 1e-6);
     let l = read(&tensor(&[0.5, 3.0, 100.0], &[3]).lgamma().unwrap());
     assert_close(
         &l,
-        &[0.5723649, std::f32::consts::LN_2, 359.13420],
+        &[0.5723649, std::f32::consts::LN_2, 359.1342],
         1e-6,
         1e-6,
     );

@@ -498,7 +498,13 @@ impl LatentDirichletAllocation {
         let (n, v) = check_counts(op, x, None)?;
         let k = self.n_components;
         let (alpha, eta) = self.priors();
-        if k == 0 || self.max_doc_update_iter == 0 || !(alpha > 0.0) || !(eta > 0.0) {
+        if k == 0
+            || self.max_doc_update_iter == 0
+            || alpha.is_nan()
+            || alpha <= 0.0
+            || eta.is_nan()
+            || eta <= 0.0
+        {
             return Err(Error::invalid(
                 op,
                 format!(
@@ -601,8 +607,8 @@ impl LatentDirichletAllocation {
     }
 
     /// sklearn's `_approx_bound(counts, doc_topic, sub_sampling=False)`: the evidence lower
-    /// bound `E[log p(docs | theta, beta)] + E[log p(theta | alpha) - log q(theta | gamma)]
-    /// + E[log p(beta | eta) - log q(beta | lambda)]` for the variational document-topic
+    /// bound `E[log p(docs | theta, beta)] + E[log p(theta | alpha) - log q(theta | gamma)] +
+    /// E[log p(beta | eta) - log q(beta | lambda)]` for the variational document-topic
     /// parameters `doc_topic` (`[n, k]`, positive, e.g. from
     /// [`LatentDirichletAllocation::unnormalized_transform`]). Returns `Err` before `fit`
     /// or when the shapes disagree.
@@ -640,7 +646,7 @@ impl LatentDirichletAllocation {
         let op = "LatentDirichletAllocation::perplexity";
         let words = counts.raw().sum_all()?.to_scalar()? as f64;
         let b = self.score(counts)?;
-        if !(words > 0.0) {
+        if words.is_nan() || words <= 0.0 {
             return Err(Error::invalid(
                 op,
                 "the count matrix holds no word",
