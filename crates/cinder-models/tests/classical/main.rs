@@ -2,7 +2,9 @@
 
 mod common;
 mod gmm;
+mod ica;
 mod kmeans;
 mod linear;
+mod nmf;
 mod pca;
 mod ppca;
