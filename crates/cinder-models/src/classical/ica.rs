@@ -153,7 +153,7 @@ impl FastIca {
             let (mean, cov) = covariance(x)?;
             let (ev, v, _) = top_eigen(&cov, k, 500, 1e-6, self.seed, |_, _| {})?;
             let evs = ev.to_vec::<f32>()?;
-            if !(evs[k - 1] > 1e-6 * evs[0].max(0.0)) {
+            if evs[k - 1].is_nan() || evs[k - 1] <= 1e-6 * evs[0].max(0.0) {
                 return Err(Error::invalid(
                     op,
                     format!(

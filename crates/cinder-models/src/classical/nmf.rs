@@ -258,7 +258,7 @@ impl Nmf {
                 };
             }
             n_iter = it;
-            if self.tol > 0.0 && it % 10 == 0 {
+            if self.tol > 0.0 && it.is_multiple_of(10) {
                 let err = divergence(beta, x, &wt, &h)?.to_scalar()?;
                 if (prev - err) / init_err < self.tol {
                     break;

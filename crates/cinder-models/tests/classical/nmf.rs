@@ -205,7 +205,10 @@ fn nmf_error_decreases_and_tol_stops() {
             .with_tol(1e-2);
         nmf.fit(&xt).unwrap();
         let it = nmf.n_iter().unwrap();
-        assert!(it % 10 == 0 && it < 500, "{loss:?}: stopped after {it}");
+        assert!(
+            it.is_multiple_of(10) && it < 500,
+            "{loss:?}: stopped after {it}"
+        );
     }
 }
 
