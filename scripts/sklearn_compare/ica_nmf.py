@@ -130,9 +130,10 @@ def main():
             res[f"cinder_nmf_{name}_err"] = c["nmf_reconstruction_err"]
             res[f"cinder_nmf_{name}_seconds"] = c["nmf_fit_seconds"]
             res[f"cinder_nmf_{name}_iters"] = c["nmf_iterations"]
-            res[f"nmf_{name}_relative_difference"] = (
+            res[f"nmf_{name}_relative_difference"] = float(
                 c["nmf_reconstruction_err"] / m.reconstruction_err_ - 1.0
             )
+        print(json.dumps(res), file=sys.stderr)
 
     xm = mixture(4000)
     for alg in ["parallel", "deflation"]:
