@@ -101,7 +101,21 @@ fn expected(name: &str) -> Vec<&'static str> {
         }
         "unsupervised" => {
             v.extend(COMMON);
-            &["--k", "--components", "--n-init", "--gmm-iter"]
+            &[
+                "--k",
+                "--components",
+                "--n-init",
+                "--gmm-iter",
+                "--ica-k",
+                "--ica-iter",
+                "--ica-algorithm",
+                "--nmf-k",
+                "--nmf-iter",
+                "--nmf-tol",
+                "--nmf-loss",
+                "--nmf-init",
+                "--methods",
+            ]
         }
         "topics" => {
             v.extend(COMMON);
@@ -255,6 +269,18 @@ fn values_that_would_measure_nothing_are_refused() {
         ("siamese", &["--latent", "0"], "must be at least 1"),
         ("unsupervised", &["--k", "0"], "must be at least 1"),
         ("unsupervised", &["--limit", "0"], "must be at least 1"),
+        ("unsupervised", &["--nmf-k", "0"], "must be at least 1"),
+        ("unsupervised", &["--ica-k", "0"], "must be at least 1"),
+        (
+            "unsupervised",
+            &["--nmf-loss", "beta"],
+            "[possible values: frobenius, kl]",
+        ),
+        (
+            "unsupervised",
+            &["--methods", "pca,tsne"],
+            "[possible values: pca,",
+        ),
         ("device_info", &["--n", "0"], "must be at least 1"),
     ] {
         let e = cli::command(name)
@@ -327,6 +353,10 @@ fn accepted_values_and_defaults() {
     let u = cli::try_parse::<cli::Unsupervised>("unsupervised", &[]).unwrap();
     assert_eq!((u.limit(), u.k, u.components), (UNSUPERVISED_LIMIT, 10, 50));
     assert_eq!(u.common.out, PathBuf::from("out/unsupervised"));
+    assert_eq!((u.ica_k, u.nmf_k, u.nmf_iter), (16, 16, 200));
+    assert!(u.runs("nmf") && u.runs("ica") && u.runs("kmeans"));
+    let u = cli::try_parse::<cli::Unsupervised>("unsupervised", &["--methods", "nmf,ica"]).unwrap();
+    assert!(u.runs("nmf") && !u.runs("pca"));
     let a = cli::try_parse::<cli::Dann>("dann", &[]).unwrap();
     assert_eq!(
         (a.train.lr, a.optim.optimizer.as_str(), a.target.as_str()),

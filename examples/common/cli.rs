@@ -322,7 +322,7 @@ pub struct StyleTransfer {
     pub pretrain_steps: usize,
 }
 
-/// `unsupervised`: PCA, k-means, a Gaussian mixture and probabilistic PCA.
+/// `unsupervised`: PCA, k-means, a Gaussian mixture, probabilistic PCA, FastICA and NMF.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct Unsupervised {
     #[command(flatten)]
@@ -339,12 +339,52 @@ pub struct Unsupervised {
     /// Largest number of EM iterations of the Gaussian mixture (at least 1).
     #[arg(long = "gmm-iter", default_value_t = 30, value_parser = at_least_one)]
     pub gmm_iter: usize,
+    /// FastICA components, on the data whitened by PCA inside FastICA (at least 1).
+    #[arg(long = "ica-k", default_value_t = 16, value_parser = at_least_one)]
+    pub ica_k: usize,
+    /// Largest number of FastICA iterations (at least 1).
+    #[arg(long = "ica-iter", default_value_t = 200, value_parser = at_least_one)]
+    pub ica_iter: usize,
+    /// FastICA algorithm.
+    #[arg(long = "ica-algorithm", default_value = "parallel", value_parser = ["parallel", "deflation"])]
+    pub ica_algorithm: String,
+    /// NMF components (at least 1).
+    #[arg(long = "nmf-k", default_value_t = 16, value_parser = at_least_one)]
+    pub nmf_k: usize,
+    /// Largest number of NMF multiplicative-update iterations (at least 1).
+    #[arg(long = "nmf-iter", default_value_t = 200, value_parser = at_least_one)]
+    pub nmf_iter: usize,
+    /// NMF tolerance (scikit-learn's, checked every 10 iterations; 0 runs every
+    /// iteration), a finite number >= 0.
+    #[arg(long = "nmf-tol", default_value = "1e-4", value_parser = non_negative)]
+    pub nmf_tol: f32,
+    /// NMF divergence: Frobenius norm or generalized Kullback-Leibler.
+    #[arg(long = "nmf-loss", default_value = "frobenius", value_parser = ["frobenius", "kl"])]
+    pub nmf_loss: String,
+    /// NMF starting factors: a safetensors file with f32 tensors `W` [n, nmf-k] and `H`
+    /// [nmf-k, 784] (default: scikit-learn's random init from --seed).
+    #[arg(long = "nmf-init")]
+    pub nmf_init: Option<PathBuf>,
+    /// The methods to run, comma-separated, from pca, kmeans, gmm, ppca, ica, nmf (gmm
+    /// also runs pca, on whose projection it is fitted).
+    #[arg(
+        long,
+        default_value = "pca,kmeans,gmm,ppca,ica,nmf",
+        value_delimiter = ',',
+        value_parser = ["pca", "kmeans", "gmm", "ppca", "ica", "nmf"]
+    )]
+    pub methods: Vec<String>,
 }
 
 impl Unsupervised {
     /// The number of training images: `--limit`, or [`UNSUPERVISED_LIMIT`].
     pub fn limit(&self) -> usize {
         self.common.limit.unwrap_or(UNSUPERVISED_LIMIT)
+    }
+
+    /// Whether `--methods` names `m`.
+    pub fn runs(&self, m: &str) -> bool {
+        self.methods.iter().any(|x| x == m)
     }
 }
 
@@ -472,7 +512,8 @@ pub fn command(name: &str) -> Command {
         ),
         "unsupervised" => (
             Unsupervised::command(),
-            "PCA, k-means, a Gaussian mixture and probabilistic PCA on Fashion-MNIST.",
+            "PCA, k-means, a Gaussian mixture, probabilistic PCA, FastICA and NMF on \
+             Fashion-MNIST.",
         ),
         "topics" => (
             Topics::command(),

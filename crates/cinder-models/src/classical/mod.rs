@@ -1,6 +1,6 @@
 //! Classical unsupervised learning (and least squares) as GPU pipelines: k-means, Gaussian
-//! mixtures by EM, PCA, probabilistic PCA, linear regression and topic models (pLSA, LDA),
-//! shaped like scikit-learn (`fit`, `predict`, `transform`, `score`).
+//! mixtures by EM, PCA, probabilistic PCA, FastICA, NMF, linear regression and topic models
+//! (pLSA, LDA), shaped like scikit-learn (`fit`, `predict`, `transform`, `score`).
 //!
 //! Everything heavy runs on the device through [`DeviceTensor`] ops (matmuls, reductions,
 //! the `linalg` kernels); no autograd is involved. Inside an iteration nothing is read back
@@ -9,15 +9,19 @@
 //! samples, a covariance that is not positive definite) returns `Err`, never panics.
 
 pub mod gmm;
+pub mod ica;
 pub mod kmeans;
 pub mod linear;
+pub mod nmf;
 pub mod pca;
 pub mod ppca;
 pub mod topics;
 
 pub use gmm::{CovarianceType, GaussianMixture};
+pub use ica::{FastIca, IcaAlgorithm};
 pub use kmeans::KMeans;
 pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
+pub use nmf::{BetaLoss, Nmf, NmfInit};
 pub use pca::Pca;
 pub use ppca::{PpcaMethod, ProbabilisticPca};
 pub use topics::{LatentDirichletAllocation, Plsa};

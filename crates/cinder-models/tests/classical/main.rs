@@ -2,8 +2,10 @@
 
 mod common;
 mod gmm;
+mod ica;
 mod kmeans;
 mod linear;
+mod nmf;
 mod pca;
 mod ppca;
 mod topics;
