@@ -71,7 +71,11 @@ fn matrix(op: &'static str, t: &DeviceTensor) -> Result<(usize, usize)> {
 fn square(op: &'static str, t: &DeviceTensor) -> Result<usize> {
     let (n, m) = matrix(op, t)?;
     if n != m {
-        return Err(Error::invalid(op, "expected a square [n, n] matrix", t.shape()));
+        return Err(Error::invalid(
+            op,
+            "expected a square [n, n] matrix",
+            t.shape(),
+        ));
     }
     Ok(n)
 }

@@ -76,7 +76,11 @@ fn knn_select_and_scatter_rows_match_a_sort() {
             .collect();
         row.sort_by(|a, b| a.partial_cmp(b).unwrap());
         for t in 0..k {
-            assert_eq!((val[i * k + t], idx[i * k + t]), row[t], "row {i}, rank {t}");
+            assert_eq!(
+                (val[i * k + t], idx[i * k + t]),
+                row[t],
+                "row {i}, rank {t}"
+            );
         }
     }
     // Without skip_self the row's own column competes.
@@ -108,4 +112,29 @@ fn knn_select_and_scatter_rows_match_a_sort() {
     assert!(t.knn_select(n, true).is_err());
     assert!(tensor(&[0.0; 6], &[2, 3]).knn_select(1, true).is_err());
     assert!(vt.scatter_rows(&vt, n, 0.0, None).is_err());
+}
+
+/// Timing of both Floyd-Warshall forms on a random graph (release build, by hand:
+/// `cargo test --release -p cinder-device --test kernels shortest_paths_timing -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore]
+fn shortest_paths_timing() {
+    for n in [1000usize, 2000] {
+        let a = random_graph(n, 0.01, 5);
+        let t = tensor(&a, &[n, n]);
+        let s = std::time::Instant::now();
+        let d = t.shortest_paths().unwrap();
+        let _ = read(&d.narrow(0, 0, 1).unwrap());
+        let blocked = s.elapsed().as_secs_f64();
+        let plain = if n <= 1000 {
+            let s = std::time::Instant::now();
+            let d = t.shortest_paths_per_pivot().unwrap();
+            let _ = read(&d.narrow(0, 0, 1).unwrap());
+            s.elapsed().as_secs_f64()
+        } else {
+            f64::NAN
+        };
+        println!("n = {n}: blocked {blocked:.2} s, per pivot {plain:.2} s");
+    }
 }
