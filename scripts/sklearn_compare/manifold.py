@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """scikit-learn's Isomap and standard LLE on the first N Fashion-MNIST training images.
 
-Same data as cinder's runner (`crates/cinder-models/tests/classical/manifold.rs`,
-`manifold_fmnist_figures`, ignored): the first N training images, pixels / 255, as float64,
-no PCA. Prints one JSON line: each method's reconstruction error and fit time.
+Data: the first N training images, pixels / 255, as float64, no PCA. (cinder's Isomap and
+LLE pipelines, whose figures this is to be compared with, are not written yet; see the
+`## Isomap and LLE` section of docs/classical.md.) Prints one JSON line: each method's reconstruction error and fit time.
 
 Run: ~/.cache/torch-ref/bin/python scripts/sklearn_compare/manifold.py [--n 2000] [--k 5]
 """
