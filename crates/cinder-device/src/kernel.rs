@@ -37,6 +37,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("random", include_str!("../shaders/random.wgsl")),
     ("linalg", include_str!("../shaders/linalg.wgsl")),
+    ("graph", include_str!("../shaders/graph.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("check", include_str!("../shaders/check.wgsl")),
 ];

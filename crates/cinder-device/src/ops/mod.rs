@@ -8,6 +8,7 @@ pub mod attention;
 pub mod check;
 pub mod conv;
 pub mod elementwise;
+pub mod graph;
 pub mod index;
 pub mod layout;
 pub mod linalg;
@@ -72,6 +73,7 @@ pub fn contracts() -> Vec<Contract> {
         v.push(c("index", name, 1 << i));
     }
     v.extend(conv::contracts());
+    v.extend(graph::contracts());
     v.extend(optim::contracts());
     v.extend(reduce::contracts());
     v
@@ -94,6 +96,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(layout::kernels());
     v.extend(random::kernels());
     v.extend(linalg::kernels());
+    v.extend(graph::kernels());
     v.extend(optim::kernels());
     v
 }

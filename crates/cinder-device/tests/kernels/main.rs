@@ -6,6 +6,7 @@ mod common;
 mod conv;
 mod device;
 mod elementwise;
+mod graph;
 mod index;
 mod layout;
 mod linalg;
