@@ -20,6 +20,7 @@ pub mod reduce;
 pub mod rnn;
 pub mod softmax;
 pub mod table;
+pub mod tsne;
 
 use crate::Kernel;
 
@@ -74,6 +75,7 @@ pub fn contracts() -> Vec<Contract> {
     v.extend(conv::contracts());
     v.extend(optim::contracts());
     v.extend(reduce::contracts());
+    v.extend(tsne::contracts());
     v
 }
 
@@ -95,5 +97,6 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(random::kernels());
     v.extend(linalg::kernels());
     v.extend(optim::kernels());
+    v.extend(tsne::kernels());
     v
 }

@@ -18,3 +18,4 @@ mod reduce;
 mod shaders;
 mod sizes;
 mod softmax;
+mod tsne;
