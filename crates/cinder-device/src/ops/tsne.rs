@@ -43,7 +43,6 @@ pub fn kernels() -> Vec<Kernel> {
 }
 
 /// Parameters in the order of `struct P` in `tsne.wgsl`.
-#[allow(clippy::too_many_arguments)]
 fn params(n: usize, k: usize, steps: u32, with_error: bool, f: [f32; 4]) -> Params {
     Params::new()
         .usize(n)
@@ -216,6 +215,7 @@ impl DeviceTensor {
     /// elsewhere, at least `min_gain`; `grad *= gains`; `upd = momentum upd - lr grad`;
     /// `self += upd`. Column 3 of `stats` (`[n, 4]`) receives each row's squared norm of the
     /// gain-scaled gradient. Returns `Err` on a dtype or shape mismatch.
+    #[allow(clippy::too_many_arguments)]
     pub fn tsne_step(
         &self,
         upd: &DeviceTensor,
@@ -229,7 +229,11 @@ impl DeviceTensor {
         let op = "tsne_step";
         self.expect_dtype(op, DType::F32)?;
         if self.rank() != 2 {
-            return Err(Error::invalid(op, "expected an [n, k] embedding", self.shape()));
+            return Err(Error::invalid(
+                op,
+                "expected an [n, k] embedding",
+                self.shape(),
+            ));
         }
         let (n, k) = (self.shape()[0], self.shape()[1]);
         for t in [upd, gains, a, b] {

@@ -91,7 +91,10 @@ fn perplexity_and_joint_match_the_binary_search() {
                 .filter(|&j| j != i && got[i * n + j] > 0.0)
                 .map(|j| -(got[i * n + j] as f64) * (got[i * n + j] as f64).ln())
                 .sum();
-            assert!((h.exp() - perp as f64).abs() < 0.05 * perp as f64, "row {i}: {h}");
+            assert!(
+                (h.exp() - perp as f64).abs() < 0.05 * perp as f64,
+                "row {i}: {h}"
+            );
         }
         // Joint: (c + c^T) / sum, at least eps, zero diagonal.
         let joint = read(&tensor(&ct, &[n, n]).tsne_joint(f32::EPSILON).unwrap());
@@ -134,7 +137,9 @@ fn grad_terms_and_step_match_the_kl_gradient() {
         let dof = ((k as f64) - 1.0).max(1.0);
         let y = uniform(&mut r, n * k, -3.0, 3.0);
         let yt = tensor(&y, &[n, k]);
-        let (a, b, stats) = pt.tsne_grad_terms(&yt, dof as f32, ex as f32, true).unwrap();
+        let (a, b, stats) = pt
+            .tsne_grad_terms(&yt, dof as f32, ex as f32, true)
+            .unwrap();
         // sklearn's _kl_divergence in f64.
         let mut num = vec![0.0f64; n * n];
         let mut z = 0.0;
@@ -172,7 +177,10 @@ fn grad_terms_and_step_match_the_kl_gradient() {
         let klg: f64 = (0..n).map(|i| sv[i * 4 + 1] as f64).sum::<f64>()
             + (0..n).map(|i| sv[i * 4 + 2] as f64).sum::<f64>() * zg.ln();
         assert!((zg - z).abs() < 1e-4 * z, "Z {zg} vs {z}");
-        assert!((klg - kl).abs() < 1e-3 * kl.abs().max(1.0), "KL {klg} vs {kl}");
+        assert!(
+            (klg - kl).abs() < 1e-3 * kl.abs().max(1.0),
+            "KL {klg} vs {kl}"
+        );
         let g: Vec<f32> = (0..n * k)
             .map(|e| (coef * (av[e] as f64 - bv[e] as f64 / zg)) as f32)
             .collect();
