@@ -40,6 +40,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("graph", include_str!("../shaders/graph.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("check", include_str!("../shaders/check.wgsl")),
+    ("tsne", include_str!("../shaders/tsne.wgsl")),
 ];
 
 /// Returns the WGSL source of a shader family, or `None` for an unknown name.

@@ -21,6 +21,7 @@ pub mod reduce;
 pub mod rnn;
 pub mod softmax;
 pub mod table;
+pub mod tsne;
 
 use crate::Kernel;
 
@@ -76,6 +77,7 @@ pub fn contracts() -> Vec<Contract> {
     v.extend(graph::contracts());
     v.extend(optim::contracts());
     v.extend(reduce::contracts());
+    v.extend(tsne::contracts());
     v
 }
 
@@ -98,5 +100,6 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(linalg::kernels());
     v.extend(graph::kernels());
     v.extend(optim::kernels());
+    v.extend(tsne::kernels());
     v
 }

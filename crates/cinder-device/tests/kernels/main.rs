@@ -19,3 +19,4 @@ mod reduce;
 mod shaders;
 mod sizes;
 mod softmax;
+mod tsne;
