@@ -5,7 +5,7 @@
 //! (non-negative parts as images, Frobenius or Kullback-Leibler).
 //!
 //! `cargo run --release --example unsupervised -- [--limit 10000] [--k 10] [--components 50]
-//!  [--n-init 5] [--gmm-iter 30] [--ica-k 16] [--ica-iter 200] [--ica-algorithm parallel]
+//!  [--n-init 5] [--gmm-iter 30] [--gmm-n-init 1] [--ica-k 16] [--ica-iter 200] [--ica-algorithm parallel]
 //!  [--nmf-k 16] [--nmf-iter 200] [--nmf-tol 1e-4] [--nmf-loss frobenius] [--nmf-init FILE]
 //!  [--methods pca,kmeans,gmm,ppca,ica,nmf] [--seed 0] [--data DIR] [--out out/unsupervised]`
 //! (`--help` lists them).
@@ -183,6 +183,7 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let mut gmm = GaussianMixture::new(args.k)
             .with_max_iter(args.gmm_iter)
+            .with_n_init(args.gmm_n_init)
             .with_seed(seed);
         gmm.fit_with(&z, |it, ll| {
             println!("gmm: iteration {it}: mean log-likelihood {ll:.5}")
@@ -211,6 +212,7 @@ fn main() -> anyhow::Result<()> {
         m.insert("gmm_mean_log_likelihood".into(), json!(gmm_ll));
         m.insert("gmm_purity".into(), json!(purity));
         m.insert("gmm_iterations".into(), json!(gmm.n_iter()?));
+        m.insert("gmm_n_init".into(), json!(args.gmm_n_init));
         m.insert("gmm_fit_seconds".into(), json!(gmm_s));
     }
 

@@ -106,6 +106,7 @@ fn expected(name: &str) -> Vec<&'static str> {
                 "--components",
                 "--n-init",
                 "--gmm-iter",
+                "--gmm-n-init",
                 "--ica-k",
                 "--ica-iter",
                 "--ica-algorithm",

@@ -339,6 +339,10 @@ pub struct Unsupervised {
     /// Largest number of EM iterations of the Gaussian mixture (at least 1).
     #[arg(long = "gmm-iter", default_value_t = 30, value_parser = at_least_one)]
     pub gmm_iter: usize,
+    /// Gaussian mixture restarts from different k-means initializations; the highest
+    /// log-likelihood is kept (at least 1).
+    #[arg(long = "gmm-n-init", default_value_t = 1, value_parser = at_least_one)]
+    pub gmm_n_init: usize,
     /// FastICA components, on the data whitened by PCA inside FastICA (at least 1).
     #[arg(long = "ica-k", default_value_t = 16, value_parser = at_least_one)]
     pub ica_k: usize,

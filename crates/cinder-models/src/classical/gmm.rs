@@ -18,7 +18,9 @@ pub enum CovarianceType {
 /// [`GaussianMixture::fit`].
 ///
 /// Initialization: one k-means run (k-means++ seeding) gives hard responsibilities, from
-/// which an M-step computes the starting parameters. Each iteration: E-step in the log
+/// which an M-step computes the starting parameters. With `n_init > 1` the whole fit is
+/// repeated from that many k-means initializations and the one with the highest final mean
+/// log-likelihood (scikit-learn's lower bound) is kept. Each iteration: E-step in the log
 /// domain (Cholesky factors of the covariances inverted by a triangular solve, Mahalanobis
 /// terms by batched matmul, log-sum-exp over components), then M-step by matmuls
 /// (`resp^T x`, weighted outer products), adding `reg_covar` to every variance. The mean
@@ -34,8 +36,11 @@ pub struct GaussianMixture {
     pub tol: f32,
     /// Added to the diagonal of every covariance (keeps them positive definite).
     pub reg_covar: f32,
-    /// EM iterations at most.
+    /// EM iterations at most (per initialization).
     pub max_iter: usize,
+    /// Independent initializations; the fit with the highest final mean log-likelihood is
+    /// kept (scikit-learn's `n_init`).
+    pub n_init: usize,
     /// Seed of the k-means initialization and of `sample`.
     pub seed: u64,
     fit: Option<GmmFit>,
@@ -68,7 +73,7 @@ struct GmmFit {
 
 impl GaussianMixture {
     /// `n_components` full-covariance components with scikit-learn's defaults: `tol = 1e-3`,
-    /// `reg_covar = 1e-6`, `max_iter = 100`, seed 0. Nothing is checked until `fit`.
+    /// `reg_covar = 1e-6`, `max_iter = 100`, `n_init = 1`, seed 0. Nothing is checked until `fit`.
     pub fn new(n_components: usize) -> Self {
         GaussianMixture {
             n_components,
@@ -76,6 +81,7 @@ impl GaussianMixture {
             tol: 1e-3,
             reg_covar: 1e-6,
             max_iter: 100,
+            n_init: 1,
             seed: 0,
             fit: None,
         }
@@ -105,6 +111,19 @@ impl GaussianMixture {
         self
     }
 
+    /// Sets the number of initializations (at least 1; checked by `fit`). Initialization `i`
+    /// seeds its k-means with [`GaussianMixture::init_seed`]`(seed, i)`.
+    pub fn with_n_init(mut self, n_init: usize) -> Self {
+        self.n_init = n_init;
+        self
+    }
+
+    /// The k-means seed of initialization `i` under `seed`: `seed` itself for `i = 0` (so
+    /// `n_init = 1` fits as before), a Weyl-sequence step away for the others.
+    pub fn init_seed(seed: u64, i: usize) -> u64 {
+        seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -113,7 +132,7 @@ impl GaussianMixture {
 
     /// Fits the mixture to `x` (`[n, d]`, f32). Returns `Err` when `x` is not a finite f32
     /// matrix, when `n_components` is 0 or larger than `n`, when `tol`/`reg_covar` is
-    /// negative or not finite or `max_iter` is 0, or when a covariance is not positive
+    /// negative or not finite or `max_iter` or `n_init` is 0, or when a covariance is not positive
     /// definite even after `reg_covar` (the message names the iteration).
     pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
         self.fit_with(x, |_, _| {})
@@ -121,7 +140,8 @@ impl GaussianMixture {
 
     /// [`GaussianMixture::fit`] calling `progress(iteration, mean_log_likelihood)` after
     /// every E-step (the value already read back for the convergence test); iteration 0 is
-    /// the k-means initialization. Errors as [`GaussianMixture::fit`].
+    /// the k-means initialization, and the count restarts at 0 for every initialization when
+    /// `n_init > 1`. Errors as [`GaussianMixture::fit`].
     pub fn fit_with(
         &mut self,
         x: &Tensor,
@@ -131,17 +151,22 @@ impl GaussianMixture {
         let op = "GaussianMixture::fit";
         let k = self.n_components;
         let bad_f = |v: f32| v < 0.0 || !v.is_finite();
-        if k == 0 || self.max_iter == 0 || bad_f(self.tol) || bad_f(self.reg_covar) {
+        if k == 0
+            || self.max_iter == 0
+            || self.n_init == 0
+            || bad_f(self.tol)
+            || bad_f(self.reg_covar)
+        {
             return Err(Error::invalid(
                 op,
                 format!(
-                    "need n_components, max_iter >= 1 and finite tol, reg_covar >= 0 (got {k}, {}, {}, {})",
-                    self.max_iter, self.tol, self.reg_covar
+                    "need n_components, max_iter, n_init >= 1 and finite tol, reg_covar >= 0 (got {k}, {}, {}, {}, {})",
+                    self.max_iter, self.n_init, self.tol, self.reg_covar
                 ),
                 x.shape(),
             ));
         }
-        let (n, d) = check_data(op, x, 1)?;
+        let (n, _) = check_data(op, x, 1)?;
         if k > n {
             return Err(Error::invalid(
                 op,
@@ -149,7 +174,29 @@ impl GaussianMixture {
                 x.shape(),
             ));
         }
-        let mut km = KMeans::new(k).with_seed(self.seed);
+        let mut best: Option<GmmFit> = None;
+        for i in 0..self.n_init {
+            let f = self.fit_once(x, Self::init_seed(self.seed, i), &mut progress)?;
+            let last = |g: &GmmFit| g.history.last().copied().unwrap_or(f32::NEG_INFINITY);
+            // NaN never wins; the first fit is kept when every bound is NaN.
+            if best.as_ref().is_none_or(|b| last(&f) > last(b)) {
+                best = Some(f);
+            }
+        }
+        self.fit = best;
+        Ok(self)
+    }
+
+    /// One EM fit from the k-means initialization seeded with `seed`.
+    fn fit_once(
+        &self,
+        x: &DeviceTensor,
+        seed: u64,
+        progress: &mut impl FnMut(usize, f32),
+    ) -> Result<GmmFit> {
+        let op = "GaussianMixture::fit";
+        let (k, d) = (self.n_components, x.shape()[1]);
+        let mut km = KMeans::new(k).with_seed(seed);
         km.fit(&Tensor::from_raw(x.clone()))?;
         let resp = km.labels()?.raw().one_hot(k)?;
         let mut f = self.m_step(x, &resp, d)?;
@@ -184,8 +231,7 @@ impl GaussianMixture {
         f.history = history;
         f.converged = converged;
         f.n_iter = n_iter;
-        self.fit = Some(f);
-        Ok(self)
+        Ok(f)
     }
 
     /// M-step from responsibilities `resp` (`[n, k]`).

@@ -3,8 +3,9 @@
 //! fixed-point iterations, all components at once with symmetric decorrelation
 //! (`parallel`) or one at a time with Gram-Schmidt against the earlier ones (`deflation`).
 
-use super::pca::{covariance, top_eigen};
-use super::{Stream, check_data, check_features};
+use super::pca::top_eigen;
+use super::rows::{Blocks, Rows};
+use super::{Stream, check_features};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
@@ -108,9 +109,13 @@ impl FastIca {
     /// finite f32 matrix with at least 2 rows, when `n_components` is 0 or larger than
     /// `min(n, d)` (or differs from `d` without whitening), when `max_iter` is 0 or `tol`
     /// is negative or not finite, or when the data have fewer than `n_components`
-    /// directions of non-negligible variance (whitening would divide by ~0).
-    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
-        self.fit_raw(&x.raw())?;
+    /// directions of non-negligible variance (whitening would divide by ~0). `x` may be
+    /// [`super::RowBlocks`] (data past one binding): the covariance is summed over the
+    /// blocks and the whitened data (`[k, n]`) are assembled from them; without whitening
+    /// it must be one block.
+    pub fn fit(&mut self, x: &(impl Rows + ?Sized)) -> Result<&mut Self> {
+        let op = "FastIca::fit";
+        self.fit_blocks(&Blocks::new(op, x, 2)?)?;
         Ok(self)
     }
 
@@ -118,13 +123,18 @@ impl FastIca {
     /// variance with whitening). Errors as [`FastIca::fit`].
     pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {
         let x = x.raw();
-        self.fit_raw(&x)?;
+        self.fit_blocks(&Blocks::new(
+            "FastIca::fit",
+            &Tensor::from_raw(x.clone()),
+            2,
+        )?)?;
         let f = self.fitted("FastIca::fit_transform")?;
         sources(f, &x).map(Tensor::from_raw)
     }
 
-    fn fit_raw(&mut self, x: &DeviceTensor) -> Result<()> {
+    fn fit_blocks(&mut self, blocks: &Blocks) -> Result<()> {
         let op = "FastIca::fit";
+        let x = blocks.first();
         let k = self.n_components;
         if self.max_iter == 0 || self.tol < 0.0 || !self.tol.is_finite() {
             return Err(Error::invalid(
@@ -133,10 +143,10 @@ impl FastIca {
                     "need max_iter >= 1 and a finite tol >= 0 (got {}, {})",
                     self.max_iter, self.tol
                 ),
-                x.shape(),
+                &blocks.shape(),
             ));
         }
-        let (n, d) = check_data(op, x, 2)?;
+        let (n, d) = (blocks.n, blocks.d);
         if k == 0 || k > n.min(d) || (!self.whiten && k != d) {
             return Err(Error::invalid(
                 op,
@@ -144,13 +154,13 @@ impl FastIca {
                     "n_components = {k} must be in 1..=min(n_samples, n_features) \
                      (and equal n_features = {d} without whitening)"
                 ),
-                x.shape(),
+                &blocks.shape(),
             ));
         }
         // zt: the (whitened) data with samples in columns, [k, n]; kmat maps centered
         // data to it (zt = kmat (x - mean)^T).
         let (mean, kmat, zt) = if self.whiten {
-            let (mean, cov) = covariance(x)?;
+            let (mean, cov) = blocks.covariance()?;
             let (ev, v, _) = top_eigen(&cov, k, 500, 1e-6, self.seed, |_, _| {})?;
             let evs = ev.to_vec::<f32>()?;
             if evs[k - 1].is_nan() || evs[k - 1] <= 1e-6 * evs[0].max(0.0) {
@@ -163,7 +173,7 @@ impl FastIca {
                         evs[k - 1],
                         evs[0]
                     ),
-                    x.shape(),
+                    &blocks.shape(),
                 ));
             }
             // Unit covariance with the 1/n normalization, as scikit-learn's
@@ -173,9 +183,18 @@ impl FastIca {
                 .rsqrt()?
                 .reshape(&[1, k])?;
             let kmat = v.mul(&scale)?.t()?; // [k, d]
-            let zt = kmat.matmul_t(&x.sub(&mean)?, false, true)?;
+            let zt = blocks
+                .map_rows(|x| x.sub(&mean)?.matmul_t(&kmat, false, true))?
+                .t()?;
             (mean, Some(kmat), zt)
         } else {
+            if blocks.parts.len() != 1 {
+                return Err(Error::invalid(
+                    op,
+                    "without whitening the data must be one tensor, not row blocks",
+                    &blocks.shape(),
+                ));
+            }
             (DeviceTensor::zeros(x.device(), &[1, d])?, None, x.t()?)
         };
         let mut s = Stream::new(self.seed);

@@ -1,27 +1,72 @@
 //! K-means clustering: greedy k-means++ initialization and Lloyd iterations on the GPU, with
 //! `n_init` restarts keeping the lowest inertia (scikit-learn's `KMeans`, `algorithm="lloyd"`).
 
-use super::{Stream, check_data, check_features, sample_log_weights, sq_dists};
+use super::rows::{Blocks, Rows};
+use super::{Stream, check_features, sample_log_weights, sq_dists};
 
-/// The training data laid out for distance computations: `x^T` (`[d, n]`, materialized once
-/// per fit, so the distance matmul `c x^T` reads it with unit stride: 5x faster on lavapipe
-/// than `x c^T` with a transpose flag for k = 10, n = 10,000, d = 784) and the squared row
-/// norms as a `[1, n]` row.
-struct Data<'a> {
-    x: &'a DeviceTensor,
-    xt: DeviceTensor,
-    x_sq: DeviceTensor,
+/// The training data laid out for distance computations, per row block: `x^T` (`[d, n_b]`,
+/// materialized once per fit, so the distance matmul `c x^T` reads it with unit stride: 5x
+/// faster on lavapipe than `x c^T` with a transpose flag for k = 10, n = 10,000, d = 784)
+/// and the squared row norms as a `[1, n_b]` row.
+struct Data {
+    x: Blocks,
+    xt: Vec<DeviceTensor>,
+    x_sq: Vec<DeviceTensor>,
 }
 
-impl Data<'_> {
+impl Data {
+    fn new(x: Blocks) -> Result<Data> {
+        let mut xt = Vec::with_capacity(x.parts.len());
+        let mut x_sq = Vec::with_capacity(x.parts.len());
+        for p in &x.parts {
+            xt.push(p.t()?);
+            x_sq.push(
+                p.square()?
+                    .sum_axis(1, false)?
+                    .reshape(&[1, p.shape()[0]])?,
+            );
+        }
+        Ok(Data { x, xt, x_sq })
+    }
+
     /// Squared distances `[k, n]` from the rows of `c` (`[k, d]`) to every sample, clamped
     /// at 0.
     fn dists(&self, c: &DeviceTensor) -> Result<DeviceTensor> {
         let c_sq = c.square()?.sum_axis(1, true)?; // [k, 1]
-        let cx = c.matmul(&self.xt)?; // [k, n]
-        c_sq.add(&self.x_sq)?
-            .sub(&cx.mul_scalar(2.0)?)?
-            .maximum_scalar(0.0)
+        let parts = self
+            .xt
+            .iter()
+            .zip(&self.x_sq)
+            .map(|(xt, x_sq)| {
+                let cx = c.matmul(xt)?; // [k, n_b]
+                c_sq.add(x_sq)?
+                    .sub(&cx.mul_scalar(2.0)?)?
+                    .maximum_scalar(0.0)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if parts.len() == 1 {
+            return Ok(parts.into_iter().next().expect("one block"));
+        }
+        DeviceTensor::concat(&parts.iter().collect::<Vec<_>>(), 1)
+    }
+
+    /// Mean over features of the per-feature (biased) variance.
+    fn mean_var(&self) -> Result<f32> {
+        let parts = &self.x.parts;
+        if parts.len() == 1 {
+            return parts[0].var_axis(0, false, false)?.mean_all()?.to_scalar();
+        }
+        let n = self.x.n as f32;
+        let mut sum = parts[0].sum_axis(0, true)?;
+        for p in &parts[1..] {
+            sum = sum.add(&p.sum_axis(0, true)?)?;
+        }
+        let mean = sum.div_scalar(n)?; // [1, d]
+        let mut ss = parts[0].sub(&mean)?.square()?.sum_all()?;
+        for p in &parts[1..] {
+            ss = ss.add(&p.sub(&mean)?.square()?.sum_all()?)?;
+        }
+        ss.div_scalar(n * self.x.d as f32)?.to_scalar()
     }
 }
 use cinder_autograd::Tensor;
@@ -32,9 +77,11 @@ use cinder_device::{DType, DeviceTensor, Error, Result};
 /// One Lloyd iteration is a handful of dispatches: squared distances by one matmul with the
 /// `|x|^2 - 2 x.c + |c|^2` expansion, `argmin` for the labels, per-cluster sums as
 /// `one_hot(labels)^T x` (another matmul), and the centroid shift, the only value read back.
-/// A cluster that ends an iteration empty is moved to the sample farthest from its centroid
-/// (when several are empty at once they land on the same sample, and all but one are
-/// relocated again on the next iteration).
+/// Clusters that end an iteration empty are moved to the samples farthest from their
+/// centroids, each to a different one: the `j`-th empty cluster (in index order) to the
+/// `j`-th farthest sample, as scikit-learn's `_relocate_empty_clusters_dense`, except that
+/// the chosen samples are not also taken out of the clusters they were assigned to (those
+/// keep their mean for this iteration; the next assignment step settles it).
 #[derive(Clone, Debug)]
 pub struct KMeans {
     /// Number of clusters `k`.
@@ -109,8 +156,10 @@ impl KMeans {
     /// f32 matrix, when `k` is 0 or larger than `n`, when `n_init`/`max_iter` is 0 or
     /// `tol` is negative or not finite, or when the centroids given to
     /// [`KMeans::with_init`] are not a finite `[k, d]` f32 matrix. Use
-    /// [`KMeans::fit_with`] to observe the iterations.
-    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
+    /// [`KMeans::fit_with`] to observe the iterations. `x` may be [`super::RowBlocks`]
+    /// (data past one binding): distances, sums and draws run block by block, with the
+    /// same result as on one tensor.
+    pub fn fit(&mut self, x: &(impl Rows + ?Sized)) -> Result<&mut Self> {
         self.fit_with(x, |_, _, _| {})
     }
 
@@ -119,11 +168,11 @@ impl KMeans {
     /// Errors as [`KMeans::fit`].
     pub fn fit_with(
         &mut self,
-        x: &Tensor,
+        x: &(impl Rows + ?Sized),
         mut progress: impl FnMut(usize, usize, f32),
     ) -> Result<&mut Self> {
-        let x = &x.raw();
         let op = "KMeans::fit";
+        let x = Blocks::new(op, x, 1)?;
         let k = self.n_clusters;
         if k == 0
             || self.n_init == 0
@@ -137,29 +186,24 @@ impl KMeans {
                     "need n_clusters, n_init, max_iter >= 1 and a finite tol >= 0 (got {k}, {}, {}, {})",
                     self.n_init, self.max_iter, self.tol
                 ),
-                x.shape(),
+                &x.shape(),
             ));
         }
-        let (n, _) = check_data(op, x, 1)?;
+        let (n, d) = (x.n, x.d);
         if k > n {
             return Err(Error::invalid(
                 op,
                 format!("n_clusters = {k} is larger than n_samples = {n}"),
-                x.shape(),
+                &x.shape(),
             ));
         }
-        let mean_var = x.var_axis(0, false, false)?.mean_all()?.to_scalar()?;
-        let tol = self.tol * mean_var;
-        let data = Data {
-            x,
-            xt: x.t()?,
-            x_sq: x.square()?.sum_axis(1, false)?.reshape(&[1, n])?,
-        };
+        let data = Data::new(x)?;
+        let tol = self.tol * data.mean_var()?;
         let mut stream = Stream::new(self.seed);
         if let Some(c) = &self.init {
             c.expect_dtype(op, DType::F32)?;
-            if c.shape() != [k, x.shape()[1]] {
-                return Err(Error::shapes(op, c.shape(), &[k, x.shape()[1]]));
+            if c.shape() != [k, d] {
+                return Err(Error::shapes(op, c.shape(), &[k, d]));
             }
             super::check_finite(op, c)?;
         }
@@ -265,15 +309,15 @@ impl KMeans {
 /// proportional to the squared distance to the closest centroid so far. Candidates are drawn
 /// on the GPU by the Gumbel-max trick; nothing is read back.
 fn kmeans_plus_plus(data: &Data, k: usize, s: &mut Stream) -> Result<DeviceTensor> {
-    let x = data.x;
-    let n = x.shape()[0];
+    let x = data.x.first();
+    let n = data.x.n;
     let trials = 2 + (k as f64).ln().floor() as usize;
     let first = s
         .uniform(x, &[1])?
         .mul_scalar(n as f32)?
         .minimum_scalar((n - 1) as f32)?
         .to_dtype(DType::U32)?;
-    let mut centers = vec![x.index_select(0, &first)?];
+    let mut centers = vec![data.x.gather(&first)?];
     // Squared distance of every sample to its closest centroid, [1, n].
     let mut closest = data.dists(&centers[0])?;
     for _ in 1..k {
@@ -282,7 +326,7 @@ fn kmeans_plus_plus(data: &Data, k: usize, s: &mut Stream) -> Result<DeviceTenso
             .log()?
             .broadcast_to(&[trials, n])?;
         let cand = sample_log_weights(s, &logw)?; // [trials] u32
-        let cx = x.index_select(0, &cand)?; // [trials, d]
+        let cx = data.x.gather(&cand)?; // [trials, d]
         let pot_each = data.dists(&cx)?.minimum(&closest)?; // [trials, n]
         let best = pot_each.sum_axis(1, false)?.argmin_axis(0, true)?; // [1]
         centers.push(cx.index_select(0, &best)?);
@@ -300,19 +344,33 @@ fn lloyd(
     tol: f32,
     mut progress: impl FnMut(usize, f32),
 ) -> Result<(DeviceTensor, usize)> {
-    let x = data.x;
-    let k = c.shape()[0];
+    let x = data.x.first();
+    let (n, k) = (data.x.n, c.shape()[0]);
+    // Strictly lower triangular ones: `tri x empty` ranks each empty cluster among the empty
+    // ones (an exclusive prefix sum), so the j-th empty cluster takes the j-th farthest sample.
+    let tri: Vec<f32> = (0..k * k)
+        .map(|i| if i % k < i / k { 1.0 } else { 0.0 })
+        .collect();
+    let tri = DeviceTensor::from_slice(x.device(), &tri, &[k, k])?;
     let mut iters = 0;
     for it in 0..max_iter {
         let d = data.dists(&c)?; // [k, n]
         let labels = d.argmin_axis(0, false)?;
         let oh = labels.one_hot(k)?; // [n, k]
-        let sums = oh.matmul_t(x, true, false)?; // [k, d]
+        let sums = data.x.t_matmul(&oh)?; // [k, d]
         let counts = oh.sum_axis(0, false)?.reshape(&[k, 1])?;
         let mean = sums.div(&counts.maximum_scalar(1.0)?)?;
-        let far = d.amin_axis(0, false)?.argmax_axis(0, true)?;
-        let far_x = x.index_select(0, &far)?; // [1, d]
-        let newc = DeviceTensor::where_cond(&counts.eq_scalar(0.0)?, &far_x, &mean)?;
+        let empty = counts.eq_scalar(0.0)?; // [k, 1]
+        // The k farthest samples (k <= n), farthest first, and each cluster's rank among
+        // the empty ones.
+        let (far, _) = d
+            .amin_axis(0, false)?
+            .reshape(&[1, n])?
+            .neg()?
+            .knn_select(k, false)?;
+        let rank = tri.matmul(&empty)?.reshape(&[k])?.to_dtype(DType::U32)?;
+        let far_x = data.x.gather(&far.reshape(&[k])?.index_select(0, &rank)?)?; // [k, d]
+        let newc = DeviceTensor::where_cond(&empty, &far_x, &mean)?;
         let shift = newc.sub(&c)?.square()?.sum_all()?.to_scalar()?;
         c = newc;
         iters = it + 1;

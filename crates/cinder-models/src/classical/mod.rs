@@ -15,6 +15,7 @@ pub mod linear;
 pub mod nmf;
 pub mod pca;
 pub mod ppca;
+pub mod rows;
 pub mod topics;
 
 pub use gmm::{CovarianceType, GaussianMixture};
@@ -24,6 +25,7 @@ pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
 pub use nmf::{BetaLoss, Nmf, NmfInit};
 pub use pca::Pca;
 pub use ppca::{PpcaMethod, ProbabilisticPca};
+pub use rows::{RowBlocks, Rows};
 pub use topics::{LatentDirichletAllocation, Plsa};
 
 use cinder_device::{DType, DeviceTensor, Error, Result};

@@ -2,7 +2,8 @@
 //! eigenpairs by block subspace iteration with Gram-Schmidt on the GPU, finished by a
 //! Rayleigh-Ritz step (a Jacobi eigen-decomposition of the small projected matrix).
 
-use super::{Stream, check_data, check_features};
+use super::rows::{Blocks, Rows};
+use super::{Stream, check_features};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
@@ -123,18 +124,23 @@ impl Pca {
 
     /// Fits the mean and the leading components of `x` (`[n, d]`, f32). Returns `Err` when
     /// `x` is not a finite f32 matrix with at least 2 rows, when `n_components` is 0 or
-    /// larger than `min(n, d)`, or when `max_iter` is 0.
-    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
+    /// larger than `min(n, d)`, or when `max_iter` is 0. `x` may be [`super::RowBlocks`]
+    /// (data past one binding): the covariance is summed over the blocks.
+    pub fn fit(&mut self, x: &(impl Rows + ?Sized)) -> Result<&mut Self> {
         self.fit_with(x, |_, _| {})
     }
 
     /// [`Pca::fit`] calling `progress(iteration, trace)` after every subspace iteration with
     /// the block's Rayleigh trace (the value already read back for the convergence test);
     /// never called when the covariance is decomposed directly. Errors as [`Pca::fit`].
-    pub fn fit_with(&mut self, x: &Tensor, progress: impl FnMut(usize, f32)) -> Result<&mut Self> {
-        let x = &x.raw();
+    pub fn fit_with(
+        &mut self,
+        x: &(impl Rows + ?Sized),
+        progress: impl FnMut(usize, f32),
+    ) -> Result<&mut Self> {
         let op = "Pca::fit";
-        let (n, d) = check_data(op, x, 2)?;
+        let x = Blocks::new(op, x, 2)?;
+        let (n, d) = (x.n, x.d);
         let p = self.n_components;
         if p == 0 || p > n.min(d) || self.max_iter == 0 {
             return Err(Error::invalid(
@@ -142,10 +148,10 @@ impl Pca {
                 format!(
                     "n_components = {p} must be in 1..=min(n_samples, n_features) and max_iter >= 1"
                 ),
-                x.shape(),
+                &x.shape(),
             ));
         }
-        let (mean, cov) = covariance(x)?;
+        let (mean, cov) = x.covariance()?;
         let (ev, v, n_iter) = top_eigen(&cov, p, self.max_iter, self.tol, self.seed, progress)?;
         let total = cov.diagonal()?.sum_all()?;
         let ratio = ev.div(&total)?;
@@ -214,17 +220,27 @@ impl Pca {
 
     /// Projects `x` (`[m, d]`) on the components: `(x - mean) components^T`, `[m, p]`,
     /// divided by the square root of the explained variance when whitening. Returns `Err`
-    /// before `fit` or when `x` is not an f32 matrix with the fitted feature count.
-    pub fn transform(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.raw();
+    /// before `fit` or when `x` is not an f32 matrix with the fitted feature count. `x` may
+    /// be [`super::RowBlocks`]: the projections of the blocks are concatenated (they must
+    /// fit one tensor).
+    pub fn transform(&self, x: &(impl Rows + ?Sized)) -> Result<Tensor> {
+        let blocks: Vec<DeviceTensor> = x.row_blocks().iter().map(Tensor::raw).collect();
         let out = {
             let f = self.fitted("Pca::transform")?;
-            check_features("Pca::transform", x, f.mean.shape()[1])?;
-            let z = x.sub(&f.mean)?.matmul_t(&f.components, false, true)?;
-            if self.whiten {
-                z.div(&f.ev.maximum_scalar(f32::MIN_POSITIVE)?.sqrt()?)
-            } else {
-                Ok(z)
+            let mut zs = Vec::with_capacity(blocks.len());
+            for x in &blocks {
+                check_features("Pca::transform", x, f.mean.shape()[1])?;
+                let z = x.sub(&f.mean)?.matmul_t(&f.components, false, true)?;
+                zs.push(if self.whiten {
+                    z.div(&f.ev.maximum_scalar(f32::MIN_POSITIVE)?.sqrt()?)?
+                } else {
+                    z
+                });
+            }
+            match zs.len() {
+                0 => Err(Error::invalid("Pca::transform", "no data blocks", &[0])),
+                1 => Ok(zs.pop().expect("one")),
+                _ => DeviceTensor::concat(&zs.iter().collect::<Vec<_>>(), 0),
             }
         };
         out.map(Tensor::from_raw)

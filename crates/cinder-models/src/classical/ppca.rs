@@ -2,8 +2,9 @@
 //! `z ~ N(0, I_q)` and isotropic noise of variance `sigma^2`, fitted by maximum likelihood in
 //! closed form (eigen-decomposition of the sample covariance) or by EM.
 
-use super::pca::{covariance, top_eigen};
-use super::{Stream, check_data, check_features};
+use super::pca::top_eigen;
+use super::rows::{Blocks, Rows};
+use super::{Stream, check_features};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
@@ -84,10 +85,13 @@ impl ProbabilisticPca {
     /// `Err` when `x` is not a finite f32 matrix with at least 2 rows, when `q` is 0, not
     /// below `d` or above `n`, when `max_iter` is 0, or when the noise variance comes out
     /// at most 1e-6 of the mean variance (data of rank at most `q`: the model is degenerate).
-    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
-        let x = &x.raw();
+    /// `x` may be [`super::RowBlocks`] (data past one binding): only the covariance, summed
+    /// over the blocks, is used.
+    pub fn fit(&mut self, x: &(impl Rows + ?Sized)) -> Result<&mut Self> {
         let op = "ProbabilisticPca::fit";
-        let (n, d) = check_data(op, x, 2)?;
+        let blocks = Blocks::new(op, x, 2)?;
+        let (n, d) = (blocks.n, blocks.d);
+        let x = blocks.first();
         let q = self.n_components;
         if q == 0 || q >= d || q > n || self.max_iter == 0 {
             return Err(Error::invalid(
@@ -95,10 +99,10 @@ impl ProbabilisticPca {
                 format!(
                     "n_components = {q} must be in 1..n_features and at most n_samples, max_iter >= 1"
                 ),
-                x.shape(),
+                &blocks.shape(),
             ));
         }
-        let (mean, cov) = covariance(x)?;
+        let (mean, cov) = blocks.covariance()?;
         // Maximum likelihood uses the biased sample covariance S (1/n).
         let s = cov.mul_scalar((n - 1) as f32 / n as f32)?;
         let tr_s = s.diagonal()?.sum_all()?;
@@ -147,7 +151,7 @@ impl ProbabilisticPca {
                         return Err(Error::invalid(
                             op,
                             "EM diverged (non-finite values)",
-                            x.shape(),
+                            &blocks.shape(),
                         ));
                     }
                     if v[1] <= self.tol {
@@ -168,7 +172,7 @@ impl ProbabilisticPca {
                      have rank at most n_components",
                     v[0]
                 ),
-                x.shape(),
+                &blocks.shape(),
             ));
         }
         let m = w.matmul_t(&w, true, false)?.add(&eye_q.mul(&sigma2)?)?;

@@ -341,3 +341,55 @@ fn gmm_bad_input() {
     assert!(GaussianMixture::new(1).score(&xt).is_err());
     assert!(g.sample(0, 1).is_err());
 }
+
+#[test]
+fn gmm_n_init_keeps_the_best_of_its_initializations() {
+    // Six components on three blobs: the k-means starts differ, so the fits end at different
+    // log-likelihoods; n_init = 4 must keep exactly the best of the four single fits seeded
+    // as `init_seed(seed, i)`.
+    let (x, truth) = blobs(43);
+    let xt = tensor(&x, &[truth.len(), 2]);
+    let seed = 5;
+    let singles: Vec<(f32, Vec<f32>)> = (0..4)
+        .map(|i| {
+            let mut g = GaussianMixture::new(6)
+                .with_max_iter(20)
+                .with_seed(GaussianMixture::init_seed(seed, i));
+            g.fit(&xt).unwrap();
+            (
+                *g.history().unwrap().last().unwrap(),
+                read(g.means().unwrap()),
+            )
+        })
+        .collect();
+    let best = singles
+        .iter()
+        .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap())
+        .unwrap();
+    let mut g = GaussianMixture::new(6)
+        .with_max_iter(20)
+        .with_n_init(4)
+        .with_seed(seed);
+    let mut starts = 0;
+    g.fit_with(&xt, |it, _| starts += usize::from(it == 0))
+        .unwrap();
+    assert_eq!(
+        starts, 4,
+        "one progress call at iteration 0 per initialization"
+    );
+    let ll = *g.history().unwrap().last().unwrap();
+    assert_eq!(
+        ll,
+        best.0,
+        "kept {ll}, singles {:?}",
+        singles.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+    assert_eq!(read(g.means().unwrap()), best.1);
+    assert!(singles.iter().all(|s| s.0 <= ll));
+    // n_init = 1 is the plain fit with the seed itself.
+    assert_eq!(GaussianMixture::init_seed(seed, 0), seed);
+    assert!(matches!(
+        GaussianMixture::new(2).with_n_init(0).fit(&xt),
+        Err(Error::InvalidArgument { .. })
+    ));
+}

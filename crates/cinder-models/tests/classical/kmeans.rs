@@ -169,9 +169,22 @@ fn kmeans_bad_input() {
 }
 
 /// Plain f64 Lloyd with the same rules as the GPU version: assign to the nearest centroid
-/// (first on ties), move each centroid to its members' mean, and move an empty cluster to
-/// the sample farthest from its nearest centroid; stop when the squared shift is <= tol.
+/// (first on ties), move each centroid to its members' mean, and move the j-th empty cluster
+/// to the j-th farthest sample from its nearest centroid (lower index first on ties); stop
+/// when the squared shift is <= tol.
 fn cpu_lloyd(x: &[f32], n: usize, d: usize, init: &[f32], tol: f64) -> (Vec<f64>, Vec<usize>) {
+    cpu_lloyd_iters(x, n, d, init, tol, 100)
+}
+
+/// [`cpu_lloyd`] with at most `max_iter` iterations.
+fn cpu_lloyd_iters(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    init: &[f32],
+    tol: f64,
+    max_iter: usize,
+) -> (Vec<f64>, Vec<usize>) {
     let k = init.len() / d;
     let mut c: Vec<f64> = init.iter().map(|&v| v as f64).collect();
     let dist = |c: &[f64], i: usize, j: usize| -> f64 {
@@ -193,11 +206,10 @@ fn cpu_lloyd(x: &[f32], n: usize, d: usize, init: &[f32], tol: f64) -> (Vec<f64>
             })
             .unzip()
     };
-    for _ in 0..100 {
+    for _ in 0..max_iter {
         let (labels, mind) = assign(&c);
-        let far = (0..n)
-            .max_by(|&a, &b| mind[a].partial_cmp(&mind[b]).unwrap().then(b.cmp(&a)))
-            .unwrap();
+        let mut far: Vec<usize> = (0..n).collect();
+        far.sort_by(|&a, &b| mind[b].partial_cmp(&mind[a]).unwrap().then(a.cmp(&b)));
         let mut newc = vec![0.0; k * d];
         let mut counts = vec![0usize; k];
         for i in 0..n {
@@ -206,10 +218,15 @@ fn cpu_lloyd(x: &[f32], n: usize, d: usize, init: &[f32], tol: f64) -> (Vec<f64>
                 newc[labels[i] * d + t] += x[i * d + t] as f64;
             }
         }
+        let mut n_empty = 0;
         for j in 0..k {
+            let rank = n_empty;
+            if counts[j] == 0 {
+                n_empty += 1;
+            }
             for t in 0..d {
                 newc[j * d + t] = if counts[j] == 0 {
-                    x[far * d + t] as f64
+                    x[far[rank] * d + t] as f64
                 } else {
                     newc[j * d + t] / counts[j] as f64
                 };
@@ -223,6 +240,48 @@ fn cpu_lloyd(x: &[f32], n: usize, d: usize, init: &[f32], tol: f64) -> (Vec<f64>
     }
     let (labels, _) = assign(&c);
     (c, labels)
+}
+
+#[test]
+fn kmeans_moves_several_empty_clusters_to_distinct_samples() {
+    // Three blobs, five clusters: two initial centroids are far from every sample, so two
+    // clusters are empty after the first assignment; they must land on the two farthest
+    // samples, not both on the farthest one.
+    let (x, truth) = blobs(13, 3, 30, 2);
+    let n = truth.len();
+    let init = [
+        x[0], x[1], x[2], x[3], x[4], x[5], 1000.0, 1000.0, -1000.0, 1000.0,
+    ];
+    let xt = tensor(&x, &[n, 2]);
+    let mut one = KMeans::new(5)
+        .with_init(tensor(&init, &[5, 2]))
+        .with_max_iter(1);
+    one.fit(&xt).unwrap();
+    let c1 = read(one.centers().unwrap());
+    let (c1_cpu, _) = cpu_lloyd_iters(&x, n, 2, &init, 0.0, 1);
+    assert_close(&c1, &c1_cpu, 1e-3, 1e-5);
+    let (a, b) = (&c1[6..8], &c1[8..10]);
+    assert!(
+        (a[0] - b[0]).abs() + (a[1] - b[1]).abs() > 1e-3,
+        "both empty clusters moved to the same sample: {a:?} {b:?}"
+    );
+    // The whole fit still follows the CPU reference.
+    let mut km = KMeans::new(5)
+        .with_init(tensor(&init, &[5, 2]))
+        .with_tol(0.0);
+    km.fit(&xt).unwrap();
+    let (c, labels) = cpu_lloyd(&x, n, 2, &init, 0.0);
+    assert_close(&read(km.centers().unwrap()), &c, 1e-3, 1e-5);
+    let got: Vec<usize> = read_u32(km.labels().unwrap())
+        .iter()
+        .map(|&l| l as usize)
+        .collect();
+    assert_eq!(got, labels);
+    let mut counts = [0usize; 5];
+    for &l in &labels {
+        counts[l] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 0), "counts {counts:?}");
 }
 
 #[test]

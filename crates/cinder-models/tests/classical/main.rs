@@ -8,4 +8,5 @@ mod linear;
 mod nmf;
 mod pca;
 mod ppca;
+mod rows;
 mod topics;
