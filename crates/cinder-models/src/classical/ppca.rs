@@ -257,9 +257,28 @@ impl ProbabilisticPca {
     }
 
     /// Mean log-likelihood per sample of `x` (read back). Errors as
-    /// [`ProbabilisticPca::score_samples`].
-    pub fn score(&self, x: &Tensor) -> Result<f32> {
-        self.score_samples(x)?.mean_all()?.to_scalar()
+    /// [`ProbabilisticPca::score_samples`]. `x` may be [`super::RowBlocks`]: the block sums
+    /// are added on the device and one value is read back.
+    pub fn score(&self, x: &(impl Rows + ?Sized)) -> Result<f32> {
+        let mut total: Option<DeviceTensor> = None;
+        let mut n = 0;
+        for b in x.row_blocks() {
+            let s = self.score_samples(&b)?.raw();
+            n += s.shape().first().copied().unwrap_or(0);
+            let s = s.sum_all()?;
+            total = Some(match total {
+                Some(t) => t.add(&s)?,
+                None => s,
+            });
+        }
+        match total {
+            Some(t) if n > 0 => Ok(t.to_scalar()? / n as f32),
+            _ => Err(Error::invalid(
+                "ProbabilisticPca::score",
+                "no samples",
+                &[0],
+            )),
+        }
     }
 
     /// Posterior mean of the latent variables, `M^{-1} W^T (x - mean)`, `[m, q]`. Errors as

@@ -41,8 +41,7 @@ pub struct RowBlocks {
 
 impl RowBlocks {
     /// Uploads the row-major `[n, d]` matrix `data` in blocks of at most `max_rows` rows
-    /// (`None`: as many as fit a quarter of the device's largest binding, leaving room for
-    /// per-block intermediates such as centered copies). Returns `Err` when `data.len()` is
+    /// (`None`: as many as fit the device's largest binding). Returns `Err` when `data.len()` is
     /// not `n * d`, when `n`, `d` or `max_rows` is 0, when one row does not fit a binding,
     /// or when an upload fails.
     pub fn from_slice(
@@ -63,12 +62,12 @@ impl RowBlocks {
                 &[n, d],
             ));
         }
-        let fit = (device.max_binding_bytes() / 4 / (4 * d as u64)) as usize;
+        let fit = (device.max_binding_bytes() / (4 * d as u64)) as usize;
         let rows = max_rows.unwrap_or(fit).min(n);
         if rows == 0 {
             return Err(Error::invalid(
                 op,
-                "one row does not fit a quarter of the largest binding",
+                "one row does not fit the largest binding",
                 &[n, d],
             ));
         }
