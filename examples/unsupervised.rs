@@ -12,9 +12,8 @@
 //!
 //! Images are the first `--limit` training images scaled to [0, 1], all 60,000 included:
 //! they are held as row blocks (`RowBlocks`) that each fit one storage binding (128 MiB on
-//! lavapipe), which PCA, k-means, the GMM (on the PCA projection), PPCA and FastICA fit
-//! block by block. NMF still needs the data as one tensor: past one binding it is skipped
-//! with a message (and `"nmf_skipped"` in the metrics). Writes under `--out`:
+//! lavapipe), which PCA, k-means, PPCA, FastICA and NMF fit block by block (the GMM fits
+//! the PCA projection). Writes under `--out`:
 //! `pca_eigen_images.png`, `pca_explained_variance.png`, `kmeans_centroids.png`,
 //! `ppca_samples.png`, `ica_components.png`, `nmf_components.png` (those of the methods
 //! run) and `metrics.json`; the last stdout line is one JSON object with the metrics and the
@@ -286,17 +285,8 @@ fn main() -> anyhow::Result<()> {
         m.insert("ica_fit_seconds".into(), json!(ica_s));
     }
 
-    // NMF (one tensor only).
-    if args.runs("nmf") && x.blocks().len() > 1 {
-        let why = format!(
-            "NMF holds the data as one tensor, and {n} images of {d} pixels pass one storage binding ({} MiB here): use --limit {} or less",
-            dev.max_binding_bytes() >> 20,
-            dev.max_binding_bytes() / (4 * d as u64)
-        );
-        println!("nmf: skipped: {why}");
-        m.insert("nmf_skipped".into(), json!(why));
-    } else if args.runs("nmf") {
-        let x = &x.blocks()[0];
+    // NMF.
+    if args.runs("nmf") {
         let loss = match args.nmf_loss.as_str() {
             "kl" => BetaLoss::KullbackLeibler,
             _ => BetaLoss::Frobenius,

@@ -574,8 +574,7 @@ pub fn command(name: &str) -> Command {
         "unsupervised" => cmd.mut_arg("limit", |a| {
             a.default_value(UNSUPERVISED_LIMIT.to_string()).help(
                 "Use the first N training images (at least 1; all 60,000 work: the data are \
-                 held in row blocks of one binding each, except by NMF, which is skipped \
-                 past one binding, about 42,000 images on lavapipe)",
+                 held in row blocks of one storage binding each)",
             )
         }),
         _ => cmd,

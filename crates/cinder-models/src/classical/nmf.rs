@@ -2,7 +2,8 @@
 //! `NMF(solver="mu")`), for the Frobenius norm and the generalized Kullback-Leibler
 //! divergence, on the GPU.
 
-use super::{Stream, check_data, check_features};
+use super::rows::{Blocks, Rows};
+use super::{Stream, check_features};
 use cinder_autograd::Tensor;
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
@@ -123,20 +124,23 @@ impl Nmf {
     /// non-negative f32 matrix, when `n_components` is 0 or larger than `min(n, d)`, when
     /// `max_iter` is 0 or `tol` negative or not finite, or when custom factors do not have
     /// the shapes `[n, k]` and `[k, d]`, are not finite, have a negative entry or are all
-    /// zero.
-    pub fn fit(&mut self, x: &Tensor) -> Result<&mut Self> {
-        self.fit_raw(&x.raw())?;
+    /// zero. `x` may be [`super::RowBlocks`] (data past one binding): every product runs
+    /// block by block (`W`'s rows follow the blocks), with the same result as on one tensor.
+    pub fn fit(&mut self, x: &(impl Rows + ?Sized)) -> Result<&mut Self> {
+        self.fit_raw(&Blocks::new("Nmf::fit", x, 1)?)?;
         Ok(self)
     }
 
     /// Fits as [`Nmf::fit`] and returns `W`, `[n, k]`. Errors as [`Nmf::fit`].
-    pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {
-        self.fit_raw(&x.raw())?;
+    pub fn fit_transform(&mut self, x: &(impl Rows + ?Sized)) -> Result<Tensor> {
+        self.fit_raw(&Blocks::new("Nmf::fit", x, 1)?)?;
         let w = { Ok(&self.fitted("Nmf::fit_transform")?.w) };
         w.map(|w| Tensor::from_raw(w.clone()))
     }
 
-    fn check_params(&self, op: &'static str, x: &DeviceTensor) -> Result<(usize, usize)> {
+    /// Checks the iteration settings and that the (already checked finite) blocks are
+    /// non-negative; returns `(n, d)`.
+    fn check_params(&self, op: &'static str, x: &Blocks) -> Result<(usize, usize)> {
         if self.max_iter == 0 || self.tol < 0.0 || !self.tol.is_finite() {
             return Err(Error::invalid(
                 op,
@@ -144,15 +148,16 @@ impl Nmf {
                     "need max_iter >= 1 and a finite tol >= 0 (got {}, {})",
                     self.max_iter, self.tol
                 ),
-                x.shape(),
+                &x.shape(),
             ));
         }
-        let (n, d) = check_data(op, x, 1)?;
-        check_non_negative(op, "the data", x)?;
-        Ok((n, d))
+        for p in &x.parts {
+            check_non_negative(op, "the data", p)?;
+        }
+        Ok((x.n, x.d))
     }
 
-    fn fit_raw(&mut self, x: &DeviceTensor) -> Result<()> {
+    fn fit_raw(&mut self, x: &Blocks) -> Result<()> {
         let op = "Nmf::fit";
         let (n, d) = self.check_params(op, x)?;
         let k = self.n_components;
@@ -160,19 +165,18 @@ impl Nmf {
             return Err(Error::invalid(
                 op,
                 format!("n_components = {k} must be in 1..=min(n_samples, n_features)"),
-                x.shape(),
+                &x.shape(),
             ));
         }
         let (w, h) = match &self.init {
             NmfInit::Random => {
-                let avg = x
-                    .mean_all()?
+                let avg = mean_all(x)?
                     .div_scalar(k as f32)?
                     .sqrt()?
                     .reshape(&[1, 1])?;
                 let mut s = Stream::new(self.seed);
-                let h = s.normal(x, &[k, d])?.mul(&avg)?.abs()?;
-                let w = s.normal(x, &[n, k])?.mul(&avg)?.abs()?;
+                let h = s.normal(x.first(), &[k, d])?.mul(&avg)?.abs()?;
+                let w = s.normal(x.first(), &[n, k])?.mul(&avg)?.abs()?;
                 (w, h)
             }
             NmfInit::Custom(w, h) => {
@@ -196,12 +200,13 @@ impl Nmf {
     /// unless `update_h`; returns the factors, the final error and the iterations run.
     fn run(
         &self,
-        x: &DeviceTensor,
+        x: &Blocks,
         mut wt: DeviceTensor,
         mut h: DeviceTensor,
         update_h: bool,
     ) -> Result<(DeviceTensor, DeviceTensor, f32, usize)> {
-        let xt = x.t()?; // [d, n]
+        // Per block: x_b^T, [d, n_b].
+        let xts = x.parts.iter().map(|p| p.t()).collect::<Result<Vec<_>>>()?;
         let beta = self.beta_loss;
         let init_err = divergence(beta, x, &wt, &h)?.to_scalar()?;
         let mut prev = init_err;
@@ -216,7 +221,7 @@ impl Nmf {
                         Some(t) => t.clone(),
                         None => h.matmul_t(&h, false, true)?, // [k, k]
                     };
-                    let num = h.matmul(&xt)?; // [k, n] = (X H^T)^T
+                    let num = cols(x, &wt, |b, _| h.matmul(&xts[b]))?; // [k, n] = (X H^T)^T
                     let den = hh.matmul(&wt)?; // (W H H^T)^T
                     if !update_h {
                         hht = Some(hh);
@@ -225,9 +230,11 @@ impl Nmf {
                 }
                 BetaLoss::KullbackLeibler => {
                     // (X / WH)^T = X^T / (H^T W^T), [d, n].
-                    let wh_t = h.matmul_t(&wt, true, false)?;
-                    let ratio_t = xt.div(&wh_t.maximum_scalar(EPS)?)?;
-                    let num = h.matmul(&ratio_t)?; // [k, n]
+                    let num = cols(x, &wt, |b, wt_b| {
+                        let wh_t = h.matmul_t(wt_b, true, false)?;
+                        let ratio_t = xts[b].div(&wh_t.maximum_scalar(EPS)?)?;
+                        h.matmul(&ratio_t) // [k, n_b]
+                    })?;
                     let hs = match &h_sum {
                         Some(t) => t.clone(),
                         None => h.sum_axis(1, true)?, // [k, 1]
@@ -242,14 +249,16 @@ impl Nmf {
             if update_h {
                 h = match beta {
                     BetaLoss::Frobenius => {
-                        let num = wt.matmul(x)?; // W^T X, [k, d]
+                        let num = x.sum_with_cols(&wt, |x_b, wt_b| wt_b.matmul(x_b))?; // W^T X
                         let den = wt.matmul_t(&wt, false, true)?.matmul(&h)?; // W^T W H
                         h.mul(&num.div(&guard(&den)?)?)?
                     }
                     BetaLoss::KullbackLeibler => {
-                        let wh = wt.matmul_t(&h, true, false)?; // [n, d]
-                        let ratio = x.div(&wh.maximum_scalar(EPS)?)?;
-                        let num = wt.matmul(&ratio)?; // [k, d]
+                        let num = x.sum_with_cols(&wt, |x_b, wt_b| {
+                            let wh = wt_b.matmul_t(&h, true, false)?; // [n_b, d]
+                            let ratio = x_b.div(&wh.maximum_scalar(EPS)?)?;
+                            wt_b.matmul(&ratio) // [k, d]
+                        })?;
                         let ws = wt.sum_axis(1, true)?; // [k, 1]
                         let ws = ws.add(&ws.eq_scalar(0.0)?)?; // W_sum[W_sum == 0] = 1
                         let h = h.mul(&num.div(&guard(&ws)?)?)?;
@@ -304,19 +313,45 @@ impl Nmf {
             let op = "Nmf::transform";
             let f = self.fitted(op)?;
             check_features(op, x, f.h.shape()[1])?;
+            let x = &Blocks::new(op, &Tensor::from_raw(x.clone()), 1)?;
             let (m, _) = self.check_params(op, x)?;
             let k = self.n_components;
-            let avg = x
-                .mean_all()?
+            let avg = mean_all(x)?
                 .div_scalar(k as f32)?
                 .sqrt()?
                 .reshape(&[1, 1])?;
-            let wt = DeviceTensor::ones(x.device(), &[k, m])?.mul(&avg)?;
+            let wt = DeviceTensor::ones(x.first().device(), &[k, m])?.mul(&avg)?;
             let (wt, _, _, _) = self.run(x, wt, f.h.clone(), false)?;
             wt.t()
         };
         out.map(Tensor::from_raw)
     }
+}
+
+/// The mean of every entry of the blocks, as a scalar tensor.
+fn mean_all(x: &Blocks) -> Result<DeviceTensor> {
+    let mut s = x.parts[0].sum_all()?;
+    for p in &x.parts[1..] {
+        s = s.add(&p.sum_all()?)?;
+    }
+    s.div_scalar((x.n * x.d) as f32)
+}
+
+/// `f(block index, W^T's columns of the block)` for every block, concatenated along the
+/// columns: a `[k, n]` result from per-block `[k, n_b]` ones.
+fn cols(
+    x: &Blocks,
+    wt: &DeviceTensor,
+    mut f: impl FnMut(usize, &DeviceTensor) -> Result<DeviceTensor>,
+) -> Result<DeviceTensor> {
+    if x.parts.len() == 1 {
+        return f(0, wt);
+    }
+    let mut outs = Vec::with_capacity(x.parts.len());
+    for (b, (p, &s)) in x.parts.iter().zip(&x.starts).enumerate() {
+        outs.push(f(b, &wt.narrow(1, s, p.shape()[0])?)?);
+    }
+    DeviceTensor::concat(&outs.iter().collect::<Vec<_>>(), 1)
 }
 
 /// `t` with zeros replaced by `EPSILON` (scikit-learn's `denominator[denominator == 0]`).
@@ -329,29 +364,36 @@ fn guard(t: &DeviceTensor) -> Result<DeviceTensor> {
 /// + sum(WH) - sum_{X > eps} X))`. `wt` is `W^T`, `[k, n]`.
 fn divergence(
     beta: BetaLoss,
-    x: &DeviceTensor,
+    x: &Blocks,
     wt: &DeviceTensor,
     h: &DeviceTensor,
 ) -> Result<DeviceTensor> {
-    let wh = wt.matmul_t(h, true, false)?; // [n, d]
     match beta {
-        BetaLoss::Frobenius => x.sub(&wh)?.square()?.sum_all()?.sqrt(),
+        BetaLoss::Frobenius => x
+            .sum_with_cols(wt, |x_b, wt_b| {
+                let wh = wt_b.matmul_t(h, true, false)?; // [n_b, d]
+                x_b.sub(&wh)?.square()?.sum_all()
+            })?
+            .sqrt(),
         BetaLoss::KullbackLeibler => {
-            let xm = x.mul(&x.gt_scalar(EPS)?)?;
-            let log = x
-                .maximum_scalar(EPS)?
-                .div(&wh.maximum_scalar(EPS)?)?
-                .log()?;
+            // sum_{X > eps} X log(X / max(WH, eps)) - sum_{X > eps} X, over the blocks.
+            let terms = x.sum_with_cols(wt, |x_b, wt_b| {
+                let wh = wt_b.matmul_t(h, true, false)?; // [n_b, d]
+                let xm = x_b.mul(&x_b.gt_scalar(EPS)?)?;
+                let log = x_b
+                    .maximum_scalar(EPS)?
+                    .div(&wh.maximum_scalar(EPS)?)?
+                    .log()?;
+                xm.mul(&log)?.sum_all()?.sub(&xm.sum_all()?)
+            })?;
             let k = wt.shape()[0];
             let sum_wh = wt
                 .sum_axis(1, false)?
                 .reshape(&[1, k])?
                 .matmul(&h.sum_axis(1, true)?)?
                 .reshape(&[])?;
-            xm.mul(&log)?
-                .sum_all()?
+            terms
                 .add(&sum_wh)?
-                .sub(&xm.sum_all()?)?
                 .maximum_scalar(0.0)?
                 .mul_scalar(2.0)?
                 .sqrt()

@@ -200,6 +200,27 @@ impl Blocks {
         Ok(acc.expect("at least one block"))
     }
 
+    /// `sum over blocks of f(block, columns of a)` where `a` is `[k, n]` and its columns are
+    /// split as the blocks' rows.
+    pub fn sum_with_cols(
+        &self,
+        a: &DeviceTensor,
+        mut f: impl FnMut(&DeviceTensor, &DeviceTensor) -> Result<DeviceTensor>,
+    ) -> Result<DeviceTensor> {
+        if self.parts.len() == 1 {
+            return f(&self.parts[0], a);
+        }
+        let mut acc: Option<DeviceTensor> = None;
+        for (p, &s) in self.parts.iter().zip(&self.starts) {
+            let v = f(p, &a.narrow(1, s, p.shape()[0])?)?;
+            acc = Some(match acc {
+                Some(t) => t.add(&v)?,
+                None => v,
+            });
+        }
+        Ok(acc.expect("at least one block"))
+    }
+
     /// `a^T x` (`[k, d]`) for `a` `[n, k]`.
     pub fn t_matmul(&self, a: &DeviceTensor) -> Result<DeviceTensor> {
         self.sum_with(a, |x, ab| ab.matmul_t(x, true, false))

@@ -2,8 +2,9 @@
 //! one tensor of the same rows.
 
 use crate::common::*;
+use cinder_autograd::Tensor;
 use cinder_device::Error;
-use cinder_models::classical::{FastIca, KMeans, Pca, ProbabilisticPca, RowBlocks};
+use cinder_models::classical::{BetaLoss, FastIca, KMeans, Nmf, Pca, ProbabilisticPca, RowBlocks};
 
 /// Clustered data, `n` x `d`, with an offset so that centering matters.
 fn data(seed: u64, n: usize, d: usize) -> Vec<f32> {
@@ -118,4 +119,25 @@ fn pipelines_on_blocks_match_one_tensor() {
         FastIca::new(d).with_whiten(false).fit(&blocks).is_err(),
         "no whitening on blocks"
     );
+
+    // NMF, both losses, from the same seeded random start (the data are positive).
+    for loss in [BetaLoss::Frobenius, BetaLoss::KullbackLeibler] {
+        let fit = |x: &dyn Fn(&mut Nmf) -> Tensor| {
+            let mut m = Nmf::new(3)
+                .with_beta_loss(loss)
+                .with_max_iter(30)
+                .with_seed(3);
+            let w = x(&mut m);
+            (
+                read(w),
+                read(m.components().unwrap()),
+                m.reconstruction_err().unwrap(),
+            )
+        };
+        let (w1, h1, e1) = fit(&|m| m.fit_transform(&one).unwrap());
+        let (w2, h2, e2) = fit(&|m| m.fit_transform(&blocks).unwrap());
+        assert_same(&w2, &w1, 1e-4);
+        assert_same(&h2, &h1, 1e-4);
+        assert!((e1 - e2).abs() <= 1e-4 * e1, "{loss:?}: {e1} vs {e2}");
+    }
 }
