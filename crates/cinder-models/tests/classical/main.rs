@@ -3,8 +3,10 @@
 mod common;
 mod gmm;
 mod ica;
+mod isomap;
 mod kmeans;
 mod linear;
+mod lle;
 mod nmf;
 mod pca;
 mod ppca;
