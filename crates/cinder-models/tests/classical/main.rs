@@ -7,6 +7,7 @@ mod isomap;
 mod kmeans;
 mod linear;
 mod lle;
+mod manifold_fmnist;
 mod nmf;
 mod pca;
 mod ppca;
