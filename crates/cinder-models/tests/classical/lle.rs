@@ -48,11 +48,13 @@ fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize, reg: f64) -> (Ve
     (vecs, cols.iter().map(|&c| w[c]).collect())
 }
 
-fn check(n: usize, k: usize, p: usize, seed: u64) {
+fn check(n: usize, k: usize, p: usize, seed: u64, block: usize) {
     let d = 3;
     let x = swiss_roll(seed, n, 0.02);
     let (vecs, evals) = reference(&x, n, d, k, p, 1e-3);
-    let mut lle = LocallyLinearEmbedding::new(k, p).with_seed(seed);
+    let mut lle = LocallyLinearEmbedding::new(k, p)
+        .with_seed(seed)
+        .with_block(block);
     let emb = read(lle.fit_transform(&tensor(&x, &[n, d])).unwrap());
     assert_eq!(emb.len(), n * p);
     let ev = lle.eigenvalues().unwrap();
@@ -78,7 +80,13 @@ fn check(n: usize, k: usize, p: usize, seed: u64) {
 
 #[test]
 fn lle_matches_cpu() {
-    check(80, 8, 2, 11);
+    check(80, 8, 2, 11, 256);
+}
+
+#[test]
+fn lle_blocked_factor_matches_cpu() {
+    // Blocks of 24 rows: 4 blocks, the last one short.
+    check(80, 8, 2, 11, 24);
 }
 
 #[test]
@@ -100,6 +108,7 @@ fn lle_bad_input() {
     assert!(is_invalid(lle(5, 2).with_reg(f32::NAN).fit_transform(&t)));
     assert!(is_invalid(lle(5, 2).with_shift(-1.0).fit_transform(&t)));
     assert!(is_invalid(lle(5, 2).with_max_iter(0).fit_transform(&t)));
+    assert!(is_invalid(lle(5, 2).with_block(0).fit_transform(&t)));
     let mut bad = x.clone();
     bad[4] = f32::INFINITY;
     assert!(is_invalid(lle(5, 2).fit_transform(&tensor(&bad, &[n, 3]))));
