@@ -295,7 +295,11 @@ impl LocallyLinearEmbedding {
         let y = v.matmul(&rot.index_select(1, &cols)?)?;
         let idx_max = y.abs()?.argmax_axis(0, true)?;
         let y = y.mul(&y.gather(0, &idx_max)?.sign()?)?;
-        let ev = a.matmul(&y)?.square()?.sum_axis(0, false)?.to_vec::<f32>()?;
+        let ev = a
+            .matmul(&y)?
+            .square()?
+            .sum_axis(0, false)?
+            .to_vec::<f32>()?;
         let error = ev.iter().sum();
         self.fit = Some(LleFit {
             eigenvalues: ev,
@@ -315,7 +319,9 @@ impl LocallyLinearEmbedding {
     /// scikit-learn's `reconstruction_error_`: the sum of the kept eigenvalues of `M`.
     /// Returns `Err` before a fit.
     pub fn reconstruction_error(&self) -> Result<f32> {
-        Ok(self.fitted("LocallyLinearEmbedding::reconstruction_error")?.error)
+        Ok(self
+            .fitted("LocallyLinearEmbedding::reconstruction_error")?
+            .error)
     }
 
     /// The kept eigenvalues of `M`, `||(I - W) y||^2` for every embedding column, in

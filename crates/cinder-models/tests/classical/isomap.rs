@@ -39,9 +39,7 @@ fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize) -> Reference {
         .map(|i| (0..n).map(|j| h[i * n + j]).sum::<f64>() / n as f64)
         .collect();
     let m = r.iter().sum::<f64>() / n as f64;
-    let kc: Vec<f64> = (0..n * n)
-        .map(|e| h[e] - r[e / n] - r[e % n] + m)
-        .collect();
+    let kc: Vec<f64> = (0..n * n).map(|e| h[e] - r[e / n] - r[e % n] + m).collect();
     let (w, v) = cpu_eig(&kc, n);
     let emb = (0..p)
         .map(|c| {
@@ -105,9 +103,8 @@ fn isomap_bad_input() {
     let n = 20;
     let x = swiss_roll(3, n, 0.02);
     let t = tensor(&x, &[n, 3]);
-    let is_invalid = |r: Result<cinder_autograd::Tensor, Error>| {
-        matches!(r, Err(Error::InvalidArgument { .. }))
-    };
+    let is_invalid =
+        |r: Result<cinder_autograd::Tensor, Error>| matches!(r, Err(Error::InvalidArgument { .. }));
     assert!(Isomap::new(5, 2).reconstruction_error().is_err());
     assert!(Isomap::new(5, 2).dist_matrix().is_err());
     assert!(is_invalid(Isomap::new(0, 2).fit_transform(&t)));
@@ -122,7 +119,11 @@ fn isomap_bad_input() {
     assert!(is_invalid(
         Isomap::new(5, 2).fit_transform(&tensor(&bad, &[n, 3]))
     ));
-    assert!(Isomap::new(5, 2).fit_transform(&tensor(&x, &[3 * n])).is_err());
+    assert!(
+        Isomap::new(5, 2)
+            .fit_transform(&tensor(&x, &[3 * n]))
+            .is_err()
+    );
     // Two far-apart clusters: the 3-NN graph is disconnected.
     let mut two = x.clone();
     for v in two.iter_mut().skip(3 * (n / 2)) {

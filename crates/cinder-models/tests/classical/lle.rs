@@ -6,14 +6,25 @@ use cinder_device::Error;
 use cinder_models::classical::LocallyLinearEmbedding;
 
 /// The bottom eigenvectors `[p][n]` (2nd smallest first) and their eigenvalues.
-fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize, reg: f64) -> (Vec<Vec<f64>>, Vec<f64>) {
+fn reference(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    k: usize,
+    p: usize,
+    reg: f64,
+) -> (Vec<Vec<f64>>, Vec<f64>) {
     let dist = cpu_dists(x, n, d);
     let nb = cpu_knn(&dist, n, k);
     let mut a = vec![0.0f64; n * n];
     for i in 0..n {
         let z: Vec<Vec<f64>> = nb[i]
             .iter()
-            .map(|&j| (0..d).map(|c| x[j * d + c] as f64 - x[i * d + c] as f64).collect())
+            .map(|&j| {
+                (0..d)
+                    .map(|c| x[j * d + c] as f64 - x[i * d + c] as f64)
+                    .collect()
+            })
             .collect();
         let mut g = vec![0.0; k * k];
         for s in 0..k {
@@ -94,9 +105,8 @@ fn lle_bad_input() {
     let n = 20;
     let x = swiss_roll(3, n, 0.02);
     let t = tensor(&x, &[n, 3]);
-    let is_invalid = |r: Result<cinder_autograd::Tensor, Error>| {
-        matches!(r, Err(Error::InvalidArgument { .. }))
-    };
+    let is_invalid =
+        |r: Result<cinder_autograd::Tensor, Error>| matches!(r, Err(Error::InvalidArgument { .. }));
     let lle = LocallyLinearEmbedding::new;
     assert!(lle(5, 2).reconstruction_error().is_err());
     assert!(lle(5, 2).eigenvalues().is_err());
@@ -113,5 +123,7 @@ fn lle_bad_input() {
     bad[4] = f32::INFINITY;
     assert!(is_invalid(lle(5, 2).fit_transform(&tensor(&bad, &[n, 3]))));
     let big = vec![0.5f32; 5793];
-    assert!(is_invalid(lle(5, 2).fit_transform(&tensor(&big, &[5793, 1]))));
+    assert!(is_invalid(
+        lle(5, 2).fit_transform(&tensor(&big, &[5793, 1]))
+    ));
 }
