@@ -2,18 +2,29 @@
 //! all-pairs shortest paths by blocked Floyd-Warshall on the GPU, then classical MDS (kernel
 //! PCA of `-0.5 H D^2 H`) by block subspace iteration.
 
-use super::{check_data, pca::top_eigen, sq_dists};
+use super::{check_data, pca::top_eigen};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
 /// Points at most: one `[n, n]` f32 matrix is one storage binding (128 MiB on lavapipe).
 pub(crate) const MAX_POINTS: usize = 5792;
 
+/// Components of a disconnected neighbour graph that are joined at most (the join holds a
+/// table of every pair of components).
+const MAX_JOINED: usize = 256;
+
 /// Euclidean distances `[n, n]` between the rows of `x` (`[n, d]`), by the expansion
-/// `|a|^2 - 2 a.b + |b|^2` clamped at 0, then a square root.
+/// `|a|^2 - 2 a.b + |b|^2` clamped at 0, then a square root. The Gram matrix is `x x^T`
+/// against a materialized `x^T` (a transpose flag on the right operand is several times
+/// slower on lavapipe).
 pub(crate) fn pairwise_dists(x: &DeviceTensor) -> Result<DeviceTensor> {
+    let n = x.shape()[0];
     let x_sq = x.square()?.sum_axis(1, true)?;
-    sq_dists(x, &x_sq, x)?.sqrt()
+    let g = x.matmul(&x.t()?)?;
+    x_sq.add(&x_sq.reshape(&[1, n])?)?
+        .sub(&g.mul_scalar(2.0)?)?
+        .maximum_scalar(0.0)?
+        .sqrt()
 }
 
 /// Checks the sizes shared by Isomap and LLE: `n <= MAX_POINTS`, `1 <= k < n`,
@@ -81,17 +92,18 @@ struct IsomapFit {
     eigenvalues: DeviceTensor,
     error: f32,
     n_iter: usize,
+    n_graph: usize,
 }
 
 impl Isomap {
     /// `n_neighbors` neighbours, `n_components` dimensions; `max_iter = 1000`,
-    /// `tol = 1e-7`, seed 0. Nothing is checked until [`Isomap::fit_transform`].
+    /// `tol = 1e-6`, seed 0. Nothing is checked until [`Isomap::fit_transform`].
     pub fn new(n_neighbors: usize, n_components: usize) -> Self {
         Isomap {
             n_neighbors,
             n_components,
             max_iter: 1000,
-            tol: 1e-7,
+            tol: 1e-6,
             seed: 0,
             fit: None,
         }
@@ -121,8 +133,12 @@ impl Isomap {
     /// Returns `Err` when `x` is not a finite f32 matrix with at least 2 rows, when
     /// `n_neighbors` or `n_components` is 0 or not below `n`, when `n > 5792` (the `[n, n]`
     /// distance matrix must fit one 128 MiB storage binding), when `max_iter` is 0, or when
-    /// the neighbour graph is not connected (scikit-learn would join the components with
-    /// extra edges; here, raise `n_neighbors`).
+    /// the neighbour graph has more than 256 connected components.
+    ///
+    /// A neighbour graph in several components is joined as scikit-learn 1.9 does
+    /// (`_fix_connected_components`): for every pair of components, an edge between their
+    /// two closest points. That path reads the `[n, n]` distances back once and scans them
+    /// on the host; [`Isomap::n_graph_components`] tells how many components there were.
     pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {
         let x = &x.raw();
         let op = "Isomap::fit_transform";
@@ -135,14 +151,31 @@ impl Isomap {
         let d = pairwise_dists(x)?;
         let (idx, val) = d.knn_select(k, true)?;
         let a = idx.scatter_rows(&val, n, f32::INFINITY, Some(0.0))?;
-        let a = a.minimum(&a.t()?)?;
+        let mut a = a.minimum(&a.t()?)?;
+        // Components of the undirected k-NN graph, on the host from the neighbour lists
+        // (n * k indices read back once).
+        let labels = components(&idx.to_vec::<u32>()?, n, k);
+        let n_graph = labels.iter().map(|&l| l + 1).max().unwrap_or(0);
+        if n_graph > MAX_JOINED {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "the {k}-nearest-neighbour graph has {n_graph} components (at most {MAX_JOINED} are joined); raise n_neighbors"
+                ),
+                x.shape(),
+            ));
+        }
+        if n_graph > 1 {
+            a = a.minimum(&connecting_edges(&d, &labels, n_graph)?)?;
+        }
+        drop(d);
         let geo = a.shortest_paths()?;
         let unreachable = geo.nonfinite_mask()?.sum_all()?.to_scalar()?;
         if unreachable != 0.0 {
             return Err(Error::invalid(
                 op,
                 format!(
-                    "the {k}-nearest-neighbour graph is not connected ({unreachable} unreachable pairs); raise n_neighbors"
+                    "{unreachable} pairs unreachable after joining the graph's components (path lengths over 1e30?)"
                 ),
                 x.shape(),
             ));
@@ -160,6 +193,7 @@ impl Isomap {
             eigenvalues: w,
             error,
             n_iter,
+            n_graph,
         });
         Ok(Tensor::from_raw(emb))
     }
@@ -190,11 +224,93 @@ impl Isomap {
         Ok(Tensor::from_raw(f.eigenvalues.clone()))
     }
 
+    /// Connected components of the k-nearest-neighbour graph before they were joined (1
+    /// when it was connected). Returns `Err` before a fit.
+    pub fn n_graph_components(&self) -> Result<usize> {
+        Ok(self.fitted("Isomap::n_graph_components")?.n_graph)
+    }
+
     /// Subspace iterations the fit ran (0 when the kernel was decomposed directly, for at
     /// most 64 points). Returns `Err` before a fit.
     pub fn n_iter(&self) -> Result<usize> {
         Ok(self.fitted("Isomap::n_iter")?.n_iter)
     }
+}
+
+/// Connected-component labels of the undirected graph whose edges are `i -- nbrs[i * k + t]`,
+/// numbered in the order of their smallest point (scipy's `connected_components` order).
+fn components(nbrs: &[u32], n: usize, k: usize) -> Vec<usize> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        for &j in &nbrs[i * k..(i + 1) * k] {
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j as usize));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut label = vec![usize::MAX; n];
+    let mut next = 0;
+    let mut out = vec![0; n];
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = root(&mut parent, i);
+        if label[r] == usize::MAX {
+            label[r] = next;
+            next += 1;
+        }
+        *o = label[r];
+    }
+    out
+}
+
+/// scikit-learn's `_fix_connected_components` in "distance" mode: for every pair of
+/// components `(a, b)` with `a > b`, the closest pair of points (the first in row-major
+/// order of the points of `a` by those of `b`) joined both ways with their distance.
+/// Returns the `[n, n]` matrix of those edges (`inf` elsewhere). Reads `dist` back.
+fn connecting_edges(dist: &DeviceTensor, labels: &[usize], c: usize) -> Result<DeviceTensor> {
+    let n = labels.len();
+    let dv = dist.to_vec::<f32>()?;
+    let mut best = vec![(f32::INFINITY, 0usize, 0usize); c * c];
+    for p in 0..n {
+        for q in 0..n {
+            let (la, lb) = (labels[p], labels[q]);
+            if la > lb {
+                let e = &mut best[la * c + lb];
+                if dv[p * n + q] < e.0 {
+                    *e = (dv[p * n + q], p, q);
+                }
+            }
+        }
+    }
+    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+    for a in 0..c {
+        for b in 0..a {
+            let (v, p, q) = best[a * c + b];
+            lists[p].push((q as u32, v));
+            lists[q].push((p as u32, v));
+        }
+    }
+    let e = lists.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    // Rows padded with column n, which `scatter_rows` skips.
+    let mut idx = vec![n as u32; n * e];
+    let mut val = vec![f32::INFINITY; n * e];
+    for (i, l) in lists.iter().enumerate() {
+        for (t, &(j, v)) in l.iter().enumerate() {
+            idx[i * e + t] = j;
+            val[i * e + t] = v;
+        }
+    }
+    let dev = dist.device();
+    let idx = DeviceTensor::from_slice(dev, &idx, &[n, e])?;
+    let val = DeviceTensor::from_slice(dev, &val, &[n, e])?;
+    idx.scatter_rows(&val, n, f32::INFINITY, None)
 }
 
 /// `-0.5 H (D * D) H` for a symmetric `D`: the row means of `-0.5 D^2` subtracted from rows

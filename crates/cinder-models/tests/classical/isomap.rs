@@ -6,6 +6,7 @@ use cinder_device::Error;
 use cinder_models::classical::Isomap;
 
 struct Reference {
+    components: usize,
     geo: Vec<f64>,
     /// Embedding columns `[p][n]`, scaled by sqrt(eigenvalue), sign as scikit-learn.
     emb: Vec<Vec<f64>>,
@@ -22,6 +23,40 @@ fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize) -> Reference {
         for &j in &nb[i] {
             g[i * n + j] = dist[i * n + j];
             g[j * n + i] = dist[i * n + j];
+        }
+    }
+    // scikit-learn's _fix_connected_components: components by flood fill, then for every
+    // pair (a > b) the first closest pair of points joined both ways.
+    let mut lab = vec![usize::MAX; n];
+    let mut c = 0;
+    for s in 0..n {
+        if lab[s] != usize::MAX {
+            continue;
+        }
+        let mut stack = vec![s];
+        lab[s] = c;
+        while let Some(i) = stack.pop() {
+            for j in 0..n {
+                if lab[j] == usize::MAX && g[i * n + j].is_finite() {
+                    lab[j] = c;
+                    stack.push(j);
+                }
+            }
+        }
+        c += 1;
+    }
+    for a in 0..c {
+        for b in 0..a {
+            let mut best = (f64::INFINITY, 0, 0);
+            for p in (0..n).filter(|&p| lab[p] == a) {
+                for q in (0..n).filter(|&q| lab[q] == b) {
+                    if dist[p * n + q] < best.0 {
+                        best = (dist[p * n + q], p, q);
+                    }
+                }
+            }
+            g[best.1 * n + best.2] = best.0;
+            g[best.2 * n + best.1] = best.0;
         }
     }
     for m in 0..n {
@@ -55,6 +90,7 @@ fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize) -> Reference {
     let tot: f64 = kc.iter().map(|a| a * a).sum();
     let top: f64 = w[..p].iter().map(|a| a * a).sum();
     Reference {
+        components: c,
         geo: g,
         emb,
         evals: w[..p].to_vec(),
@@ -63,12 +99,18 @@ fn reference(x: &[f32], n: usize, d: usize, k: usize, p: usize) -> Reference {
 }
 
 fn check(n: usize, k: usize, p: usize, seed: u64) {
+    assert_eq!(check_data(&swiss_roll(seed, n, 0.02), n, k, p, seed), 1);
+}
+
+/// Checks the fit against the reference; returns the number of graph components.
+fn check_data(x: &[f32], n: usize, k: usize, p: usize, seed: u64) -> usize {
     let d = 3;
-    let x = swiss_roll(seed, n, 0.02);
+    let x = x.to_vec();
     let want = reference(&x, n, d, k, p);
     let mut iso = Isomap::new(k, p).with_seed(seed);
     let emb = read(iso.fit_transform(&tensor(&x, &[n, d])).unwrap());
     assert_eq!(emb.len(), n * p);
+    assert_eq!(iso.n_graph_components().unwrap(), want.components);
     let geo = read(iso.dist_matrix().unwrap());
     assert_close(&geo, &want.geo, 1e-4, 1e-4);
     let ev = read(iso.eigenvalues().unwrap());
@@ -84,6 +126,7 @@ fn check(n: usize, k: usize, p: usize, seed: u64) {
         "reconstruction error {err}, want {}",
         want.error
     );
+    want.components
 }
 
 #[test]
@@ -99,6 +142,19 @@ fn isomap_subspace_matches_cpu() {
 }
 
 #[test]
+fn isomap_joins_components() {
+    // Two rolls far apart, each cut up by a 3-NN graph: the components are joined by their
+    // closest pairs as scikit-learn does.
+    let n = 50;
+    let mut x = swiss_roll(4, n, 0.02);
+    for v in x.iter_mut().skip(3 * (n / 2)) {
+        *v += 4.0;
+    }
+    let c = check_data(&x, n, 3, 2, 4);
+    assert!(c >= 2, "{c} components");
+}
+
+#[test]
 fn isomap_bad_input() {
     let n = 20;
     let x = swiss_roll(3, n, 0.02);
@@ -107,6 +163,7 @@ fn isomap_bad_input() {
         |r: Result<cinder_autograd::Tensor, Error>| matches!(r, Err(Error::InvalidArgument { .. }));
     assert!(Isomap::new(5, 2).reconstruction_error().is_err());
     assert!(Isomap::new(5, 2).dist_matrix().is_err());
+    assert!(Isomap::new(5, 2).n_graph_components().is_err());
     assert!(is_invalid(Isomap::new(0, 2).fit_transform(&t)));
     assert!(is_invalid(Isomap::new(n, 2).fit_transform(&t)));
     assert!(is_invalid(Isomap::new(5, 0).fit_transform(&t)));
@@ -124,12 +181,11 @@ fn isomap_bad_input() {
             .fit_transform(&tensor(&x, &[3 * n]))
             .is_err()
     );
-    // Two far-apart clusters: the 3-NN graph is disconnected.
-    let mut two = x.clone();
-    for v in two.iter_mut().skip(3 * (n / 2)) {
-        *v += 100.0;
-    }
-    let e = Isomap::new(3, 2).fit_transform(&tensor(&two, &[n, 3]));
+    // 1-NN on 600 points spread on a line in pairs: 300 components, more than are joined.
+    let pairs: Vec<f32> = (0..600)
+        .map(|i| (i / 2) as f32 * 10.0 + (i % 2) as f32)
+        .collect();
+    let e = Isomap::new(1, 2).fit_transform(&tensor(&pairs, &[600, 1]));
     assert!(is_invalid(e));
     // Too many points for one [n, n] binding (the check comes before any n x n work).
     let big = vec![0.5f32; 5793];

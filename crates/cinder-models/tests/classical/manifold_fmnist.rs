@@ -56,9 +56,10 @@ fn manifold_fmnist() {
     println!(
         "{{\"n\": {n}, \"k\": {k}, \"n_components\": {p}, \"isomap_fit_s\": {iso_s:.3}, \
          \"isomap_reconstruction_error\": {iso_err}, \"isomap_eigenvalues\": {iso_ev:?}, \
-         \"isomap_n_iter\": {}, \"lle_fit_s\": {lle_s:.3}, \"lle_reconstruction_error\": {:e}, \
+         \"isomap_n_iter\": {}, \"graph_components\": {}, \"lle_fit_s\": {lle_s:.3}, \"lle_reconstruction_error\": {:e}, \
          \"lle_eigenvalues\": {:?}, \"lle_n_iter\": {}, \"lle_shift\": {:e}}}",
         iso.n_iter().unwrap(),
+        iso.n_graph_components().unwrap(),
         lle.reconstruction_error().unwrap(),
         lle.eigenvalues().unwrap(),
         lle.n_iter().unwrap(),
