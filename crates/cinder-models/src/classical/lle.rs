@@ -4,7 +4,7 @@
 //! inverse subspace iteration finished by a Rayleigh-Ritz step, all on the GPU.
 
 use super::isomap::{check_sizes, pairwise_dists};
-use super::{Stream, check_data};
+use super::{Stream, check_data, check_finite};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
@@ -208,8 +208,8 @@ impl LocallyLinearEmbedding {
     /// `n_neighbors` or `n_components` is 0 or `n_components + 1` or `n_neighbors` is not
     /// below `n`, when `n > 5792` (`M` is one `[n, n]` binding
     /// of at most 128 MiB), when `reg` or `shift` is not finite and positive, when
-    /// `max_iter` is 0, or when `M + shift` cannot be factored even after raising the shift
-    /// a millionfold.
+    /// `max_iter` or `block` is 0, when the barycentre weights come out non-finite, or when
+    /// `M + shift` cannot be factored even after raising the shift a millionfold.
     pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {
         let x = &x.raw();
         let op = "LocallyLinearEmbedding::fit_transform";
@@ -238,9 +238,18 @@ impl LocallyLinearEmbedding {
         let (idx, _) = dist.knn_select(k, true)?;
         drop(dist);
         let w = barycenter_weights(x, &idx, n, k, d, self.reg)?;
+        // A local system that could not be solved in f32 shows up as NaN or inf weights.
+        check_finite(op, &w).map_err(|_| {
+            Error::invalid(
+                op,
+                "the barycentre weights are not finite (raise reg)",
+                x.shape(),
+            )
+        })?;
         // I - W: the weights negated off the diagonal (a point is never its own neighbour).
         let a = idx.scatter_rows(&w.neg()?, n, 0.0, Some(1.0))?;
-        let m = a.matmul_t(&a, true, false)?;
+        // (I - W)^T materialized: a transpose flag on the left operand is slower on lavapipe.
+        let m = a.t()?.matmul(&a)?;
         let mean_diag = m.diagonal()?.mean_all()?.to_scalar()?;
         let eye = DeviceTensor::eye(x.device(), n, n)?;
         let mut shift = self.shift;
