@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """scikit-learn's Isomap and standard LLE on the first N Fashion-MNIST training images.
 
-Data: the first N training images, pixels / 255, as float64, no PCA. (cinder's Isomap and
-LLE pipelines, whose figures this is to be compared with, are not written yet; see the
-`## Isomap and LLE` section of docs/classical.md.) Prints one JSON line: each method's reconstruction error and fit time.
+Data: the first N training images, pixels / 255, as float64, no PCA. Prints one JSON line:
+each method's reconstruction error and fit time. With --cinder, first runs cinder's
+recorded comparison (the ignored `manifold_fmnist` test of cinder-models, release build,
+same N, k and n_components) and adds its JSON line under "cinder", so both are measured
+in the same sitting (see the `## Isomap` and `## Locally linear embedding` sections of
+docs/classical.md).
 
-Run: ~/.cache/torch-ref/bin/python scripts/sklearn_compare/manifold.py [--n 2000] [--k 5]
+Run: ~/.cache/torch-ref/bin/python scripts/sklearn_compare/manifold.py [--n 2000] [--k 10]
+     [--cinder]
 """
 import argparse
 import gzip
 import json
+import os
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -27,15 +34,33 @@ def load(n, path="/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
     return x.reshape(n, rows * cols).astype(np.float64) / 255.0
 
 
+def abs_cos(path, emb):
+    """|cosine| between each column of cinder's embedding (raw f32 [n, p]) and sklearn's."""
+    c = np.fromfile(path, dtype="<f4").astype(np.float64).reshape(emb.shape)
+    return [float(abs(c[:, j] @ emb[:, j]) / (np.linalg.norm(c[:, j]) * np.linalg.norm(emb[:, j])))
+            for j in range(emb.shape[1])]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--components", type=int, default=2)
     ap.add_argument("--reg", type=float, default=1e-3)
+    ap.add_argument("--cinder", action="store_true", help="also run cinder's release runner")
     a = ap.parse_args()
-    x = load(a.n)
     out = {"n": a.n, "k": a.k, "n_components": a.components}
+    if a.cinder:
+        tmp = tempfile.mkdtemp()
+        env = dict(os.environ, MANIFOLD_N=str(a.n), MANIFOLD_K=str(a.k),
+                   MANIFOLD_COMPONENTS=str(a.components), MANIFOLD_OUT=tmp)
+        run = subprocess.run(
+            ["cargo", "test", "--release", "-p", "cinder-models", "--test", "classical",
+             "manifold_fmnist", "--", "--ignored", "--nocapture"],
+            env=env, capture_output=True, text=True, check=True)
+        line = [l for l in run.stdout.splitlines() if l.startswith('{"n"')][-1]
+        out["cinder"] = json.loads(line)
+    x = load(a.n)
     g = kneighbors_graph(x, a.k, mode="distance")
     out["graph_components"] = int(connected_components(g)[0])
 
@@ -44,6 +69,8 @@ def main():
     out["isomap_fit_s"] = time.perf_counter() - t
     out["isomap_reconstruction_error"] = float(iso.reconstruction_error())
     out["isomap_eigenvalues"] = [float(v) for v in iso.kernel_pca_.eigenvalues_]
+    if a.cinder:
+        out["isomap_abs_cos"] = abs_cos(os.path.join(tmp, "isomap.f32"), iso.embedding_)
 
     t = time.perf_counter()
     lle = LocallyLinearEmbedding(
@@ -56,6 +83,8 @@ def main():
     ).fit(x)
     out["lle_fit_s"] = time.perf_counter() - t
     out["lle_reconstruction_error"] = float(lle.reconstruction_error_)
+    if a.cinder:
+        out["lle_abs_cos"] = abs_cos(os.path.join(tmp, "lle.f32"), lle.embedding_)
     print(json.dumps(out))
 
 

@@ -1,5 +1,5 @@
 //! Classical unsupervised learning (and least squares) as GPU pipelines: k-means, Gaussian
-//! mixtures by EM, PCA, probabilistic PCA, FastICA, NMF, linear regression and topic models
+//! mixtures by EM, PCA, probabilistic PCA, FastICA, NMF, Isomap, locally linear embedding, linear regression and topic models
 //! (pLSA, LDA), shaped like scikit-learn (`fit`, `predict`, `transform`, `score`).
 //!
 //! Everything heavy runs on the device through [`DeviceTensor`] ops (matmuls, reductions,
@@ -10,8 +10,10 @@
 
 pub mod gmm;
 pub mod ica;
+pub mod isomap;
 pub mod kmeans;
 pub mod linear;
+pub mod lle;
 pub mod nmf;
 pub mod pca;
 pub mod ppca;
@@ -20,8 +22,10 @@ pub mod topics;
 
 pub use gmm::{CovarianceType, GaussianMixture};
 pub use ica::{FastIca, IcaAlgorithm};
+pub use isomap::Isomap;
 pub use kmeans::KMeans;
 pub use linear::{LinearRegression, Lstsq, lstsq, polynomial_features};
+pub use lle::LocallyLinearEmbedding;
 pub use nmf::{BetaLoss, Nmf, NmfInit};
 pub use pca::Pca;
 pub use ppca::{PpcaMethod, ProbabilisticPca};

@@ -170,3 +170,66 @@ pub fn cpu_solve(a: &[f64], b: &[f64], d: usize, t: usize) -> Vec<f64> {
     }
     x
 }
+
+/// A noisy Swiss roll: `n` points `[n, 3]` (f32, row-major) on a rolled-up sheet, scaled
+/// to about unit size.
+pub fn swiss_roll(seed: u64, n: usize, noise: f32) -> Vec<f32> {
+    let mut r = rng(seed);
+    let u = uniform(&mut r, n, 0.0, 1.0);
+    let h = uniform(&mut r, n, 0.0, 1.0);
+    let e = normal(&mut r, 3 * n);
+    let mut x = Vec::with_capacity(3 * n);
+    for i in 0..n {
+        let t = 1.5 * std::f32::consts::PI * (1.0 + 2.0 * u[i]);
+        x.push(t * t.cos() / 10.0 + noise * e[3 * i]);
+        x.push(2.0 * h[i] + noise * e[3 * i + 1]);
+        x.push(t * t.sin() / 10.0 + noise * e[3 * i + 2]);
+    }
+    x
+}
+
+/// f64 Euclidean distances `[n, n]` between the rows of `x` (`[n, d]`).
+pub fn cpu_dists(x: &[f32], n: usize, d: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let s: f64 = (0..d)
+                .map(|c| {
+                    let t = x[i * d + c] as f64 - x[j * d + c] as f64;
+                    t * t
+                })
+                .sum();
+            out[i * n + j] = s.sqrt();
+        }
+    }
+    out
+}
+
+/// The `k` nearest other points of every row of the distance matrix `dist` (`[n, n]`), in
+/// increasing distance, ties to the lower index.
+pub fn cpu_knn(dist: &[f64], n: usize, k: usize) -> Vec<Vec<usize>> {
+    (0..n)
+        .map(|i| {
+            let mut c: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+            c.sort_by(|&a, &b| {
+                dist[i * n + a]
+                    .partial_cmp(&dist[i * n + b])
+                    .unwrap()
+                    .then(a.cmp(&b))
+            });
+            c.truncate(k);
+            c
+        })
+        .collect()
+}
+
+/// Largest `|cos|` between column `c` of `got` (`[n, p]`, f32) and `want` (`[n]`, f64),
+/// with both normalized: 1 when they agree up to sign.
+pub fn abs_cos(got: &[f32], p: usize, c: usize, want: &[f64]) -> f64 {
+    let n = want.len();
+    let g: Vec<f64> = (0..n).map(|i| got[i * p + c] as f64).collect();
+    let dot: f64 = g.iter().zip(want).map(|(a, b)| a * b).sum();
+    let ng: f64 = g.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let nw: f64 = want.iter().map(|a| a * a).sum::<f64>().sqrt();
+    (dot / (ng * nw)).abs()
+}

@@ -3,8 +3,11 @@
 mod common;
 mod gmm;
 mod ica;
+mod isomap;
 mod kmeans;
 mod linear;
+mod lle;
+mod manifold_fmnist;
 mod nmf;
 mod pca;
 mod ppca;
