@@ -19,6 +19,7 @@ pub mod pca;
 pub mod ppca;
 pub mod rows;
 pub mod topics;
+pub mod tsne;
 
 pub use gmm::{CovarianceType, GaussianMixture};
 pub use ica::{FastIca, IcaAlgorithm};
@@ -31,6 +32,7 @@ pub use pca::Pca;
 pub use ppca::{PpcaMethod, ProbabilisticPca};
 pub use rows::{RowBlocks, Rows};
 pub use topics::{LatentDirichletAllocation, Plsa};
+pub use tsne::{Tsne, TsneCheck, TsneInit, trustworthiness};
 
 use cinder_device::{DType, DeviceTensor, Error, Result};
 
