@@ -122,6 +122,16 @@ fn expected(name: &str) -> Vec<&'static str> {
             v.extend(COMMON);
             &["--k", "--iter", "--vocab", "--method"]
         }
+        "manifold" => {
+            v.extend(COMMON);
+            &[
+                "--method",
+                "--neighbors",
+                "--perplexity",
+                "--tsne-iter",
+                "--pca",
+            ]
+        }
         "device_info" => &["--n"],
         other => panic!("no expected flags for {other}"),
     };

@@ -18,6 +18,8 @@ pub const DEFAULT_EPOCHS: usize = 10;
 
 /// The default of `unsupervised`'s `--limit`.
 pub const UNSUPERVISED_LIMIT: usize = 10_000;
+/// `manifold`'s default `--limit`: the n x n matrices of the exact methods grow fast.
+pub const MANIFOLD_LIMIT: usize = 2_000;
 
 /// What every example that reads a data set takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -411,6 +413,41 @@ pub struct Topics {
     pub method: String,
 }
 
+/// `manifold`: t-SNE, Isomap and LLE embeddings of Fashion-MNIST.
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Manifold {
+    #[command(flatten)]
+    pub common: Common,
+    /// Which embeddings to fit: tsne, isomap, lle or all.
+    #[arg(long, default_value = "all", value_parser = ["tsne", "isomap", "lle", "all"])]
+    pub method: String,
+    /// Neighbours of the Isomap and LLE graphs, and of the t-SNE trustworthiness (at
+    /// least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    pub neighbors: usize,
+    /// t-SNE perplexity (positive, below the number of images).
+    #[arg(long, default_value_t = 30.0, value_parser = positive_f32)]
+    pub perplexity: f32,
+    /// t-SNE gradient-descent iterations (at least 1).
+    #[arg(long = "tsne-iter", default_value_t = 1000, value_parser = at_least_one)]
+    pub tsne_iter: usize,
+    /// PCA dimensions t-SNE runs on (at least 1; Isomap and LLE use the raw pixels).
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    pub pca: usize,
+}
+
+impl Manifold {
+    /// The number of training images: `--limit`, or [`MANIFOLD_LIMIT`].
+    pub fn limit(&self) -> usize {
+        self.common.limit.unwrap_or(MANIFOLD_LIMIT)
+    }
+
+    /// Whether `--method` selects `m`.
+    pub fn runs(&self, m: &str) -> bool {
+        self.method == m || self.method == "all"
+    }
+}
+
 /// `device_info`.
 #[derive(clap::Parser, Debug, Clone)]
 pub struct DeviceInfo {
@@ -420,7 +457,7 @@ pub struct DeviceInfo {
 }
 
 /// Every example, by name.
-pub const EXAMPLES: [&str; 18] = [
+pub const EXAMPLES: [&str; 19] = [
     "mlp_mnist",
     "lenet_mnist",
     "lstm_mnist",
@@ -438,6 +475,7 @@ pub const EXAMPLES: [&str; 18] = [
     "style_transfer",
     "unsupervised",
     "topics",
+    "manifold",
     "device_info",
 ];
 
@@ -524,6 +562,12 @@ pub fn command(name: &str) -> Command {
             "Topic models on the fortunes Debian ships: pLSA by EM and LDA by batch \
              variational Bayes; prints each topic's top words and the held-out perplexity.",
         ),
+        "manifold" => (
+            Manifold::command(),
+            "Manifold learning on Fashion-MNIST: exact t-SNE (after PCA), Isomap and LLE \
+             embeddings as scatter plots coloured by class, with KL divergence, \
+             trustworthiness and reconstruction errors.",
+        ),
         "device_info" => (
             DeviceInfo::command(),
             "Prints the adapter Cinder picked, its limits, and a matmul check with GFLOP/s.",
@@ -571,6 +615,12 @@ pub fn command(name: &str) -> Command {
         "vgg_cifar" | "alexnet_cifar" | "resnet_cifar" => {
             cmd.mut_arg("data", |a| a.help(CIFAR_DATA))
         }
+        "manifold" => cmd.mut_arg("limit", |a| {
+            a.default_value(MANIFOLD_LIMIT.to_string()).help(
+                "Use the first N training images (at least 2; at most 5792 on lavapipe: the \
+                 exact methods hold n x n matrices, each in one 128 MiB binding)",
+            )
+        }),
         "unsupervised" => cmd.mut_arg("limit", |a| {
             a.default_value(UNSUPERVISED_LIMIT.to_string()).help(
                 "Use the first N training images (at least 1; all 60,000 work: the data are \
@@ -674,6 +724,15 @@ fn open_fraction(s: &str) -> Result<f32, String> {
 }
 
 /// Parses a finite number, at least 0 (`--lr`, `--noise`, `--sparsity`).
+/// Parses a finite value above 0 (`manifold --perplexity`).
+fn positive_f32(s: &str) -> Result<f32, String> {
+    let v = non_negative(s)?;
+    if v == 0.0 {
+        return Err("must be above 0".into());
+    }
+    Ok(v)
+}
+
 fn non_negative(s: &str) -> Result<f32, String> {
     let f: f32 = s
         .parse()

@@ -13,3 +13,4 @@ mod pca;
 mod ppca;
 mod rows;
 mod topics;
+mod tsne;
