@@ -437,6 +437,21 @@ impl Device {
             .min(self.inner.limits.max_buffer_size)
     }
 
+    /// The largest `n` whose `n x n` f32 matrix fits one binding ([`Device::max_binding_bytes`]):
+    /// the size limit of methods that hold all pairwise values of `n` points (exact t-SNE,
+    /// Isomap, LLE). 5,792 under lavapipe's 128 MiB.
+    pub fn max_square_side(&self) -> usize {
+        let elems = self.max_binding_bytes() / 4;
+        let mut n = (elems as f64).sqrt() as usize;
+        while (n as u64 + 1) * (n as u64 + 1) <= elems {
+            n += 1;
+        }
+        while n > 0 && (n as u64) * (n as u64) > elems {
+            n -= 1;
+        }
+        n
+    }
+
     /// Bytes held by live tensors and by the pool.
     pub fn memory(&self) -> MemoryStats {
         let p = lock(&self.inner.pool);

@@ -22,5 +22,5 @@ pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use ops::matmul::{BiasAxis, Epilogue, MatmulKernel};
 pub use ops::optim::{AdagradStep, AdamStep, RmspropStep, SgdStep};
 pub use ops::rnn::{RnnForward, RnnGrads, RnnMode};
-pub use ops::tsne::{TSNE_MAX_COMPONENTS, TsneStep, tsne_max_points};
+pub use ops::tsne::{TSNE_MAX_COMPONENTS, TsneStep};
 pub use tensor::{DType, DeviceTensor, Element};

@@ -6,9 +6,8 @@
 //! from global memory, with no workgroup memory or barriers. The only `n x n` matrices are
 //! the squared distances, the conditional probabilities and the joint `P`; each is one
 //! binding, so `n` is limited to the largest square matrix the device binds
-//! ([`tsne_max_points`]: 5,792 under lavapipe's 128 MiB).
+//! ([`crate::Device::max_square_side`]: 5,792 under lavapipe's 128 MiB).
 
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Params, grid_1d};
 use crate::tensor::{DType, DeviceTensor};
@@ -53,20 +52,6 @@ fn params(n: usize, k: usize, steps: u32, with_error: bool, f: [f32; 4]) -> Para
         .f32(f[1])
         .f32(f[2])
         .f32(f[3])
-}
-
-/// The largest `n` whose `n x n` f32 matrix the device can bind in one buffer: the size
-/// past which exact t-SNE cannot run on `device` (5,792 with lavapipe's 128 MiB limit).
-pub fn tsne_max_points(device: &Device) -> usize {
-    let elems = device.max_binding_bytes() / 4;
-    let mut n = (elems as f64).sqrt() as usize;
-    while (n as u64 + 1) * (n as u64 + 1) <= elems {
-        n += 1;
-    }
-    while n > 0 && (n as u64) * (n as u64) > elems {
-        n -= 1;
-    }
-    n
 }
 
 fn expect_matrix(op: &'static str, t: &DeviceTensor, rows: usize, cols: usize) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The exact t-SNE kernels against f64 CPU references of scikit-learn's formulas.
 
 use super::common::*;
-use cinder_device::{DType, DeviceTensor, TsneStep, tsne_max_points};
+use cinder_device::{DType, DeviceTensor, TsneStep};
 
 /// Squared distances of random points (`n` points in `d` dimensions), exactly symmetric.
 fn sq_dists(x: &[f32], n: usize, d: usize) -> Vec<f32> {
@@ -241,7 +241,7 @@ fn tsne_kernels_refuse_bad_shapes() {
     let u = DeviceTensor::uninit(&d, &[4, 2], DType::U32).unwrap();
     assert!(u.tsne_joint(1e-12).is_err());
     // lavapipe binds 128 MiB: a 5792 x 5792 f32 matrix fits, 5793 does not.
-    let m = tsne_max_points(&d);
+    let m = d.max_square_side();
     assert!((m as u64) * (m as u64) * 4 <= d.max_binding_bytes());
     assert!((m as u64 + 1) * (m as u64 + 1) * 4 > d.max_binding_bytes());
 }

@@ -6,9 +6,6 @@ use super::{check_data, pca::top_eigen};
 use cinder_autograd::Tensor;
 use cinder_device::{DeviceTensor, Error, Result};
 
-/// Points at most: one `[n, n]` f32 matrix is one storage binding (128 MiB on lavapipe).
-pub(crate) const MAX_POINTS: usize = 5792;
-
 /// Components of a disconnected neighbour graph that are joined at most (the join holds a
 /// table of every pair of components).
 const MAX_JOINED: usize = 256;
@@ -27,7 +24,8 @@ pub(crate) fn pairwise_dists(x: &DeviceTensor) -> Result<DeviceTensor> {
         .sqrt()
 }
 
-/// Checks the sizes shared by Isomap and LLE: `n <= MAX_POINTS`, `1 <= k < n`,
+/// Checks the sizes shared by Isomap and LLE: `n <= x.device().max_square_side()` (one
+/// `[n, n]` f32 matrix is one storage binding), `1 <= k < n`,
 /// `1 <= p < n`.
 pub(crate) fn check_sizes(
     op: &'static str,
@@ -36,11 +34,13 @@ pub(crate) fn check_sizes(
     k: usize,
     p: usize,
 ) -> Result<()> {
-    if n > MAX_POINTS {
+    let max = x.device().max_square_side();
+    if n > max {
         return Err(Error::invalid(
             op,
             format!(
-                "{n} samples: an [n, n] f32 matrix must fit one 128 MiB storage binding (n <= {MAX_POINTS})"
+                "{n} samples: an [n, n] f32 matrix must fit one storage binding of {} MiB (n <= {max})",
+                x.device().max_binding_bytes() >> 20
             ),
             x.shape(),
         ));
@@ -131,8 +131,9 @@ impl Isomap {
     /// (the largest-magnitude entry of every column positive, scikit-learn's `svd_flip`).
     ///
     /// Returns `Err` when `x` is not a finite f32 matrix with at least 2 rows, when
-    /// `n_neighbors` or `n_components` is 0 or not below `n`, when `n > 5792` (the `[n, n]`
-    /// distance matrix must fit one 128 MiB storage binding), when `max_iter` is 0, or when
+    /// `n_neighbors` or `n_components` is 0 or not below `n`, when `n` passes
+    /// `Device::max_square_side` (the `[n, n]` distance matrix must fit one storage binding:
+    /// 5792 under lavapipe's 128 MiB), when `max_iter` is 0, or when
     /// the neighbour graph has more than 256 connected components.
     ///
     /// A neighbour graph in several components is joined as scikit-learn 1.9 does

@@ -206,8 +206,8 @@ impl LocallyLinearEmbedding {
     ///
     /// Returns `Err` when `x` is not a finite f32 matrix with at least 2 rows, when
     /// `n_neighbors` or `n_components` is 0 or `n_components + 1` or `n_neighbors` is not
-    /// below `n`, when `n > 5792` (`M` is one `[n, n]` binding
-    /// of at most 128 MiB), when `reg` or `shift` is not finite and positive, when
+    /// below `n`, when `n` passes `Device::max_square_side` (`M` is one `[n, n]` binding:
+    /// 5792 under lavapipe's 128 MiB), when `reg` or `shift` is not finite and positive, when
     /// `max_iter` or `block` is 0, when the barycentre weights come out non-finite, or when
     /// `M + shift` cannot be factored even after raising the shift a millionfold.
     pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {

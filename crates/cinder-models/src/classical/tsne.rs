@@ -7,7 +7,7 @@
 //! sums, a column sum, the momentum-and-gains update); nothing is read back except every
 //! 50th iteration, when the KL divergence and the gradient norm come back together (four
 //! floats). Only `P` is held as an `n x n` matrix during the descent, so `n` is limited by the
-//! device's largest binding ([`cinder_device::tsne_max_points`]: 5,792 points under
+//! device's largest binding ([`cinder_device::Device::max_square_side`]: 5,792 points under
 //! lavapipe's 128 MiB).
 
 use super::pca::Pca;
@@ -140,7 +140,7 @@ impl Tsne {
     /// not a finite f32 matrix with at least 2 rows; when `n_components` is not in `1..=4`;
     /// when the perplexity is not positive or not below `n`; when the early exaggeration is
     /// below 1, the learning rate not positive, or `max_iter` is 0; and when `n` passes
-    /// [`cinder_device::tsne_max_points`] (the `n x n` matrices must each fit one binding:
+    /// [`cinder_device::Device::max_square_side`] (the `n x n` matrices must each fit one binding:
     /// 5,792 points under lavapipe's 128 MiB).
     pub fn fit_transform(&mut self, x: &Tensor) -> Result<Tensor> {
         self.fit_transform_with(x, |_| {})
@@ -194,7 +194,7 @@ impl Tsne {
         if self.max_iter == 0 {
             return Err(Error::invalid(op, "max_iter must be at least 1", x.shape()));
         }
-        let limit = cinder_device::tsne_max_points(x.device());
+        let limit = x.device().max_square_side();
         if n > limit {
             return Err(Error::invalid(
                 op,
