@@ -57,11 +57,7 @@ impl Data {
             return parts[0].var_axis(0, false, false)?.mean_all()?.to_scalar();
         }
         let n = self.x.n as f32;
-        let mut sum = parts[0].sum_axis(0, true)?;
-        for p in &parts[1..] {
-            sum = sum.add(&p.sum_axis(0, true)?)?;
-        }
-        let mean = sum.div_scalar(n)?; // [1, d]
+        let mean = self.x.col_mean()?; // [1, d]
         let mut ss = parts[0].sub(&mean)?.square()?.sum_all()?;
         for p in &parts[1..] {
             ss = ss.add(&p.sub(&mean)?.square()?.sum_all()?)?;

@@ -221,7 +221,7 @@ impl Nmf {
                         Some(t) => t.clone(),
                         None => h.matmul_t(&h, false, true)?, // [k, k]
                     };
-                    let num = cols(x, &wt, |b, _| h.matmul(&xts[b]))?; // [k, n] = (X H^T)^T
+                    let num = x.map_cols(&wt, |b, _| h.matmul(&xts[b]))?; // [k, n] = (X H^T)^T
                     let den = hh.matmul(&wt)?; // (W H H^T)^T
                     if !update_h {
                         hht = Some(hh);
@@ -230,7 +230,7 @@ impl Nmf {
                 }
                 BetaLoss::KullbackLeibler => {
                     // (X / WH)^T = X^T / (H^T W^T), [d, n].
-                    let num = cols(x, &wt, |b, wt_b| {
+                    let num = x.map_cols(&wt, |b, wt_b| {
                         let wh_t = h.matmul_t(wt_b, true, false)?;
                         let ratio_t = xts[b].div(&wh_t.maximum_scalar(EPS)?)?;
                         h.matmul(&ratio_t) // [k, n_b]
@@ -249,12 +249,12 @@ impl Nmf {
             if update_h {
                 h = match beta {
                     BetaLoss::Frobenius => {
-                        let num = x.sum_with_cols(&wt, |x_b, wt_b| wt_b.matmul(x_b))?; // W^T X
+                        let num = x.sum_split(&wt, 1, |x_b, wt_b| wt_b.matmul(x_b))?; // W^T X
                         let den = wt.matmul_t(&wt, false, true)?.matmul(&h)?; // W^T W H
                         h.mul(&num.div(&guard(&den)?)?)?
                     }
                     BetaLoss::KullbackLeibler => {
-                        let num = x.sum_with_cols(&wt, |x_b, wt_b| {
+                        let num = x.sum_split(&wt, 1, |x_b, wt_b| {
                             let wh = wt_b.matmul_t(&h, true, false)?; // [n_b, d]
                             let ratio = x_b.div(&wh.maximum_scalar(EPS)?)?;
                             wt_b.matmul(&ratio) // [k, d]
@@ -337,23 +337,6 @@ fn mean_all(x: &Blocks) -> Result<DeviceTensor> {
     s.div_scalar((x.n * x.d) as f32)
 }
 
-/// `f(block index, W^T's columns of the block)` for every block, concatenated along the
-/// columns: a `[k, n]` result from per-block `[k, n_b]` ones.
-fn cols(
-    x: &Blocks,
-    wt: &DeviceTensor,
-    mut f: impl FnMut(usize, &DeviceTensor) -> Result<DeviceTensor>,
-) -> Result<DeviceTensor> {
-    if x.parts.len() == 1 {
-        return f(0, wt);
-    }
-    let mut outs = Vec::with_capacity(x.parts.len());
-    for (b, (p, &s)) in x.parts.iter().zip(&x.starts).enumerate() {
-        outs.push(f(b, &wt.narrow(1, s, p.shape()[0])?)?);
-    }
-    DeviceTensor::concat(&outs.iter().collect::<Vec<_>>(), 1)
-}
-
 /// `t` with zeros replaced by `EPSILON` (scikit-learn's `denominator[denominator == 0]`).
 fn guard(t: &DeviceTensor) -> Result<DeviceTensor> {
     t.add(&t.eq_scalar(0.0)?.mul_scalar(EPS)?)
@@ -370,14 +353,14 @@ fn divergence(
 ) -> Result<DeviceTensor> {
     match beta {
         BetaLoss::Frobenius => x
-            .sum_with_cols(wt, |x_b, wt_b| {
+            .sum_split(wt, 1, |x_b, wt_b| {
                 let wh = wt_b.matmul_t(h, true, false)?; // [n_b, d]
                 x_b.sub(&wh)?.square()?.sum_all()
             })?
             .sqrt(),
         BetaLoss::KullbackLeibler => {
             // sum_{X > eps} X log(X / max(WH, eps)) - sum_{X > eps} X, over the blocks.
-            let terms = x.sum_with_cols(wt, |x_b, wt_b| {
+            let terms = x.sum_split(wt, 1, |x_b, wt_b| {
                 let wh = wt_b.matmul_t(h, true, false)?; // [n_b, d]
                 let xm = x_b.mul(&x_b.gt_scalar(EPS)?)?;
                 let log = x_b

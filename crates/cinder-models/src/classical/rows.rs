@@ -178,11 +178,12 @@ impl Blocks {
         DeviceTensor::concat(&refs, 0)
     }
 
-    /// `sum over blocks of f(block, rows of a)` where `a` is `[n, ...]` and its rows are
-    /// split as the blocks'.
-    pub fn sum_with(
+    /// `sum over blocks of f(block, a's slice of the block)`, where `a`'s `axis` (0: `a` is
+    /// `[n, ...]`; 1: `a` is `[k, n]`) is split as the blocks' rows.
+    pub fn sum_split(
         &self,
         a: &DeviceTensor,
+        axis: isize,
         mut f: impl FnMut(&DeviceTensor, &DeviceTensor) -> Result<DeviceTensor>,
     ) -> Result<DeviceTensor> {
         if self.parts.len() == 1 {
@@ -190,8 +191,7 @@ impl Blocks {
         }
         let mut acc: Option<DeviceTensor> = None;
         for (p, &s) in self.parts.iter().zip(&self.starts) {
-            let ab = a.narrow(0, s, p.shape()[0])?;
-            let v = f(p, &ab)?;
+            let v = f(p, &a.narrow(axis, s, p.shape()[0])?)?;
             acc = Some(match acc {
                 Some(t) => t.add(&v)?,
                 None => v,
@@ -200,30 +200,26 @@ impl Blocks {
         Ok(acc.expect("at least one block"))
     }
 
-    /// `sum over blocks of f(block, columns of a)` where `a` is `[k, n]` and its columns are
-    /// split as the blocks' rows.
-    pub fn sum_with_cols(
+    /// `f(block index, a's columns of the block)` for every block, concatenated along the
+    /// columns: a `[k, n]` result from per-block `[k, n_b]` ones, `a` being `[k, n]`.
+    pub fn map_cols(
         &self,
         a: &DeviceTensor,
-        mut f: impl FnMut(&DeviceTensor, &DeviceTensor) -> Result<DeviceTensor>,
+        mut f: impl FnMut(usize, &DeviceTensor) -> Result<DeviceTensor>,
     ) -> Result<DeviceTensor> {
         if self.parts.len() == 1 {
-            return f(&self.parts[0], a);
+            return f(0, a);
         }
-        let mut acc: Option<DeviceTensor> = None;
-        for (p, &s) in self.parts.iter().zip(&self.starts) {
-            let v = f(p, &a.narrow(1, s, p.shape()[0])?)?;
-            acc = Some(match acc {
-                Some(t) => t.add(&v)?,
-                None => v,
-            });
+        let mut outs = Vec::with_capacity(self.parts.len());
+        for (b, (p, &s)) in self.parts.iter().zip(&self.starts).enumerate() {
+            outs.push(f(b, &a.narrow(1, s, p.shape()[0])?)?);
         }
-        Ok(acc.expect("at least one block"))
+        DeviceTensor::concat(&outs.iter().collect::<Vec<_>>(), 1)
     }
 
     /// `a^T x` (`[k, d]`) for `a` `[n, k]`.
     pub fn t_matmul(&self, a: &DeviceTensor) -> Result<DeviceTensor> {
-        self.sum_with(a, |x, ab| ab.matmul_t(x, true, false))
+        self.sum_split(a, 0, |x, ab| ab.matmul_t(x, true, false))
     }
 
     /// The rows `idx` (u32 `[m]`, global row numbers below `n`), `[m, d]`.
@@ -257,21 +253,22 @@ impl Blocks {
         Ok(acc.expect("at least one block"))
     }
 
+    /// The column means, `[1, d]`: the blocks' column sums added, divided by `n`.
+    pub fn col_mean(&self) -> Result<DeviceTensor> {
+        let mut sum = self.parts[0].sum_axis(0, true)?;
+        for p in &self.parts[1..] {
+            sum = sum.add(&p.sum_axis(0, true)?)?;
+        }
+        sum.div_scalar(self.n as f32)
+    }
+
     /// The mean (`[1, d]`) and the covariance (`[d, d]`, `n - 1` normalization) of the rows,
     /// as [`super::pca::covariance`] on one tensor.
     pub fn covariance(&self) -> Result<(DeviceTensor, DeviceTensor)> {
         if self.parts.len() == 1 {
             return super::pca::covariance(&self.parts[0]);
         }
-        let mut sum: Option<DeviceTensor> = None;
-        for p in &self.parts {
-            let s = p.sum_axis(0, true)?;
-            sum = Some(match sum {
-                Some(t) => t.add(&s)?,
-                None => s,
-            });
-        }
-        let mean = sum.expect("blocks").div_scalar(self.n as f32)?;
+        let mean = self.col_mean()?;
         let mut cov: Option<DeviceTensor> = None;
         for p in &self.parts {
             let xc = p.sub(&mean)?;
