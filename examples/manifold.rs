@@ -68,6 +68,14 @@ fn main() -> anyhow::Result<()> {
     };
 
     if args.runs("tsne") {
+        // Checked before the fit, not after minutes of it: trustworthiness needs
+        // n_neighbors < n / 2 (as scikit-learn's).
+        if args.neighbors as f64 >= n as f64 / 2.0 {
+            anyhow::bail!(
+                "--neighbors {} must be below half the images ({n}) for t-SNE's trustworthiness",
+                args.neighbors
+            );
+        }
         let t = Instant::now();
         let p = args.pca.min(d).min(n);
         let mut pca = Pca::new(p).with_seed(seed);
