@@ -10,10 +10,12 @@ pub mod dataset;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
+pub mod sampler;
 pub mod shift;
 pub mod text;
 pub mod transform;
 
 pub use dataset::Dataset;
 pub use loader::{Batch, DataLoader};
+pub use sampler::DistributedSampler;
 pub use transform::Transform;

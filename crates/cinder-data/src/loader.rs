@@ -11,9 +11,9 @@ use cinder_autograd::Tensor;
 use cinder_device::{Device, Error, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 use crate::dataset::Dataset;
+use crate::sampler::{DistributedSampler, epoch_order};
 use crate::transform::Transform;
 
 /// One batch on the device.
@@ -36,6 +36,7 @@ pub struct DataLoader {
     batch_size: usize,
     shuffle: Option<u64>,
     drop_last: bool,
+    sampler: Option<DistributedSampler>,
     transforms: Arc<Vec<Transform>>,
 }
 
@@ -63,8 +64,35 @@ impl DataLoader {
             batch_size,
             shuffle: None,
             drop_last: false,
+            sampler: None,
             transforms: Arc::new(Vec::new()),
         })
+    }
+
+    /// Reads only this rank's share of each epoch, as `sampler` says (PyTorch's
+    /// `DataLoader(sampler=DistributedSampler(...))`): the sampler's order replaces the
+    /// loader's own ([`DataLoader::shuffle`] then seeds only the transforms, and each rank
+    /// draws its own augmentations). Returns `Err(InvalidArgument)` when the sampler was made
+    /// for another dataset length.
+    pub fn sampler(mut self, sampler: DistributedSampler) -> Result<DataLoader> {
+        if sampler.dataset_len() != self.data.len() {
+            return Err(Error::invalid(
+                "DataLoader::sampler",
+                format!(
+                    "the sampler splits {} examples but the dataset holds {}",
+                    sampler.dataset_len(),
+                    self.data.len()
+                ),
+                &[self.data.len()],
+            ));
+        }
+        self.sampler = Some(sampler);
+        Ok(self)
+    }
+
+    /// The distributed sampler, if one was set.
+    pub fn distributed_sampler(&self) -> Option<&DistributedSampler> {
+        self.sampler.as_ref()
     }
 
     /// Shuffles every epoch from `seed` (and the epoch number).
@@ -92,7 +120,10 @@ impl DataLoader {
 
     /// Batches per epoch.
     pub fn num_batches(&self) -> usize {
-        let n = self.data.len();
+        let n = self
+            .sampler
+            .as_ref()
+            .map_or(self.data.len(), |s| s.num_samples());
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -100,14 +131,12 @@ impl DataLoader {
         }
     }
 
-    /// The example order of `epoch`.
+    /// The example order of `epoch` (with a [`DataLoader::sampler`], this rank's share).
     pub fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.data.len()).collect();
-        if let Some(seed) = self.shuffle {
-            let s = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            idx.shuffle(&mut StdRng::seed_from_u64(s));
+        match &self.sampler {
+            Some(s) => s.indices(epoch),
+            None => epoch_order(self.data.len(), self.shuffle, epoch),
         }
-        idx
     }
 
     /// Iterates over the batches of `epoch`. A thread prepares batches ahead; dropping the
@@ -124,7 +153,11 @@ impl DataLoader {
         let order = self.order(epoch);
         let (data, transforms) = (self.data.clone(), self.transforms.clone());
         let (bs, nb) = (self.batch_size, self.num_batches());
-        let seed = self.shuffle.unwrap_or(0) ^ 0x5DEE_CE66 ^ epoch.rotate_left(32);
+        let rank = self.sampler.map_or(0, |s| s.rank() as u64);
+        let seed = self.shuffle.unwrap_or(0)
+            ^ 0x5DEE_CE66
+            ^ epoch.rotate_left(32)
+            ^ rank.wrapping_mul(0xD1B5_4A32_D192_ED03);
         let handle = std::thread::Builder::new()
             .name(format!("cinder-data-loader-epoch-{epoch}"))
             .spawn(move || {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cinder_data::mnist::{self, Split};
-use cinder_data::{DataLoader, Dataset, Transform, cifar, idx};
+use cinder_data::{DataLoader, Dataset, DistributedSampler, Transform, cifar, idx};
 use cinder_device::{Device, Error};
 
 fn dev() -> Device {
@@ -572,4 +572,130 @@ fn multi_member_gzip_is_read_whole_and_trailing_garbage_is_an_error() {
     std::fs::write(&q, [m0, m1].concat()).unwrap();
     assert_eq!(idx::read(&q).unwrap().data, data);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Every rank's indices for `n` examples over `w` ranks.
+fn shards(n: usize, w: usize, seed: Option<u64>, drop_last: bool, epoch: u64) -> Vec<Vec<usize>> {
+    (0..w)
+        .map(|r| {
+            let s = DistributedSampler::new(n, w, r)
+                .unwrap()
+                .drop_last(drop_last);
+            let s = match seed {
+                Some(seed) => s.shuffle(seed),
+                None => s,
+            };
+            assert_eq!(s.indices(epoch).len(), s.num_samples());
+            s.indices(epoch)
+        })
+        .collect()
+}
+
+#[test]
+fn distributed_sampler_matches_pytorch_without_shuffle() {
+    // torch.utils.data.DistributedSampler(range(n), num_replicas=w, rank=r, shuffle=False,
+    // drop_last=d), PyTorch 2.x.
+    let cases: [(usize, usize, bool, Vec<Vec<usize>>); 8] = [
+        (
+            10,
+            3,
+            false,
+            vec![vec![0, 3, 6, 9], vec![1, 4, 7, 0], vec![2, 5, 8, 1]],
+        ),
+        (
+            10,
+            3,
+            true,
+            vec![vec![0, 3, 6], vec![1, 4, 7], vec![2, 5, 8]],
+        ),
+        (
+            7,
+            4,
+            false,
+            vec![vec![0, 4], vec![1, 5], vec![2, 6], vec![3, 0]],
+        ),
+        (7, 4, true, vec![vec![0], vec![1], vec![2], vec![3]]),
+        (2, 3, false, vec![vec![0], vec![1], vec![0]]),
+        (2, 3, true, vec![vec![], vec![], vec![]]),
+        (8, 2, false, vec![vec![0, 2, 4, 6], vec![1, 3, 5, 7]]),
+        (8, 2, true, vec![vec![0, 2, 4, 6], vec![1, 3, 5, 7]]),
+    ];
+    for (n, w, d, want) in cases {
+        assert_eq!(
+            shards(n, w, None, d, 0),
+            want,
+            "n {n}, {w} ranks, drop_last {d}"
+        );
+    }
+    assert!(DistributedSampler::new(10, 0, 0).is_err());
+    assert!(DistributedSampler::new(10, 2, 2).is_err());
+    assert!(shards(0, 2, Some(1), false, 0).iter().all(|s| s.is_empty()));
+}
+
+#[test]
+fn distributed_shards_are_disjoint_cover_the_data_and_follow_the_seed() {
+    for (n, w) in [(60, 2), (61, 2), (100, 3), (5, 4)] {
+        for epoch in 0..3 {
+            // drop_last: disjoint, all but the n mod w tail of the epoch's order.
+            let s = shards(n, w, Some(9), true, epoch);
+            let mut all: Vec<usize> = s.concat();
+            all.sort();
+            let before = all.len();
+            all.dedup();
+            assert_eq!(all.len(), before, "disjoint: n {n}, {w} ranks");
+            assert_eq!(all.len(), n / w * w);
+            // padded: every example, and only the w - n mod w padded ones twice.
+            let p = shards(n, w, Some(9), false, epoch);
+            let mut all: Vec<usize> = p.concat();
+            assert_eq!(all.len(), n.div_ceil(w) * w);
+            all.sort();
+            all.dedup();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "cover: n {n}, {w} ranks");
+            // Rank r's k-th example is the (k w + r)-th of the one-process order.
+            let one = DataLoader::new(&dev(), Arc::new(tiny(n)), 1)
+                .unwrap()
+                .shuffle(9)
+                .order(epoch);
+            for (r, shard) in s.iter().enumerate() {
+                for (k, &i) in shard.iter().enumerate() {
+                    assert_eq!(i, one[k * w + r]);
+                }
+            }
+        }
+        // Same seed and world size: the same shards; another epoch or seed: others.
+        assert_eq!(
+            shards(n, w, Some(9), true, 1),
+            shards(n, w, Some(9), true, 1)
+        );
+        if n > 10 {
+            assert_ne!(
+                shards(n, w, Some(9), true, 1),
+                shards(n, w, Some(9), true, 2)
+            );
+            assert_ne!(
+                shards(n, w, Some(9), true, 1),
+                shards(n, w, Some(8), true, 1)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_loader_with_a_sampler_reads_its_shard() {
+    let data = Arc::new(tiny(10));
+    let s = DistributedSampler::new(10, 3, 1).unwrap().shuffle(4);
+    let dl = DataLoader::new(&dev(), data.clone(), 2)
+        .unwrap()
+        .shuffle(4)
+        .sampler(s)
+        .unwrap();
+    assert_eq!(dl.num_batches(), 2);
+    let got: Vec<usize> = dl.epoch(3).flat_map(|b| b.unwrap().indices).collect();
+    assert_eq!(got, s.indices(3));
+    let e = DataLoader::new(&dev(), data, 2)
+        .unwrap()
+        .sampler(DistributedSampler::new(11, 3, 1).unwrap())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("11"), "{e}");
 }
