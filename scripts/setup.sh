@@ -3,9 +3,27 @@
 #   - libvulkan1 and mesa-vulkan-drivers (lavapipe, Mesa's software Vulkan driver); on Debian
 #     bookworm they come from bookworm-backports (Mesa 25: 5-6x faster than bookworm's 22.3.6);
 #   - dataset-fashion-mnist (Fashion-MNIST in /usr/share/datasets/fashion-mnist);
-#   - fortunes (the text corpus of char_lm, in /usr/share/games/fortunes).
+#   - fortunes (the text corpus of char_lm, in /usr/share/games/fortunes);
+#   - with --mpi, for the `mpi` feature (data-parallel training, docs/distributed.md):
+#     openmpi-bin and libopenmpi-dev (mpirun, mpicc and the library the `mpi` crate links)
+#     and libclang-dev (the crate's bindgen reads mpi.h with it).
 # When not root it prints the commands instead of running them.
 set -euo pipefail
+
+with_mpi=0
+for arg in "$@"; do
+  case "$arg" in
+    --mpi) with_mpi=1 ;;
+    -h | --help)
+      echo "usage: scripts/setup.sh [--mpi]"
+      exit 0
+      ;;
+    *)
+      echo "scripts/setup.sh: unknown argument $arg (usage: scripts/setup.sh [--mpi])" >&2
+      exit 2
+      ;;
+  esac
+done
 
 run() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -53,6 +71,11 @@ need=()
 [ -n "$(installed_version libvulkan1)" ] || need+=(libvulkan1)
 [ -n "$(installed_version dataset-fashion-mnist)" ] || need+=(dataset-fashion-mnist)
 [ -n "$(installed_version fortunes)" ] || need+=(fortunes)
+if [ "$with_mpi" -eq 1 ]; then
+  for p in openmpi-bin libopenmpi-dev libclang-dev; do
+    [ -n "$(installed_version "$p")" ] || need+=("$p")
+  done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   apt_update
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -68,3 +91,8 @@ fi
 echo "setup: mesa-vulkan-drivers $(installed_version mesa-vulkan-drivers || true)," \
   "dataset-fashion-mnist $(installed_version dataset-fashion-mnist || true)," \
   "fortunes $(installed_version fortunes || true)"
+if [ "$with_mpi" -eq 1 ]; then
+  echo "setup: openmpi-bin $(installed_version openmpi-bin || true)," \
+    "libopenmpi-dev $(installed_version libopenmpi-dev || true)," \
+    "libclang-dev $(installed_version libclang-dev || true)"
+fi

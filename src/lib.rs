@@ -25,6 +25,7 @@
 pub use cinder_autograd as autograd;
 pub use cinder_data as data;
 pub use cinder_device as device;
+pub use cinder_distributed as distributed;
 pub use cinder_models as models;
 pub use cinder_nn as nn;
 

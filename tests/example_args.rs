@@ -27,7 +27,13 @@ fn expected(name: &str) -> Vec<&'static str> {
         "mlp_mnist" | "lenet_mnist" | "lstm_mnist" | "vit_mnist" | "vgg_cifar"
         | "alexnet_cifar" | "resnet_cifar" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));
-            &["--test-limit", "--val-fraction", "--patience", "--resume"]
+            &[
+                "--test-limit",
+                "--val-fraction",
+                "--patience",
+                "--resume",
+                "--distributed",
+            ]
         }
         "char_lm" => {
             v.extend(COMMON.iter().chain(&TRAIN).chain(&OPTIM));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cinder::data::mnist::{self, Split};
-use cinder::data::{DataLoader, Dataset, Transform, cifar};
+use cinder::data::{DataLoader, Dataset, DistributedSampler, Transform, cifar};
 use cinder::device::Device;
 use cinder::models::train::{check_finite_state, evaluate, train_epoch};
 use cinder::nn::checkpoint::{self, take_prefix, with_prefix};
@@ -18,6 +18,7 @@ use cinder::nn::{ModuleT, VarStore};
 use serde_json::json;
 
 use super::cli::Classifier as Args;
+use super::dist::{Dist, Opt};
 use super::picture::{Caption, Grid};
 use super::plot::{Panel, Series, curves};
 use super::{ensure_dir, finish, optimizer, progress, schedule};
@@ -265,7 +266,7 @@ fn resume_from(
         ),
         (Some(stored), _) => stored,
         (None, _) => {
-            println!(
+            say!(
                 "the checkpoint does not record its run's length; using --epochs {}",
                 args.train.epochs()
             );
@@ -276,7 +277,7 @@ fn resume_from(
         Some(h) => serde_json::from_str::<Vec<serde_json::Value>>(h)
             .context("metadata `history` is not a JSON array")?,
         None => {
-            println!(
+            say!(
                 "the checkpoint has no history: metrics.json will list the epochs from {} on",
                 epochs_done + 1
             );
@@ -325,6 +326,13 @@ pub type Extra<'a> =
     dyn Fn(&DataLoader, &Path) -> anyhow::Result<Vec<(&'static str, serde_json::Value)>> + 'a;
 
 /// [`run`] with an [`Extra`] step before the final JSON line.
+///
+/// With `--distributed`, every rank of the MPI job runs it: each trains on its shard of the
+/// training set (a [`DistributedSampler`] seeded by `--seed`, padded as PyTorch's) with
+/// `--batch-size` per rank and gradients averaged after every backward; every rank
+/// evaluates the whole validation and test sets with rank 0's batch-norm statistics, so all
+/// reach the same early-stopping decisions; rank 0 alone prints, shows progress and writes
+/// files. A rank whose run fails prints its error and aborts the whole job.
 #[allow(clippy::too_many_arguments)]
 pub fn run_with(
     name: &str,
@@ -336,8 +344,44 @@ pub fn run_with(
     augment: Vec<Transform>,
     extra: Option<&Extra>,
 ) -> anyhow::Result<()> {
+    if !args.distributed {
+        return train_and_test(name, args, dev, vs, model, data, augment, extra, None);
+    }
+    let dist = Dist::join()?;
+    let comm = dist.comm.clone();
+    cinder::distributed::exit_on_error(comm.as_ref(), || {
+        train_and_test(
+            name,
+            args,
+            dev,
+            vs,
+            model,
+            data,
+            augment,
+            extra,
+            Some(&dist),
+        )
+    });
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_and_test(
+    name: &str,
+    args: &Args,
+    dev: &Device,
+    vs: &VarStore,
+    model: &dyn ModuleT,
+    data: Data,
+    augment: Vec<Transform>,
+    extra: Option<&Extra>,
+    dist: Option<&Dist>,
+) -> anyhow::Result<()> {
+    let root = dist.is_none_or(|d| d.is_root());
     let out = &args.common.out;
-    ensure_dir(out)?;
+    if root {
+        ensure_dir(out)?;
+    }
     let (mean, std) = channel_stats(&data.train);
     let norm = Transform::Normalize {
         mean: mean.clone(),
@@ -345,13 +389,18 @@ pub fn run_with(
     };
     let mut train_tf = augment;
     train_tf.push(norm.clone());
-    let train = DataLoader::new(dev, Arc::new(data.train), args.train.batch_size)?
+    let mut train = DataLoader::new(dev, Arc::new(data.train), args.train.batch_size)?
         .shuffle(args.common.seed)
         .transforms(train_tf);
+    if let Some(d) = dist {
+        let n = train.dataset().len();
+        let s = DistributedSampler::new(n, d.comm.size(), d.comm.rank())?.shuffle(args.common.seed);
+        train = train.sampler(s)?;
+    }
     let eval_bs = 256;
     let val = DataLoader::new(dev, Arc::new(data.val), eval_bs)?.transforms(vec![norm.clone()]);
     let test = DataLoader::new(dev, Arc::new(data.test), eval_bs)?.transforms(vec![norm]);
-    println!(
+    say!(
         "{name}: {} train, {} validation, {} test images; {} parameters; adapter {}",
         train.dataset().len(),
         val.dataset().len(),
@@ -359,6 +408,17 @@ pub fn run_with(
         vs.num_parameters(),
         dev.adapter_info().name
     );
+    if let Some(d) = dist {
+        say!(
+            "data-parallel over {} ranks: {} training images and {} steps per rank and epoch, \
+             batch {} per rank ({} in all)",
+            d.comm.size(),
+            train.order(0).len(),
+            train.num_batches(),
+            args.train.batch_size,
+            args.train.batch_size * d.comm.size()
+        );
+    }
 
     let mut opt = optimizer(&args.optim, args.train.lr, vs)?;
     let best_path = out.join("best.safetensors");
@@ -375,7 +435,7 @@ pub fn run_with(
             .with_context(|| format!("--resume from {}", last_path.display()))?;
         (start, epochs, best_acc, bad, history) =
             (r.epochs_done, r.epochs, r.best_acc, r.bad, r.history);
-        println!(
+        say!(
             "resumed after epoch {start} of {epochs} (best validation accuracy {best_acc:.4}); \
              continuing the stored {} schedule over {} steps, {} done",
             args.optim.schedule,
@@ -384,19 +444,21 @@ pub fn run_with(
         );
     }
 
-    let mut schedule = schedule(&args.optim, opt.as_mut(), epochs * steps, start * steps)?;
+    // Replicated after --resume loaded the state: rank 0's model goes to every rank.
+    let mut opt = Opt::new(opt, dist, vs)?;
+    let mut schedule = schedule(&args.optim, opt.get(), epochs * steps, start * steps)?;
     let mut epochs_run = start;
     if start >= epochs {
-        println!("the run has done its {epochs} epochs: nothing left to train");
+        say!("the run has done its {epochs} epochs: nothing left to train");
     }
     for epoch in start..epochs {
         if patience_spent(args, bad) {
-            println!("early stop: no better validation accuracy for {bad} epochs");
+            say!("early stop: no better validation accuracy for {bad} epochs");
             break;
         }
         let pb = progress(steps, format!("epoch {}/{epochs}", epoch + 1));
         let mut sched_err = None;
-        let t = train_epoch(model, opt.as_mut(), &train, epoch as u64, 20, |o, s| {
+        let t = train_epoch(model, opt.get(), &train, epoch as u64, 20, |o, s| {
             if let Some(sched) = schedule.as_mut()
                 && let Err(e) = sched.step_optimizer(o)
             {
@@ -409,7 +471,17 @@ pub fn run_with(
             }
         });
         pb.finish_and_clear();
-        let t = t.with_context(|| format!("epoch {}: training stopped", epoch + 1))?;
+        let mut t = t.with_context(|| format!("epoch {}: training stopped", epoch + 1))?;
+        if let Some(d) = dist {
+            // One set of training figures: the ranks' sums; rank 0's wall time.
+            let ex = t.examples as f64;
+            let mut sums = [t.loss as f64 * ex, t.accuracy as f64 * ex, ex];
+            d.sum(&mut sums)?;
+            t.loss = (sums[0] / sums[2]) as f32;
+            t.accuracy = (sums[1] / sums[2]) as f32;
+            t.examples = sums[2] as usize;
+        }
+        opt.broadcast_buffers()?;
         if let Some(e) = sched_err {
             return Err(e.into());
         }
@@ -421,7 +493,7 @@ pub fn run_with(
         })?;
         let (v, _) = evaluate(model, &val)?;
         epochs_run = epoch + 1;
-        println!(
+        say!(
             "epoch {:>2}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | {:.1} s, {:.0} img/s",
             epoch + 1,
             t.loss,
@@ -444,7 +516,9 @@ pub fn run_with(
                 ("epoch".to_string(), (epoch + 1).to_string()),
                 ("val_accuracy".to_string(), best_acc.to_string()),
             ]);
-            save_checkpoint(&best_path, &state, &vs.file_dtypes(), &meta, epoch + 1)?;
+            if root {
+                save_checkpoint(&best_path, &state, &vs.file_dtypes(), &meta, epoch + 1)?;
+            }
         } else {
             bad += 1;
         }
@@ -458,29 +532,37 @@ pub fn run_with(
         for (key, _, value) in &settings {
             meta.insert(key.to_string(), value.clone());
         }
-        save_last(&last_path, vs, opt.as_ref(), &meta, epoch + 1)?;
-        save_curves(&curves_path, name, &history)?;
+        if root {
+            save_last(&last_path, vs, opt.get_ref(), &meta, epoch + 1)?;
+            save_curves(&curves_path, name, &history)?;
+        }
         if patience_spent(args, bad) && epoch + 1 < epochs {
-            println!("early stop: no better validation accuracy for {bad} epochs");
+            say!("early stop: no better validation accuracy for {bad} epochs");
             break;
         }
     }
 
-    if !best_path.exists() {
-        anyhow::bail!(
-            "{} is missing: the best model of this run (validation accuracy {best_acc:.4}) \
-             cannot be evaluated",
-            best_path.display()
-        );
+    if root {
+        if !best_path.exists() {
+            anyhow::bail!(
+                "{} is missing: the best model of this run (validation accuracy {best_acc:.4}) \
+                 cannot be evaluated",
+                best_path.display()
+            );
+        }
+        vs.load(&best_path)?;
     }
-    vs.load(&best_path)?;
+    if let Some(d) = dist {
+        // Rank 0's best model to every rank, with no file shared between the machines.
+        cinder::distributed::DistributedDataParallel::new(d.comm.clone(), vs)?;
+    }
     let (ts, preds) = evaluate(model, &test)?;
     let wrong: Vec<usize> = (0..preds.len())
         .filter(|&i| preds[i] != test.dataset().labels()[i] as u32)
         .collect();
     let show: Vec<usize> = wrong.iter().copied().take(64).collect();
     let pic = out.join("misclassified.png");
-    if !show.is_empty() {
+    if !show.is_empty() && root {
         let title = format!(
             "{name}: {} of {} test images misclassified (the first {} shown); under each: \
              true class (green), predicted class (red)",
@@ -490,7 +572,9 @@ pub fn run_with(
         );
         misclassified(&pic, &title, test.dataset(), &show, &preds, &data.classes)?;
     }
-    save_curves(&curves_path, name, &history)?;
+    if root {
+        save_curves(&curves_path, name, &history)?;
+    }
     // The last epoch's training figures, from the history (null when it has none: a
     // checkpoint written before the history was kept).
     let last = history.last().cloned().unwrap_or(serde_json::Value::Null);
@@ -512,12 +596,24 @@ pub fn run_with(
         "classes": data.classes,
         "history": history,
     });
-    if let Some(extra) = extra {
+    if let Some(d) = dist {
+        let s = opt.ddp_stats().unwrap_or_default();
+        metrics["world_size"] = json!(d.comm.size());
+        metrics["batch_size_per_rank"] = json!(args.train.batch_size);
+        metrics["allreduce_seconds"] = json!(s.allreduce_seconds);
+        metrics["gradient_transfer_seconds"] = json!(s.transfer_seconds);
+        metrics["backward_wait_seconds"] = json!(s.wait_seconds);
+        metrics["allreduces"] = json!(s.allreduces);
+        metrics["allreduce_bytes"] = json!(s.bytes);
+    }
+    if let Some(extra) = extra
+        && root
+    {
         for (k, v) in extra(&test, out)? {
             metrics[k] = v;
         }
     }
-    println!(
+    say!(
         "test: loss {:.4}, accuracy {:.4}; misclassified images in {}, curves in {}",
         ts.loss,
         ts.accuracy,

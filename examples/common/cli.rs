@@ -101,6 +101,11 @@ pub struct Classifier {
     /// be left out).
     #[arg(long)]
     pub resume: bool,
+    /// Train data-parallel on every rank of the MPI job that started the example (`mpirun
+    /// -np N ... --distributed`; needs a build with `--features mpi`). --batch-size is per
+    /// rank; rank 0 alone prints, writes and shows progress.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// `char_lm`.

@@ -2,13 +2,24 @@
 //! final JSON line, and checkpoint files.
 #![allow(dead_code)]
 
+/// `println!` on rank 0 only (every line in a single-process run; see [`set_rank_zero_only`]).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if $crate::common::speaks() {
+            println!($($t)*);
+        }
+    };
+}
+
 pub mod classify;
 pub mod cli;
+pub mod dist;
 pub mod generative;
 pub mod picture;
 pub mod plot;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cinder::nn::VarStore;
@@ -18,8 +29,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::Optim;
 
-/// A progress bar over `len` batches with a message slot for loss and throughput.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// In a data-parallel run, silences this process unless it is rank 0: progress bars are
+/// hidden, `say!` prints nothing and [`finish`] neither prints nor writes.
+pub fn set_rank_zero_only(is_root: bool) {
+    QUIET.store(!is_root, Ordering::Relaxed);
+}
+
+/// False on the ranks other than 0 of a data-parallel run (see [`set_rank_zero_only`]).
+pub fn speaks() -> bool {
+    !QUIET.load(Ordering::Relaxed)
+}
+
+/// A progress bar over `len` batches with a message slot for loss and throughput (hidden on
+/// the ranks other than 0 of a data-parallel run).
 pub fn progress(len: usize, prefix: String) -> ProgressBar {
+    if !speaks() {
+        return ProgressBar::hidden();
+    }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
@@ -118,12 +146,16 @@ pub fn schedule(
 
 /// Writes `metrics` to `metrics.json` in `out` (the `--out` directory), then prints it
 /// without the keys in `brief_without` (per-epoch history and the like) as the example's
-/// last stdout line. Returns `Err` when the file cannot be written.
+/// last stdout line. Returns `Err` when the file cannot be written. Does nothing on the ranks
+/// other than 0 of a data-parallel run.
 pub fn finish(
     out: &Path,
     metrics: serde_json::Value,
     brief_without: &[&str],
 ) -> anyhow::Result<()> {
+    if !speaks() {
+        return Ok(());
+    }
     write_json(&out.join("metrics.json"), &metrics)?;
     let mut last = metrics;
     if let Some(o) = last.as_object_mut() {

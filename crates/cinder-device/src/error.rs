@@ -81,6 +81,19 @@ pub enum Error {
         /// kernels' 32-bit element indices.
         limit: u64,
     },
+    /// A collective operation of a data-parallel job failed, or the ranks disagree on what
+    /// they hold (different models, different step counts).
+    #[error("{op} on rank {rank} of {world}: {msg}")]
+    Communication {
+        /// The collective or the check (`allreduce`, `DistributedDataParallel::new`).
+        op: &'static str,
+        /// This process's rank.
+        rank: usize,
+        /// The number of ranks.
+        world: usize,
+        /// What went wrong.
+        msg: String,
+    },
     /// The device ran out of memory.
     #[error("{op}: out of device memory ({bytes} bytes requested)")]
     OutOfMemory {
