@@ -1,7 +1,7 @@
 //! Data-parallel training for Cinder: every rank (process) holds the whole model, reads its
-//! own shard of each batch ([`cinder_data::DistributedSampler`](https://docs.rs) in
-//! `cinder-data`), and after backward the gradients are averaged across ranks so every rank
-//! takes the same optimizer step, as PyTorch's `DistributedDataParallel`.
+//! own shard of each epoch (`cinder_data::DistributedSampler`), and after backward the
+//! gradients are averaged across ranks so that every rank takes the same optimizer step, as
+//! PyTorch's `DistributedDataParallel`.
 //!
 //! - [`Communicator`]: rank, world size and the collectives DDP needs. [`SingleProcess`] is
 //!   the world of one (every collective is the identity); with the `mpi` feature,
