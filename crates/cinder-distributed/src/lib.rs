@@ -5,7 +5,7 @@
 //!
 //! - [`Communicator`]: rank, world size and the collectives DDP needs. [`SingleProcess`] is
 //!   the world of one (every collective is the identity); with the `mpi` feature,
-//!   [`MpiCommunicator`] runs on MPI, so `mpirun -np N program` starts a job on one machine
+//!   `MpiCommunicator` runs on MPI, so `mpirun -np N program` starts a job on one machine
 //!   or many.
 //! - [`DistributedDataParallel`]: broadcasts a [`cinder_nn::VarStore`]'s parameters and
 //!   buffers from rank 0, then averages gradients in buckets (one allreduce per bucket of
